@@ -1,0 +1,28 @@
+/* fileio.h — whole-file reads and atomic whole-file writes, shared by every module.
+ *
+ * Why here: the tokenizer is the bottom layer (it stands alone), so the few file helpers every
+ * layer needs live beside it rather than being written again in model/ and data/. Writes go to a
+ * temporary name in the target's folder and are renamed over the target, so a reader (or a crash)
+ * never sees a half-written file.
+ */
+#ifndef RLHF_FILEIO_H
+#define RLHF_FILEIO_H
+
+#include <stddef.h>
+
+/* Read a whole file into a fresh NUL-terminated buffer (*len excludes the NUL). "-" is stdin.
+ * On failure returns NULL and writes "path: reason" into err. */
+char *fio_read_all(const char *path, size_t *len, char *err, size_t errlen);
+
+/* Atomically replace path with the given bytes. */
+int fio_write_atomic(const char *path, const void *data, size_t len, char *err, size_t errlen);
+
+/* Create a directory and its parents (like mkdir -p). */
+int fio_mkdirs(const char *path, char *err, size_t errlen);
+
+/* Join a folder and a file name into buf; returns buf. */
+char *fio_join(char *buf, size_t buflen, const char *dir, const char *name);
+
+int fio_exists(const char *path);
+
+#endif

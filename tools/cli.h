@@ -1,0 +1,69 @@
+/* cli.h — what every `rlhf` subcommand shares: a declarative option parser that also prints
+ * `--help`, the one-line error convention (prefix "rlhf <cmd>: ", exit status 1), a fast writer
+ * for numbers on standard output, and the progress bar with ETA.
+ * Only tools/ prints or exits; the library returns errors as text. */
+#ifndef RLHF_CLI_H
+#define RLHF_CLI_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+typedef enum { OPT_STR, OPT_INT, OPT_DOUBLE, OPT_FLAG, OPT_MULTI } cli_opt_type;
+
+typedef struct {
+    const char *name;    /* "--in" */
+    cli_opt_type type;
+    void *dst;           /* const char **, long *, double *, int *, or cli_list * */
+    const char *arg;     /* "FILE" (shown in help) */
+    const char *help;
+    int required;
+} cli_opt;
+
+typedef struct {
+    const char **v;
+    size_t n;
+} cli_list;
+
+typedef struct {
+    const char *name;    /* "tokenize" */
+    const char *usage;   /* "--tokenizer DIR [--in FILE]" */
+    const char *summary; /* one line */
+    int (*run)(int argc, char **argv);
+} cli_command;
+
+/* Parse argv[1..] against opts; prints usage for --help and exits 0; on error prints one line and
+ * exits 1. cmd is the full command name ("tokenizer train"). */
+void cli_parse(const char *cmd, const char *summary, int argc, char **argv, const cli_opt *opts);
+
+/* Print "rlhf <cmd>: <message>" to stderr and exit(1). */
+_Noreturn void cli_die(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Buffered writer for standard output. */
+typedef struct {
+    char *buf;
+    size_t n, cap;
+    FILE *f;
+} cli_out;
+
+void cli_out_init(cli_out *o, FILE *f);
+void cli_out_bytes(cli_out *o, const void *p, size_t n);
+void cli_out_int_line(cli_out *o, long long v); /* "<v>\n" */
+int cli_out_close(cli_out *o);                  /* flush; 0 or -1 on write error */
+
+/* Progress bar on stderr: redrawn in place on a terminal (at most 10 times a second), a few plain
+ * lines otherwise. */
+typedef struct {
+    const char *label;
+    double t0, last;
+    int tty;
+    int last_pct;
+} cli_progress;
+
+void cli_progress_start(cli_progress *p, const char *label);
+void cli_progress_update(cli_progress *p, double done, double total, const char *extra);
+void cli_progress_done(cli_progress *p, const char *extra);
+
+double cli_now(void); /* monotonic seconds */
+
+#endif

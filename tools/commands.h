@@ -1,0 +1,9 @@
+/* commands.h — the `rlhf` subcommands (one file each in tools/), listed for the dispatcher. */
+#ifndef RLHF_COMMANDS_H
+#define RLHF_COMMANDS_H
+
+int cmd_tokenize(int argc, char **argv);
+int cmd_detokenize(int argc, char **argv);
+int cmd_tokenizer(int argc, char **argv);
+
+#endif

@@ -1,0 +1,45 @@
+/* rlhf.c — the `rlhf` command: git-style dispatch to one subcommand per file in tools/.
+ * `rlhf help` lists them; `rlhf <cmd> --help` shows one. */
+#include "cli.h"
+#include "commands.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static const cli_command commands[] = {
+    {"tokenize", "--tokenizer DIR [--in FILE]", "text -> GPT-2 BPE token ids, one per line", cmd_tokenize},
+    {"detokenize", "--tokenizer DIR [--in FILE]", "token ids (whitespace-separated) -> text", cmd_detokenize},
+    {"tokenizer", "train|info ...", "train a byte-level BPE on a corpus, or describe one", cmd_tokenizer},
+};
+
+static void help(void)
+{
+    printf("rlhf — the RLHF pipeline for small GPT-2 models, in C\n\nusage: rlhf <command> [options]\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
+        printf("  %-12s %s\n", commands[i].name, commands[i].summary);
+    printf("  %-12s %s\n", "help", "this list; 'rlhf <command> --help' for one command");
+    printf("  %-12s %s\n", "version", "print the version");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2 || strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        if (argc >= 3 && strcmp(argv[1], "help") == 0) {
+            for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
+                if (strcmp(argv[2], commands[i].name) == 0) {
+                    char *hv[] = {argv[2], "--help", NULL};
+                    return commands[i].run(2, hv);
+                }
+        }
+        help();
+        return argc < 2 ? 1 : 0;
+    }
+    if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0) {
+        printf("rlhf %s\n", RLHF_VERSION);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
+        if (strcmp(argv[1], commands[i].name) == 0) return commands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "rlhf: unknown command '%s' (see 'rlhf help')\n", argv[1]);
+    return 1;
+}
