@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <utf8proc.h>
 
 static int fail(char *err, size_t errlen, const char *fmt, ...)
 {
@@ -260,6 +261,14 @@ size_t tok_vocab_size(const tok_tokenizer *t) { return t->n_vocab; }
 size_t tok_merge_count(const tok_tokenizer *t) { return t->n_merges; }
 int32_t tok_eot_id(const tok_tokenizer *t) { return t->eot; }
 
+int tok_merge(const tok_tokenizer *t, size_t r, int32_t *a, int32_t *b)
+{
+    if (r >= t->n_merges) return -1;
+    *a = t->merges[r][0];
+    *b = t->merges[r][1];
+    return 0;
+}
+
 const uint8_t *tok_token_bytes(const tok_tokenizer *t, int32_t id, size_t *len)
 {
     if (id < 0 || (size_t)id >= t->n_vocab) {
@@ -278,27 +287,16 @@ static long symbol_to_bytes(const char *s, size_t n, uint8_t *out, size_t *bad_a
 {
     size_t i = 0, o = 0;
     while (i < n) {
-        uint8_t c = (uint8_t)s[i];
-        uint32_t cp;
-        size_t l;
-        if (c < 0x80) {
-            cp = c;
-            l = 1;
-        } else if ((c & 0xE0) == 0xC0 && i + 1 < n) {
-            cp = ((uint32_t)(c & 0x1F) << 6) | ((uint8_t)s[i + 1] & 0x3F);
-            l = 2;
-        } else {
-            cp = c >= 0xE0 ? 0x10000 : 0xFFFD; /* not a symbol in any case */
-            l = 1;
-        }
-        int b = tok_cp_to_byte(cp);
+        utf8proc_int32_t cp;
+        utf8proc_ssize_t l = utf8proc_iterate((const uint8_t *)s + i, (utf8proc_ssize_t)(n - i), &cp);
+        int b = l > 0 ? tok_cp_to_byte((uint32_t)cp) : -1;
         if (b < 0) {
             *bad_at = i;
-            *bad_cp = cp;
+            *bad_cp = l > 0 ? (uint32_t)cp : 0xFFFD;
             return -1;
         }
         out[o++] = (uint8_t)b;
-        i += l;
+        i += (size_t)l;
     }
     return (long)o;
 }

@@ -68,6 +68,8 @@ void tok_free(tok_tokenizer *t);
 size_t tok_vocab_size(const tok_tokenizer *t);   /* number of ids (max id + 1) */
 size_t tok_merge_count(const tok_tokenizer *t);
 int32_t tok_eot_id(const tok_tokenizer *t);      /* id of <|endoftext|>, or -1 */
+/* Merge number r (0 = first): the ids of its left and right parts. 0, or -1 when r is out of range. */
+int tok_merge(const tok_tokenizer *t, size_t r, int32_t *a, int32_t *b);
 /* Bytes of one token; NULL (and *len = 0) for an id out of range. */
 const uint8_t *tok_token_bytes(const tok_tokenizer *t, int32_t id, size_t *len);
 

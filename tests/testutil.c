@@ -1,0 +1,90 @@
+/* testutil.c — see testutil.h. */
+#include "testutil.h"
+
+#include "fileio.h"
+
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static char pathbuf[8][4096];
+static int pathi;
+
+static char *next_buf(void)
+{
+    pathi = (pathi + 1) % 8;
+    return pathbuf[pathi];
+}
+
+const char *tu_data(const char *rel)
+{
+    char *b = next_buf();
+    snprintf(b, 4096, "%s/%s", RLHF_TEST_DATA, rel);
+    return b;
+}
+
+const char *tu_gpt2(const char *layout)
+{
+    char *b = next_buf();
+    const char *c = getenv("RLHF_CACHE");
+    if (c && *c)
+        snprintf(b, 4096, "%s/gpt2/%s", c, layout);
+    else
+        snprintf(b, 4096, "%s/.cache/rlhf.c/gpt2/%s", getenv("HOME") ? getenv("HOME") : "/root", layout);
+    char f[4200];
+    snprintf(f, sizeof f, "%s/%s", b, strcmp(layout, "openai") == 0 ? "encoder.json" : "vocab.json");
+    cr_assert(fio_exists(f), "GPT-2 vocabulary missing at %s: run tools/get_gpt2_vocab.sh first", b);
+    return b;
+}
+
+const char *tu_tmpdir(const char *tag)
+{
+    char *b = next_buf();
+    static int counter;
+    snprintf(b, 4096, "%s/tmp/%s-%d-%d", RLHF_BUILD_DIR, tag, (int)getpid(), counter++);
+    char cmd[4200];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s' && mkdir -p '%s'", b, b);
+    cr_assert(system(cmd) == 0, "cannot make %s", b);
+    return b;
+}
+
+void tu_write(const char *path, const char *data, size_t len)
+{
+    FILE *f = fopen(path, "wb");
+    cr_assert(f, "cannot write %s", path);
+    cr_assert(fwrite(data, 1, len, f) == len);
+    fclose(f);
+}
+
+static char *slurp(const char *path)
+{
+    char e[256];
+    size_t n;
+    char *s = fio_read_all(path, &n, e, sizeof e);
+    cr_assert(s, "%s", e);
+    return s;
+}
+
+int tu_run(const char *args, const char *in_path, char **out, char **err)
+{
+    const char *d = tu_tmpdir("run");
+    char o[4200], e[4200], cmd[16384];
+    snprintf(o, sizeof o, "%s/out", d);
+    snprintf(e, sizeof e, "%s/err", d);
+    snprintf(cmd, sizeof cmd, "'%s' %s < '%s' > '%s' 2> '%s'", RLHF_BIN, args, in_path ? in_path : "/dev/null", o, e);
+    int st = system(cmd);
+    *out = slurp(o);
+    *err = slurp(e);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+}
+
+size_t tu_lines(const char *s)
+{
+    size_t n = 0;
+    for (; *s; s++) n += *s == '\n';
+    return n;
+}
