@@ -301,14 +301,10 @@ static long symbol_to_bytes(const char *s, size_t n, uint8_t *out, size_t *bad_a
     return (long)o;
 }
 
-static int load_vocab(const char *path, tok_tokenizer **out, char *err, size_t errlen)
+static int load_vocab(const char *path, const char *buf, size_t len, tok_tokenizer **out, char *err, size_t errlen)
 {
-    size_t len;
-    char *buf = fio_read_all(path, &len, err, errlen);
-    if (!buf) return -1;
     json_error_t je;
     json_t *root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &je);
-    free(buf);
     if (!root) return fail(err, errlen, "%s:%d:%d: invalid JSON: %s", path, je.line, je.column, je.text);
     if (!json_is_object(root)) {
         json_decref(root);
@@ -394,11 +390,8 @@ typedef struct {
     size_t mask;
 } merge_seen;
 
-static int load_merges(const char *path, tok_tokenizer *t, char *err, size_t errlen)
+static int load_merges(const char *path, const char *buf, size_t len, tok_tokenizer *t, char *err, size_t errlen)
 {
-    size_t len;
-    char *buf = fio_read_all(path, &len, err, errlen);
-    if (!buf) return -1;
     size_t nlines = 1;
     for (size_t i = 0; i < len; i++) nlines += buf[i] == '\n';
     int32_t(*merges)[2] = malloc(nlines * sizeof *merges);
@@ -478,7 +471,6 @@ static int load_merges(const char *path, tok_tokenizer *t, char *err, size_t err
     }
     if (build_merges(t, (const int32_t(*)[2])merges, nm, err, errlen) == 0) rc = 0;
 done:
-    free(buf);
     free(merges);
     free(seen.key);
     free(seen.line);
@@ -486,17 +478,34 @@ done:
     return rc;
 }
 
-int tok_load_files(const char *vocab_path, const char *merges_path, tok_tokenizer **out, char *err,
-                   size_t errlen)
+int tok_load_mem(const char *vocab, size_t vocab_len, const char *vocab_name, const char *merges,
+                 size_t merges_len, const char *merges_name, tok_tokenizer **out, char *err, size_t errlen)
 {
     tok_tokenizer *t;
-    if (load_vocab(vocab_path, &t, err, errlen)) return -1;
-    if (load_merges(merges_path, t, err, errlen)) {
+    if (load_vocab(vocab_name, vocab, vocab_len, &t, err, errlen)) return -1;
+    if (load_merges(merges_name, merges, merges_len, t, err, errlen)) {
         tok_free(t);
         return -1;
     }
     *out = t;
     return 0;
+}
+
+int tok_load_files(const char *vocab_path, const char *merges_path, tok_tokenizer **out, char *err,
+                   size_t errlen)
+{
+    size_t vl, ml;
+    char *v = fio_read_all(vocab_path, &vl, err, errlen);
+    if (!v) return -1;
+    char *m = fio_read_all(merges_path, &ml, err, errlen);
+    if (!m) {
+        free(v);
+        return -1;
+    }
+    int rc = tok_load_mem(v, vl, vocab_path, m, ml, merges_path, out, err, errlen);
+    free(v);
+    free(m);
+    return rc;
 }
 
 int tok_load(const char *dir, tok_tokenizer **out, char *err, size_t errlen)

@@ -59,6 +59,10 @@ int tok_load(const char *dir, tok_tokenizer **out, char *err, size_t errlen);
 int tok_load_files(const char *vocab_path, const char *merges_path, tok_tokenizer **out, char *err,
                    size_t errlen);
 
+/* Load from memory; the names are only used in error messages. */
+int tok_load_mem(const char *vocab, size_t vocab_len, const char *vocab_name, const char *merges,
+                 size_t merges_len, const char *merges_name, tok_tokenizer **out, char *err, size_t errlen);
+
 /* Write dir/vocab.json and dir/merges.txt (Hugging Face layout; each file written to a temporary
  * name and renamed, so a reader never sees a half-written file). Creates dir if needed. */
 int tok_save(const tok_tokenizer *t, const char *dir, char *err, size_t errlen);

