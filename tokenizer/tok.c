@@ -58,6 +58,7 @@ void tok_bytes_free(tok_bytes *b)
 
 static int bytes_append(tok_bytes *b, const void *p, size_t n)
 {
+    if (n == 0) return 0;
     if (b->n + n > b->cap) {
         size_t cap = b->cap ? b->cap : 256;
         while (cap < b->n + n) cap *= 2;
