@@ -1,0 +1,88 @@
+/* gpt2.h — the GPT-2 transformer: configuration, parameters in one contiguous block, activations
+ * sized once for a (B, T), forward and backward (fp32), per-token log-probabilities.
+ *
+ * Layout (llm.c's idea, with Hugging Face's tensor orientation): all parameters live in one float
+ * block described by one table (gpt2_param_table), so AdamW, clipping, checkpoints and safetensors
+ * I/O are loops over one array. Linear weights are stored [in, out] — the orientation of HF's
+ * Conv1D — so loading and saving need no transposes; every product goes through BLIS with its
+ * thread ways chosen per shape (see model/mm.h).
+ *
+ * Shapes in comments: B batch, T time, C n_embd, NH heads, V vocab, L layers.
+ */
+#ifndef RLHF_GPT2_H
+#define RLHF_GPT2_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define GPT2_ERR_LEN 512
+
+typedef struct {
+    int n_layer, n_head, n_embd, vocab_size, n_positions;
+    float ln_eps; /* 1e-5 */
+} gpt2_config;
+
+/* named configurations: "tiny" (for tests and the demo), "small"... and the GPT-2 family shapes
+ * "gpt2-small" (124M), "gpt2-medium"; returns 0 or -1 for an unknown name. */
+int gpt2_config_named(const char *name, int vocab_size, gpt2_config *out);
+
+enum {
+    GPT2_WTE, GPT2_WPE,                       /* (V,C) (maxT,C) */
+    GPT2_LN1W, GPT2_LN1B,                     /* (L,C) */
+    GPT2_QKVW, GPT2_QKVB,                     /* (L,C,3C) (L,3C) */
+    GPT2_ATTPROJW, GPT2_ATTPROJB,             /* (L,C,C) (L,C) */
+    GPT2_LN2W, GPT2_LN2B,                     /* (L,C) */
+    GPT2_FCW, GPT2_FCB,                       /* (L,C,4C) (L,4C) */
+    GPT2_FCPROJW, GPT2_FCPROJB,               /* (L,4C,C) (L,C) */
+    GPT2_LNFW, GPT2_LNFB,                     /* (C) */
+    GPT2_NUM_TENSORS
+};
+
+typedef struct {
+    const char *name;   /* our name, e.g. "qkvw" */
+    size_t offset;      /* in floats, into the parameter block */
+    size_t numel;
+    int per_layer;      /* 1: numel is L * layer_numel */
+    int ndim;           /* of one layer's tensor (or of the whole tensor) */
+    int shape[2];
+    int decay;          /* AdamW weight decay applies (2-D weights only) */
+} gpt2_tensor;
+
+typedef struct gpt2 gpt2;
+
+int gpt2_create(gpt2 **out, const gpt2_config *cfg, char *err, size_t errlen);
+void gpt2_free(gpt2 *m);
+
+const gpt2_config *gpt2_cfg(const gpt2 *m);
+size_t gpt2_num_params(const gpt2 *m);
+float *gpt2_params(gpt2 *m);              /* the whole parameter block */
+float *gpt2_grads(gpt2 *m);               /* the gradient block, same layout */
+const gpt2_tensor *gpt2_param_table(const gpt2 *m); /* GPT2_NUM_TENSORS entries */
+
+/* threads for this model's matrix products and kernels (<= 0: OpenMP's default) */
+void gpt2_set_threads(gpt2 *m, int n);
+
+/* GPT-2's initialisation: N(0, 0.02), residual projections N(0, 0.02/sqrt(2L)), biases 0, LN 1/0. */
+void gpt2_init_random(gpt2 *m, uint64_t seed);
+
+/* Forward for tokens (B,T), T <= n_positions. Activations are (re)sized on the first call for a
+ * given B*T and reused after; nothing is allocated when B and T stay within that size.
+ * targets (B,T) may be NULL (no log-probs); mask (B,T) may be NULL (all 1).
+ * Fills: hidden (B,T,C) after the final LayerNorm; logits (B,T,V); logp (B,T) = log softmax of the
+ * logits at targets; returns the mean of -logp over masked positions (0 when targets is NULL). */
+int gpt2_forward(gpt2 *m, const int32_t *tokens, const int32_t *targets, const float *mask, int B, int T,
+                 float *loss, char *err, size_t errlen);
+
+const float *gpt2_hidden(const gpt2 *m);  /* (B,T,C) of the last forward */
+const float *gpt2_logits(const gpt2 *m);  /* (B,T,V) */
+const float *gpt2_logp(const gpt2 *m);    /* (B,T) */
+
+void gpt2_zero_grad(gpt2 *m);
+
+/* Backward of the last forward, accumulating into the gradient block. Upstream gradients:
+ * dlogp (B,T): dL/dlogp for each target log-prob (NULL: the mean cross-entropy of forward's loss,
+ * i.e. -mask/sum(mask)); dhidden (B,T,C): extra gradient into the final hidden states (scalar heads;
+ * NULL for none). */
+int gpt2_backward(gpt2 *m, const float *dlogp, const float *dhidden, char *err, size_t errlen);
+
+#endif
