@@ -118,6 +118,9 @@ Test(tok_errors, bad_json)
     expect_error("not-object", "[1, 2]", "a b\n", (const char *[]){"vocab.json:1:1", "JSON object", NULL});
     expect_error("garbage", "{\"a\": 0,\n \"b\": }", "", (const char *[]){"vocab.json:2:", "invalid JSON", NULL});
     expect_error("not-int", "{\"a\": \"x\"}", "", (const char *[]){"vocab.json", "\"a\"", "integer", NULL});
+    /* control characters in a key are escaped, so the message stays one line (found by fuzz_vocab) */
+    expect_error("newline-key", "{\"a\\nb\": \"x\", \"c\": 1}", "", (const char *[]){"vocab.json", "a\\u000ab", NULL});
+    expect_error("cr-key", "{\"\\r\\u0001\": 0}", "", (const char *[]){"vocab.json", "\\u000d\\u0001", NULL});
     free(trunc);
     free(v);
 }

@@ -25,4 +25,9 @@ char *fio_join(char *buf, size_t buflen, const char *dir, const char *name);
 
 int fio_exists(const char *path);
 
+/* The library's error convention in one place: format one line into err and return -1. Control
+ * characters (which could come from a file's bytes, e.g. quoted by a JSON parser) become '?', so a
+ * message is always a single printable line. err may be NULL. */
+int fio_fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 #endif

@@ -6,22 +6,11 @@
 #include <jansson.h>
 #include <limits.h>
 #include <omp.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <utf8proc.h>
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
 
 void tok_ids_free(tok_ids *v)
 {
@@ -138,7 +127,7 @@ static int build_vocab(tok_tokenizer **out, size_t n, const uint8_t *const *tb, 
                        int32_t eot, const char *what, char *err, size_t errlen)
 {
     tok_tokenizer *t = calloc(1, sizeof *t);
-    if (!t) return fail(err, errlen, "%s: out of memory", what);
+    if (!t) return fio_fail(err, errlen, "%s: out of memory", what);
     t->n_vocab = n;
     t->eot = eot;
     size_t total = 0;
@@ -150,7 +139,7 @@ static int build_vocab(tok_tokenizer **out, size_t n, const uint8_t *const *tb, 
     t->vtab = malloc((t->vmask + 1) * sizeof *t->vtab);
     if (!t->bytes || !t->off || !t->rank || !t->vtab) {
         tok_free(t);
-        return fail(err, errlen, "%s: out of memory", what);
+        return fio_fail(err, errlen, "%s: out of memory", what);
     }
     memset(t->vtab, 0xff, (t->vmask + 1) * sizeof *t->vtab);
     size_t o = 0;
@@ -167,12 +156,12 @@ static int build_vocab(tok_tokenizer **out, size_t n, const uint8_t *const *tb, 
         size_t l = tl[i];
         if (l == 0) {
             tok_free(t);
-            return fail(err, errlen, "%s: token id %zu is empty", what, i);
+            return fio_fail(err, errlen, "%s: token id %zu is empty", what, i);
         }
         int32_t other = tok_lookup(t, p, l);
         if (other >= 0) {
             tok_free(t);
-            return fail(err, errlen, "%s: ids %d and %zu spell the same bytes", what, other, i);
+            return fio_fail(err, errlen, "%s: ids %d and %zu spell the same bytes", what, other, i);
         }
         size_t h = (size_t)tok_hash_bytes(p, l) & t->vmask;
         while (t->vtab[h] >= 0) h = (h + 1) & t->vmask;
@@ -183,7 +172,7 @@ static int build_vocab(tok_tokenizer **out, size_t n, const uint8_t *const *tb, 
         t->byte_id[b] = tok_lookup(t, &c, 1);
         if (t->byte_id[b] < 0) {
             tok_free(t);
-            return fail(err, errlen, "%s: no token for byte 0x%02X (symbol U+%04X): not a byte-level vocabulary",
+            return fio_fail(err, errlen, "%s: no token for byte 0x%02X (symbol U+%04X): not a byte-level vocabulary",
                         what, b, tok_byte_to_cp(c));
         }
     }
@@ -195,7 +184,7 @@ static int build_vocab(tok_tokenizer **out, size_t n, const uint8_t *const *tb, 
 static int build_merges(tok_tokenizer *t, const int32_t (*merges)[2], size_t nm, char *err, size_t errlen)
 {
     t->merges = malloc((nm ? nm : 1) * sizeof *t->merges);
-    if (!t->merges) return fail(err, errlen, "out of memory");
+    if (!t->merges) return fio_fail(err, errlen, "out of memory");
     memcpy(t->merges, merges, nm * sizeof *merges);
     t->n_merges = nm;
     uint8_t *buf = NULL;
@@ -208,7 +197,7 @@ static int build_merges(tok_tokenizer *t, const int32_t (*merges)[2], size_t nm,
             uint8_t *nb = realloc(buf, bufcap);
             if (!nb) {
                 free(buf);
-                return fail(err, errlen, "out of memory");
+                return fio_fail(err, errlen, "out of memory");
             }
             buf = nb;
         }
@@ -217,7 +206,7 @@ static int build_merges(tok_tokenizer *t, const int32_t (*merges)[2], size_t nm,
         int32_t z = tok_lookup(t, buf, la + lb);
         if (z < 0) {
             free(buf);
-            return fail(err, errlen, "merge %zu (ids %d %d): result is not in the vocabulary", r, a, b);
+            return fio_fail(err, errlen, "merge %zu (ids %d %d): result is not in the vocabulary", r, a, b);
         }
         if (t->rank[z] < 0) t->rank[z] = (int32_t)r;
     }
@@ -230,7 +219,7 @@ static int build_merges(tok_tokenizer *t, const int32_t (*merges)[2], size_t nm,
     t->pkey = calloc(t->pmask + 1, sizeof *t->pkey);
     t->prank = malloc((t->pmask + 1) * sizeof *t->prank);
     t->pid = malloc((t->pmask + 1) * sizeof *t->pid);
-    if (!t->pkey || !t->prank || !t->pid) return fail(err, errlen, "out of memory");
+    if (!t->pkey || !t->prank || !t->pid) return fio_fail(err, errlen, "out of memory");
     for (size_t z = 0; z < t->n_vocab; z++) {
         if (t->rank[z] < 0) continue;
         const uint8_t *p = t->bytes + t->off[z];
@@ -302,14 +291,33 @@ static long symbol_to_bytes(const char *s, size_t n, uint8_t *out, size_t *bad_a
     return (long)o;
 }
 
+/* A key as it may appear in a one-line message: control characters escaped, long keys cut. */
+static const char *show_key(const char *key, char *buf, size_t n)
+{
+    size_t o = 0;
+    for (const unsigned char *p = (const unsigned char *)key; *p && o + 8 < n; p++) {
+        if (o > 60) {
+            memcpy(buf + o, "...", 3);
+            o += 3;
+            break;
+        }
+        if (*p < 0x20 || *p == 0x7F || *p == '"' || *p == '\\')
+            o += (size_t)snprintf(buf + o, n - o, "\\u%04x", *p);
+        else
+            buf[o++] = (char)*p;
+    }
+    buf[o] = 0;
+    return buf;
+}
+
 static int load_vocab(const char *path, const char *buf, size_t len, tok_tokenizer **out, char *err, size_t errlen)
 {
     json_error_t je;
     json_t *root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &je);
-    if (!root) return fail(err, errlen, "%s:%d:%d: invalid JSON: %s", path, je.line, je.column, je.text);
+    if (!root) return fio_fail(err, errlen, "%s:%d:%d: invalid JSON: %s", path, je.line, je.column, je.text);
     if (!json_is_object(root)) {
         json_decref(root);
-        return fail(err, errlen, "%s:1:1: expected a JSON object mapping tokens to ids", path);
+        return fio_fail(err, errlen, "%s:1:1: expected a JSON object mapping tokens to ids", path);
     }
     size_t n = json_object_size(root);
     const uint8_t **tb = calloc(n ? n : 1, sizeof *tb);
@@ -319,34 +327,35 @@ static int load_vocab(const char *path, const char *buf, size_t len, tok_tokeniz
     size_t total = 0;
     const char *key;
     json_t *val;
+    char kb1[96], kb2[96];
     json_object_foreach(root, key, val) total += strlen(key);
     arena = malloc(total ? total : 1);
     int rc = -1;
     int32_t eot = -1;
     if (!tb || !tl || !names || !arena) {
-        fail(err, errlen, "%s: out of memory", path);
+        fio_fail(err, errlen, "%s: out of memory", path);
         goto done;
     }
     if (n == 0) {
-        fail(err, errlen, "%s: the vocabulary is empty", path);
+        fio_fail(err, errlen, "%s: the vocabulary is empty", path);
         goto done;
     }
     size_t o = 0;
     json_object_foreach(root, key, val)
     {
         if (!json_is_integer(val)) {
-            fail(err, errlen, "%s: token \"%s\": id must be an integer", path, key);
+            fio_fail(err, errlen, "%s: token \"%s\": id must be an integer", path, show_key(key, kb1, sizeof kb1));
             goto done;
         }
         json_int_t id = json_integer_value(val);
         if (id < 0 || (size_t)id >= n) {
-            fail(err, errlen, "%s: token \"%s\": id %lld outside 0..%zu (ids must be 0..N-1 for N tokens)",
-                 path, key, (long long)id, n - 1);
+            fio_fail(err, errlen, "%s: token \"%s\": id %lld outside 0..%zu (ids must be 0..N-1 for N tokens)",
+                 path, show_key(key, kb1, sizeof kb1), (long long)id, n - 1);
             goto done;
         }
         if (names[id]) {
-            fail(err, errlen, "%s: id %lld is given to both \"%s\" and \"%s\"", path, (long long)id,
-                 names[id], key);
+            fio_fail(err, errlen, "%s: id %lld is given to both \"%s\" and \"%s\"", path, (long long)id,
+                 show_key(names[id], kb1, sizeof kb1), show_key(key, kb2, sizeof kb2));
             goto done;
         }
         names[id] = key;
@@ -363,12 +372,12 @@ static int load_vocab(const char *path, const char *buf, size_t len, tok_tokeniz
         uint32_t bad_cp = 0;
         long bl = symbol_to_bytes(key, kl, arena + o, &bad_at, &bad_cp);
         if (bl < 0) {
-            fail(err, errlen, "%s: token \"%s\" (id %lld): character %zu (U+%04X) is not a byte-level symbol",
-                 path, key, (long long)id, bad_at, bad_cp);
+            fio_fail(err, errlen, "%s: token \"%s\" (id %lld): character %zu (U+%04X) is not a byte-level symbol",
+                 path, show_key(key, kb1, sizeof kb1), (long long)id, bad_at, bad_cp);
             goto done;
         }
         if (bl == 0) {
-            fail(err, errlen, "%s: token \"\" (id %lld): empty token", path, (long long)id);
+            fio_fail(err, errlen, "%s: token \"\" (id %lld): empty token", path, (long long)id);
             goto done;
         }
         tb[id] = arena + o;
@@ -404,7 +413,7 @@ static int load_merges(const char *path, const char *buf, size_t len, tok_tokeni
     size_t nm = 0;
     int rc = -1;
     if (!merges || !seen.key || !seen.line || !sym) {
-        fail(err, errlen, "%s: out of memory", path);
+        fio_fail(err, errlen, "%s: out of memory", path);
         goto done;
     }
     size_t pos = 0, lineno = 0;
@@ -423,7 +432,7 @@ static int load_merges(const char *path, const char *buf, size_t len, tok_tokeni
         }
         const char *sp = memchr(s, ' ', sl);
         if (!sp || sp == s || sp == s + sl - 1 || memchr(sp + 1, ' ', (size_t)(s + sl - sp - 1))) {
-            fail(err, errlen, "%s:%zu:1: expected two symbols separated by one space", path, lineno);
+            fio_fail(err, errlen, "%s:%zu:1: expected two symbols separated by one space", path, lineno);
             goto done;
         }
         int32_t ids[2];
@@ -435,13 +444,13 @@ static int load_merges(const char *path, const char *buf, size_t len, tok_tokeni
             long bl = symbol_to_bytes(part[k], plen[k], sym, &bad_at, &bad_cp);
             size_t col = (size_t)(part[k] - s) + 1;
             if (bl < 0) {
-                fail(err, errlen, "%s:%zu:%zu: U+%04X is not a byte-level symbol", path, lineno,
+                fio_fail(err, errlen, "%s:%zu:%zu: U+%04X is not a byte-level symbol", path, lineno,
                      col + bad_at, bad_cp);
                 goto done;
             }
             ids[k] = tok_lookup(t, sym, (size_t)bl);
             if (ids[k] < 0) {
-                fail(err, errlen, "%s:%zu:%zu: unknown symbol '%.*s' (not in the vocabulary)", path,
+                fio_fail(err, errlen, "%s:%zu:%zu: unknown symbol '%.*s' (not in the vocabulary)", path,
                      lineno, col, (int)plen[k], part[k]);
                 goto done;
             }
@@ -451,7 +460,7 @@ static int load_merges(const char *path, const char *buf, size_t len, tok_tokeni
         memcpy(sym, t->bytes + t->off[ids[0]], la);
         memcpy(sym + la, t->bytes + t->off[ids[1]], lb);
         if (tok_lookup(t, sym, la + lb) < 0) {
-            fail(err, errlen, "%s:%zu:1: merge result '%.*s%.*s' is not in the vocabulary", path, lineno,
+            fio_fail(err, errlen, "%s:%zu:1: merge result '%.*s%.*s' is not in the vocabulary", path, lineno,
                  (int)plen[0], part[0], (int)plen[1], part[1]);
             goto done;
         }
@@ -459,7 +468,7 @@ static int load_merges(const char *path, const char *buf, size_t len, tok_tokeni
         size_t h = (size_t)tok_hash_u64(key) & seen.mask;
         while (seen.key[h] && seen.key[h] != key) h = (h + 1) & seen.mask;
         if (seen.key[h] == key) {
-            fail(err, errlen, "%s:%zu:1: duplicate merge '%.*s' (first at line %zu)", path, lineno, (int)sl,
+            fio_fail(err, errlen, "%s:%zu:1: duplicate merge '%.*s' (first at line %zu)", path, lineno, (int)sl,
                  s, seen.line[h]);
             goto done;
         }
@@ -518,8 +527,8 @@ int tok_load(const char *dir, tok_tokenizer **out, char *err, size_t errlen)
     fio_join(v, sizeof v, dir, "encoder.json");
     fio_join(m, sizeof m, dir, "vocab.bpe");
     if (fio_exists(v) || fio_exists(m)) return tok_load_files(v, m, out, err, errlen);
-    if (!fio_exists(dir)) return fail(err, errlen, "%s: no such directory", dir);
-    return fail(err, errlen, "%s: no tokenizer here (expected vocab.json + merges.txt or encoder.json + vocab.bpe)",
+    if (!fio_exists(dir)) return fio_fail(err, errlen, "%s: no such directory", dir);
+    return fio_fail(err, errlen, "%s: no tokenizer here (expected vocab.json + merges.txt or encoder.json + vocab.bpe)",
                 dir);
 }
 
@@ -550,7 +559,7 @@ int tok_save(const tok_tokenizer *t, const char *dir, char *err, size_t errlen)
     tok_bytes sb = {0};
     json_t *root = json_object();
     int rc = -1;
-    if (!root) return fail(err, errlen, "%s: out of memory", dir);
+    if (!root) return fio_fail(err, errlen, "%s: out of memory", dir);
     for (size_t i = 0; i < t->n_vocab; i++) {
         sb.n = 0;
         const uint8_t *p = t->bytes + t->off[i];
@@ -558,13 +567,13 @@ int tok_save(const tok_tokenizer *t, const char *dir, char *err, size_t errlen)
         int e = (int32_t)i == t->eot ? bytes_append(&sb, p, l) : spell(&sb, p, l);
         uint8_t z = 0;
         if (e || bytes_append(&sb, &z, 1) || json_object_set_new(root, (char *)sb.data, json_integer((json_int_t)i))) {
-            fail(err, errlen, "%s: out of memory", dir);
+            fio_fail(err, errlen, "%s: out of memory", dir);
             goto done;
         }
     }
     char *js = json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER);
     if (!js) {
-        fail(err, errlen, "%s: cannot serialise vocab.json", dir);
+        fio_fail(err, errlen, "%s: cannot serialise vocab.json", dir);
         goto done;
     }
     int w = fio_write_atomic(fio_join(path, sizeof path, dir, "vocab.json"), js, strlen(js), err, errlen);
@@ -583,7 +592,7 @@ int tok_save(const tok_tokenizer *t, const char *dir, char *err, size_t errlen)
     rc = 0;
     goto done;
 oom:
-    fail(err, errlen, "%s: out of memory", dir);
+    fio_fail(err, errlen, "%s: out of memory", dir);
 done:
     tok_bytes_free(&sb);
     json_decref(root);
@@ -936,9 +945,9 @@ int tok_decode(const tok_tokenizer *t, const int32_t *ids, size_t n, tok_bytes *
     for (size_t i = 0; i < n; i++) {
         int32_t id = ids[i];
         if (id < 0 || (size_t)id >= t->n_vocab)
-            return fail(err, errlen, "token %zu: id %d is outside the vocabulary (0..%zu)", i, id, t->n_vocab - 1);
+            return fio_fail(err, errlen, "token %zu: id %d is outside the vocabulary (0..%zu)", i, id, t->n_vocab - 1);
         if (bytes_append(out, t->bytes + t->off[id], t->off[id + 1] - t->off[id]))
-            return fail(err, errlen, "out of memory");
+            return fio_fail(err, errlen, "out of memory");
     }
     return 0;
 }

@@ -9,10 +9,10 @@
  * Ids: 0..255 are the bytes in GPT-2's order, then one id per new token in merge order, then
  * <|endoftext|> last — the layout of GPT-2's own vocab.json.
  */
+#include "fileio.h"
 #include "tok_internal.h"
 
 #include <omp.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,14 +26,6 @@ tok_train_opts tok_train_defaults(void)
     return o;
 }
 
-static int tfail(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return -1;
-}
 
 /* ---- word counting ----------------------------------------------------------------------------- */
 
@@ -307,12 +299,12 @@ static void pair_add_word(pairs *P, pstat *s, int32_t w)
 int tok_train(const char *const *texts, const size_t *lens, size_t ntexts, const tok_train_opts *o,
               tok_tokenizer **out, char *err, size_t errlen)
 {
-    if (o->vocab_size < 257) return tfail(err, errlen, "vocab size %zu is too small (at least 257: 256 bytes + <|endoftext|>)", o->vocab_size);
-    if (o->vocab_size > (1u << 24)) return tfail(err, errlen, "vocab size %zu is too large", o->vocab_size);
+    if (o->vocab_size < 257) return fio_fail(err, errlen, "vocab size %zu is too small (at least 257: 256 bytes + <|endoftext|>)", o->vocab_size);
+    if (o->vocab_size > (1u << 24)) return fio_fail(err, errlen, "vocab size %zu is too large", o->vocab_size);
     int nt = o->nthreads > 0 ? o->nthreads : omp_get_max_threads();
     size_t nspans;
     span *sp = make_spans(texts, lens, ntexts, &nspans);
-    if (!sp) return tfail(err, errlen, "out of memory");
+    if (!sp) return fio_fail(err, errlen, "out of memory");
     size_t total_bytes = 0;
     for (size_t i = 0; i < ntexts; i++) total_bytes += lens[i];
 
@@ -354,7 +346,7 @@ int tok_train(const char *const *texts, const size_t *lens, size_t ntexts, const
     if (bad) {
         if (maps) wmap_free(&maps[0]);
         free(maps);
-        return tfail(err, errlen, "out of memory while counting words");
+        return fio_fail(err, errlen, "out of memory while counting words");
     }
     wmap words = maps[0];
     free(maps);
@@ -365,7 +357,7 @@ int tok_train(const char *const *texts, const size_t *lens, size_t ntexts, const
     size_t total_syms = 0;
     if (!wl) {
         wmap_free(&words);
-        return tfail(err, errlen, "out of memory");
+        return fio_fail(err, errlen, "out of memory");
     }
     for (size_t i = 0, k = 0; i <= words.mask; i++)
         if (words.slots[i].h) {
@@ -378,7 +370,7 @@ int tok_train(const char *const *texts, const size_t *lens, size_t ntexts, const
         if (!tmp) {
             free(wl);
             wmap_free(&words);
-            return tfail(err, errlen, "out of memory");
+            return fio_fail(err, errlen, "out of memory");
         }
         for (size_t width = 1; width < nw; width *= 2) {
             for (size_t lo = 0; lo < nw; lo += 2 * width) {
@@ -417,7 +409,7 @@ int tok_train(const char *const *texts, const size_t *lens, size_t ntexts, const
     size_t ntouched = 0, ctouched = 0;
     if (!tb || !tl || !merges || !syms || !wstart || !wlen || !wc || !wstamp || !P.keys || !P.idx ||
         wmap_init(&tokmap, 1 << 16)) {
-        tfail(err, errlen, "out of memory");
+        fio_fail(err, errlen, "out of memory");
         goto done;
     }
     size_t ntok = 256;
@@ -425,7 +417,7 @@ int tok_train(const char *const *texts, const size_t *lens, size_t ntexts, const
         int r = tok_byte_rank((uint8_t)b);
         tb[r] = malloc(1);
         if (!tb[r]) {
-            tfail(err, errlen, "out of memory");
+            fio_fail(err, errlen, "out of memory");
             goto done;
         }
         tb[r][0] = (uint8_t)b;
@@ -446,7 +438,7 @@ int tok_train(const char *const *texts, const size_t *lens, size_t ntexts, const
     }
     wbuf = malloc(maxwlen * sizeof *wbuf);
     if (!wbuf) {
-        tfail(err, errlen, "out of memory");
+        fio_fail(err, errlen, "out of memory");
         goto done;
     }
     /* 2. initial pair counts */
@@ -462,7 +454,7 @@ int tok_train(const char *const *texts, const size_t *lens, size_t ntexts, const
     for (size_t p = 0; p < P.nps; p++)
         if (P.ps[p].count >= (int64_t)o->min_frequency) hpush(&P, (hentry){P.ps[p].count, P.ps[p].a, P.ps[p].b});
     if (P.oom) {
-        tfail(err, errlen, "out of memory while counting pairs");
+        fio_fail(err, errlen, "out of memory while counting pairs");
         goto done;
     }
 
@@ -483,7 +475,7 @@ int tok_train(const char *const *texts, const size_t *lens, size_t ntexts, const
         size_t la = tl[a], lb = tl[b];
         uint8_t *nb = malloc(la + lb);
         if (!nb) {
-            tfail(err, errlen, "out of memory");
+            fio_fail(err, errlen, "out of memory");
             goto done;
         }
         memcpy(nb, tb[a], la);
@@ -578,7 +570,7 @@ int tok_train(const char *const *texts, const size_t *lens, size_t ntexts, const
                 hpush(&P, (hentry){t->count, t->a, t->b});
         }
         if (P.oom || tokmap.oom) {
-            tfail(err, errlen, "out of memory while merging");
+            fio_fail(err, errlen, "out of memory while merging");
             goto done;
         }
         if (o->progress && (ntok % 64 == 0 || ntok == target))
@@ -589,7 +581,7 @@ int tok_train(const char *const *texts, const size_t *lens, size_t ntexts, const
         static const char eot[] = TOK_EOT_TEXT;
         tb[ntok] = malloc(sizeof eot - 1);
         if (!tb[ntok]) {
-            tfail(err, errlen, "out of memory");
+            fio_fail(err, errlen, "out of memory");
             goto done;
         }
         memcpy(tb[ntok], eot, sizeof eot - 1);
