@@ -4,6 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ ! -f build/build.ninja ]; then
-  meson setup build --buildtype=release -Dwerror=true "$@" >/dev/null
+  log=$(mktemp)
+  meson setup build --buildtype=release -Dwerror=true "$@" >"$log" 2>&1 || { cat "$log"; rm -f "$log"; exit 1; }
+  rm -f "$log"
 fi
-ninja -C build >/dev/null
+log=$(mktemp)
+ninja -C build >"$log" 2>&1 || { cat "$log"; rm -f "$log"; exit 1; }
+rm -f "$log"

@@ -11,9 +11,12 @@ bash tools/get_gpt2_vocab.sh >/dev/null          # GPT-2's real vocabulary, from
 # 1. sanitizers: the whole suite with ASan + UBSan (debug build, warnings are errors)
 if [ ! -f build-asan/build.ninja ]; then
   meson setup build-asan --buildtype=debug -Dwerror=true -Dnative=false \
-    -Db_sanitize=address,undefined -Db_lundef=false >/dev/null
+    -Db_sanitize=address,undefined -Db_lundef=false >"${TMPDIR:-/tmp}/rlhf-setup-asan.log" 2>&1 ||
+    { cat "${TMPDIR:-/tmp}/rlhf-setup-asan.log"; exit 1; }
 fi
-ninja -C build-asan >/dev/null
+log=$(mktemp)
+ninja -C build-asan >"$log" 2>&1 || { cat "$log"; exit 1; }
+rm -f "$log"
 echo "== tests under ASan+UBSan"
 if ! ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
   build-asan/tests/rlhf_tests --jobs 2 >build-asan/tests.log 2>&1; then
