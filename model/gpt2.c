@@ -157,9 +157,11 @@ void gpt2_free(gpt2 *m)
 const gpt2_config *gpt2_cfg(const gpt2 *m) { return &m->cfg; }
 size_t gpt2_num_params(const gpt2 *m) { return m->nparams; }
 float *gpt2_params(gpt2 *m) { return m->params; }
+const float *gpt2_params_const(const gpt2 *m) { return m->params; }
 float *gpt2_grads(gpt2 *m) { return m->grads; }
 const gpt2_tensor *gpt2_param_table(const gpt2 *m) { return m->table; }
 void gpt2_set_threads(gpt2 *m, int n) { m->nthreads = n > 0 ? n : omp_get_max_threads(); }
+int gpt2_threads(const gpt2 *m) { return m->nthreads; }
 const float *gpt2_hidden(const gpt2 *m) { return m->a.lnf; }
 const float *gpt2_logits(const gpt2 *m) { return m->a.logits; }
 const float *gpt2_logp(const gpt2 *m) { return m->a.logp; }
@@ -198,6 +200,20 @@ void gpt2_init_random(gpt2 *m, uint64_t seed)
 }
 
 void gpt2_zero_grad(gpt2 *m) { memset(m->grads, 0, m->nparams * sizeof(float)); }
+
+void gpt2_adamw_ranges(const gpt2 *m, adamw_range out[GPT2_NUM_TENSORS])
+{
+    for (int i = 0; i < GPT2_NUM_TENSORS; i++)
+        out[i] = (adamw_range){m->table[i].offset, m->table[i].numel, m->table[i].decay};
+}
+
+double gpt2_flops_forward(const gpt2_config *c, int B, int T)
+{
+    const double N = (double)B * T, C = c->n_embd, L = c->n_layer, V = c->vocab_size;
+    double mm = 2.0 * N * (C * 3 * C + C * C + C * 4 * C + 4 * C * C) * L + 2.0 * N * C * V;
+    double att = 2.0 * 2.0 * B * (double)T * (T + 1) / 2.0 * C * L; /* QK^T and AV over the causal half */
+    return mm + att;
+}
 
 static int ensure_acts(gpt2 *m, int B, int T)
 {

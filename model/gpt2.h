@@ -15,6 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "adamw.h"
+
 #define GPT2_ERR_LEN 512
 
 typedef struct {
@@ -56,11 +58,13 @@ void gpt2_free(gpt2 *m);
 const gpt2_config *gpt2_cfg(const gpt2 *m);
 size_t gpt2_num_params(const gpt2 *m);
 float *gpt2_params(gpt2 *m);              /* the whole parameter block */
+const float *gpt2_params_const(const gpt2 *m);
 float *gpt2_grads(gpt2 *m);               /* the gradient block, same layout */
 const gpt2_tensor *gpt2_param_table(const gpt2 *m); /* GPT2_NUM_TENSORS entries */
 
 /* threads for this model's matrix products and kernels (<= 0: OpenMP's default) */
 void gpt2_set_threads(gpt2 *m, int n);
+int gpt2_threads(const gpt2 *m);
 
 /* GPT-2's initialisation: N(0, 0.02), residual projections N(0, 0.02/sqrt(2L)), biases 0, LN 1/0. */
 void gpt2_init_random(gpt2 *m, uint64_t seed);
@@ -78,6 +82,13 @@ const float *gpt2_logits(const gpt2 *m);  /* (B,T,V) */
 const float *gpt2_logp(const gpt2 *m);    /* (B,T) */
 
 void gpt2_zero_grad(gpt2 *m);
+
+/* AdamW ranges: one per tensor, decaying the 2-D weights (wte, wpe and the linear weights). */
+void gpt2_adamw_ranges(const gpt2 *m, adamw_range out[GPT2_NUM_TENSORS]);
+
+/* Floating-point operations of one forward (or backward = 2x) at B, T: the matrix products and
+ * attention, for throughput reports. */
+double gpt2_flops_forward(const gpt2_config *c, int B, int T);
 
 /* Backward of the last forward, accumulating into the gradient block. Upstream gradients:
  * dlogp (B,T): dL/dlogp for each target log-prob (NULL: the mean cross-entropy of forward's loss,

@@ -5,5 +5,8 @@
 int cmd_tokenize(int argc, char **argv);
 int cmd_detokenize(int argc, char **argv);
 int cmd_tokenizer(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
+int cmd_sample(int argc, char **argv);
+int cmd_logprobs(int argc, char **argv);
 
 #endif

@@ -16,7 +16,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 SECONDS_PER_TARGET="${1:-${FUZZ_SECONDS:-30}}"
 shift || true
 TARGETS=("$@")
-((${#TARGETS[@]})) || TARGETS=(fuzz_encode fuzz_vocab fuzz_merges)
+((${#TARGETS[@]})) || TARGETS=(fuzz_encode fuzz_vocab fuzz_merges fuzz_safetensors)
 BUILD="${FUZZ_BUILD_DIR:-$ROOT/build-fuzz}"
 ARTIFACTS="${FUZZ_ARTIFACTS:-$BUILD/fuzz-artifacts}"
 
@@ -24,7 +24,7 @@ die() { echo "fuzz.sh: $*" >&2; exit 2; }
 [[ "$SECONDS_PER_TARGET" =~ ^[0-9]+$ && "$SECONDS_PER_TARGET" -gt 0 ]] ||
     die "SECONDS must be a positive integer, got '$SECONDS_PER_TARGET'"
 for t in "${TARGETS[@]}"; do
-    case "$t" in fuzz_encode | fuzz_vocab | fuzz_merges) ;; *) die "unknown target '$t'" ;; esac
+    case "$t" in fuzz_encode | fuzz_vocab | fuzz_merges | fuzz_safetensors) ;; *) die "unknown target '$t'" ;; esac
 done
 command -v clang >/dev/null 2>&1 || die "clang not found (apt-get install clang libclang-rt-14-dev libomp-14-dev)"
 

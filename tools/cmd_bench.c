@@ -1,0 +1,176 @@
+/* cmd_bench.c — `rlhf bench train|matmul`: speed of a full training step (forward + backward +
+ * AdamW) on random weights, and of each matrix product in it, for comparison with PyTorch and
+ * llm.c run on the same shapes (tools/bench/). The last line of `bench train` is
+ * `train_step_ms: X`. */
+#include "cli.h"
+#include "commands.h"
+#include "gpt2.h"
+#include "mm.h"
+
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    const char *config;
+    long batch, seq, steps, threads, vocab;
+} bench_opts;
+
+static gpt2 *make_model(const char *cmd, const bench_opts *o, gpt2_config *cfg)
+{
+    if (gpt2_config_named(o->config, (int)o->vocab, cfg))
+        cli_die(cmd, "unknown --config '%s' (tiny, small, gpt2-small, gpt2-medium)", o->config);
+    char err[GPT2_ERR_LEN];
+    gpt2 *m;
+    if (gpt2_create(&m, cfg, err, sizeof err)) cli_die(cmd, "%s", err);
+    gpt2_set_threads(m, (int)o->threads);
+    gpt2_init_random(m, 1337);
+    return m;
+}
+
+/* the sgemm rate the model's products can at best reach: 256x3072x768, as in the MLP */
+static double sgemm_peak(int nthreads)
+{
+    const int M = 256, N = 3072, K = 768;
+    float *a = calloc((size_t)M * K, 4), *b = calloc((size_t)K * N, 4), *c = calloc((size_t)M * N, 4);
+    for (long i = 0; i < (long)M * K; i++) a[i] = (float)(i % 7) * 0.01f;
+    for (long i = 0; i < (long)K * N; i++) b[i] = (float)(i % 5) * 0.01f;
+    double best = 1e9;
+    for (int r = 0; r < 6; r++) {
+        double t0 = cli_now();
+        mm_sgemm(0, 0, M, N, K, 1.0f, a, K, b, N, 0.0f, c, N, nthreads);
+        double t = cli_now() - t0;
+        if (t < best) best = t;
+    }
+    free(a);
+    free(b);
+    free(c);
+    return 2.0 * M * N * K / best / 1e9;
+}
+
+static int bench_train(int argc, char **argv)
+{
+    bench_opts o = {"gpt2-small", 4, 64, 10, 0, 50257};
+    const cli_opt opts[] = {
+        {"--config", OPT_STR, &o.config, "NAME", "model shape (tiny, small, gpt2-small, gpt2-medium)", 0},
+        {"--batch", OPT_INT, &o.batch, "B", "sequences per step", 0},
+        {"--seq", OPT_INT, &o.seq, "T", "tokens per sequence", 0},
+        {"--steps", OPT_INT, &o.steps, "N", "timed steps (after 2 warm-up steps)", 0},
+        {"--threads", OPT_INT, &o.threads, "N", "threads (0: all cores)", 0},
+        {"--vocab", OPT_INT, &o.vocab, "V", "vocabulary size", 0},
+        {0}};
+    cli_parse("bench train", "Time full training steps (forward, backward, AdamW) on random weights.", argc, argv,
+              opts);
+    if (o.batch < 1 || o.seq < 1 || o.steps < 1) cli_die("bench train", "--batch, --seq and --steps must be positive");
+    int nt = o.threads > 0 ? (int)o.threads : omp_get_max_threads();
+    omp_set_num_threads(nt);
+    gpt2_config cfg;
+    gpt2 *m = make_model("bench train", &o, &cfg);
+    const int B = (int)o.batch, T = (int)o.seq, N = B * T;
+    int32_t *tok = malloc((size_t)(N + 1) * sizeof *tok);
+    uint64_t s = 12345;
+    for (int i = 0; i <= N; i++) {
+        s = s * 6364136223846793005ull + 1442695040888963407ull;
+        tok[i] = (int32_t)((s >> 33) % (uint64_t)cfg.vocab_size);
+    }
+    adamw opt;
+    if (adamw_create(&opt, gpt2_num_params(m))) cli_die("bench train", "out of memory");
+    adamw_range ranges[GPT2_NUM_TENSORS];
+    gpt2_adamw_ranges(m, ranges);
+    adamw_hparams h = adamw_defaults();
+    char err[GPT2_ERR_LEN];
+    double tf = 0, tb = 0, to = 0, total = 0;
+    float loss = 0;
+    printf("config %s: %d layers, %d heads, %d dims, vocab %d, %.1fM parameters; batch %d x %d tokens, %d threads\n",
+           o.config, cfg.n_layer, cfg.n_head, cfg.n_embd, cfg.vocab_size, gpt2_num_params(m) / 1e6, B, T, nt);
+    for (long step = 0; step < o.steps + 2; step++) {
+        double t0 = cli_now();
+        if (gpt2_forward(m, tok, tok + 1, NULL, B, T, &loss, err, sizeof err)) cli_die("bench train", "%s", err);
+        double t1 = cli_now();
+        gpt2_zero_grad(m);
+        if (gpt2_backward(m, NULL, NULL, err, sizeof err)) cli_die("bench train", "%s", err);
+        double t2 = cli_now();
+        grad_clip(gpt2_grads(m), gpt2_num_params(m), 1.0, opt.partial);
+        adamw_step(&opt, gpt2_params(m), gpt2_grads(m), ranges, GPT2_NUM_TENSORS, &h, h.lr);
+        double t3 = cli_now();
+        if (step >= 2) {
+            tf += t1 - t0;
+            tb += t2 - t1;
+            to += t3 - t2;
+            total += t3 - t0;
+        }
+    }
+    double ms = 1e3 * total / (double)o.steps;
+    double flops = 3.0 * gpt2_flops_forward(&cfg, B, T);
+    double gf = flops / (total / (double)o.steps) / 1e9;
+    double peak = sgemm_peak(nt);
+    printf("forward %.1f ms, backward %.1f ms, clip+adamw %.1f ms (per step, mean of %ld; final loss %.4f)\n",
+           1e3 * tf / o.steps, 1e3 * tb / o.steps, 1e3 * to / o.steps, o.steps, loss);
+    printf("throughput: %.1f GFLOP/s = %.0f%% of BLIS's own sgemm here (%.1f GFLOP/s); %.0f tokens/s\n", gf,
+           100.0 * gf / peak, peak, N / (total / (double)o.steps));
+    printf("train_step_ms: %.2f\n", ms);
+    adamw_free(&opt);
+    free(tok);
+    gpt2_free(m);
+    return 0;
+}
+
+static int bench_matmul(int argc, char **argv)
+{
+    bench_opts o = {"gpt2-small", 4, 64, 5, 0, 50257};
+    const cli_opt opts[] = {
+        {"--config", OPT_STR, &o.config, "NAME", "model shape", 0},
+        {"--batch", OPT_INT, &o.batch, "B", "sequences", 0},
+        {"--seq", OPT_INT, &o.seq, "T", "tokens per sequence", 0},
+        {"--threads", OPT_INT, &o.threads, "N", "threads (0: all cores)", 0},
+        {0}};
+    cli_parse("bench matmul", "Time each matrix product of one GPT-2 training step, as the model calls it.", argc,
+              argv, opts);
+    gpt2_config cfg;
+    if (gpt2_config_named(o.config, (int)o.vocab, &cfg)) cli_die("bench matmul", "unknown --config '%s'", o.config);
+    int nt = o.threads > 0 ? (int)o.threads : omp_get_max_threads();
+    const int N = (int)(o.batch * o.seq), C = cfg.n_embd, V = cfg.vocab_size;
+    struct {
+        const char *name;
+        int ta, tb, m, n, k;
+    } sh[] = {
+        {"qkv   fwd  x@W", 0, 0, N, 3 * C, C},     {"qkv   bwd  dy@W^T", 0, 1, N, C, 3 * C},
+        {"qkv   bwd  x^T@dy", 1, 0, C, 3 * C, N},   {"proj  fwd", 0, 0, N, C, C},
+        {"fc    fwd", 0, 0, N, 4 * C, C},           {"fc    bwd  dy@W^T", 0, 1, N, C, 4 * C},
+        {"fc    bwd  x^T@dy", 1, 0, C, 4 * C, N},   {"fcprj fwd", 0, 0, N, C, 4 * C},
+        {"fcprj bwd  dy@W^T", 0, 1, N, 4 * C, C},   {"fcprj bwd  x^T@dy", 1, 0, 4 * C, C, N},
+        {"head  fwd  x@wte^T", 0, 1, N, V, C},      {"head  bwd  dl@wte", 0, 0, N, C, V},
+        {"head  bwd  dl^T@x", 1, 0, V, C, N},
+    };
+    for (size_t i = 0; i < sizeof sh / sizeof *sh; i++) {
+        int m = sh[i].m, n = sh[i].n, k = sh[i].k;
+        float *a = calloc((size_t)m * k, 4), *b = calloc((size_t)k * n, 4), *c = calloc((size_t)m * n, 4);
+        if (!a || !b || !c) cli_die("bench matmul", "out of memory");
+        int lda = sh[i].ta ? m : k, ldb = sh[i].tb ? k : n;
+        double best = 1e9;
+        for (int r = 0; r < (int)o.steps; r++) {
+            double t0 = cli_now();
+            mm_sgemm(sh[i].ta, sh[i].tb, m, n, k, 1.0f, a, lda, b, ldb, 0.0f, c, n, nt);
+            double t = cli_now() - t0;
+            if (t < best) best = t;
+        }
+        printf("%-20s %c%c m=%6d n=%6d k=%6d  %8.2f ms  %6.1f GFLOP/s\n", sh[i].name, sh[i].ta ? 'T' : 'N',
+               sh[i].tb ? 'T' : 'N', m, n, k, best * 1e3, 2.0 * m * n * k / best / 1e9);
+        free(a);
+        free(b);
+        free(c);
+    }
+    return 0;
+}
+
+int cmd_bench(int argc, char **argv)
+{
+    if (argc >= 2 && strcmp(argv[1], "train") == 0) return bench_train(argc - 1, argv + 1);
+    if (argc >= 2 && strcmp(argv[1], "matmul") == 0) return bench_matmul(argc - 1, argv + 1);
+    if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+        printf("usage: rlhf bench train [--config NAME --batch B --seq T --steps N --threads N]\n"
+               "       rlhf bench matmul [--config NAME --batch B --seq T --threads N]\n");
+        return 0;
+    }
+    cli_die("bench", "expected 'train' or 'matmul' (see 'rlhf bench --help')");
+}
