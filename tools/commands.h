@@ -8,5 +8,6 @@ int cmd_tokenizer(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_sample(int argc, char **argv);
 int cmd_logprobs(int argc, char **argv);
+int cmd_pretrain(int argc, char **argv);
 
 #endif

@@ -10,6 +10,7 @@ static const cli_command commands[] = {
     {"tokenize", "--tokenizer DIR [--in FILE]", "text -> GPT-2 BPE token ids, one per line", cmd_tokenize},
     {"detokenize", "--tokenizer DIR [--in FILE]", "token ids (whitespace-separated) -> text", cmd_detokenize},
     {"tokenizer", "train|info ...", "train a byte-level BPE on a corpus, or describe one", cmd_tokenizer},
+    {"pretrain", "--corpus FILE... --tokenizer DIR --out DIR", "train a GPT-2 on a corpus (or --resume)", cmd_pretrain},
     {"sample", "--model DIR --prompt TEXT ...", "generate text from a GPT-2 folder (KV cache)", cmd_sample},
     {"logprobs", "--model DIR [--in FILE]", "log-probability of each token given the ones before", cmd_logprobs},
     {"bench", "train|matmul ...", "speed of GPT-2 training steps and of their matrix products", cmd_bench},
