@@ -237,7 +237,7 @@ static int ensure_acts(gpt2 *m, int B, int T)
         {&m->a.lnf_mean, N},        {&m->a.lnf_rstd, N},         {&m->a.logits, N * V},
         {&m->a.lse, N},             {&m->a.logp, N},             {&m->a.dres, N * C},
         {&m->a.dbuf, N * C},        {&m->a.dqkv, N * 3 * C},     {&m->a.dfch, N * 4 * C},
-        {&m->a.dfch_gelu, N * 4 * C}, {&m->a.attscratch, (size_t)nt * capT}, {&m->a.dlogp, N},
+        {&m->a.dfch_gelu, N * 4 * C}, {&m->a.attscratch, (size_t)nt * capT * capT}, {&m->a.dlogp, N},
     };
     size_t total = 0;
     for (size_t i = 0; i < sizeof parts / sizeof *parts; i++) total += (parts[i].n + 15) & ~(size_t)15;

@@ -1,6 +1,7 @@
 /* kv.c — KV-cache inference and sampling for GPT-2. See kv.h. */
 #include "kv.h"
 
+#include "fastmath.h"
 #include "fileio.h"
 #include "mm.h"
 #include "ops.h"
@@ -152,7 +153,7 @@ int gpt2_kv_forward(gpt2 *m, gpt2_kv *kv, int R, const int *seq, const int32_t *
                     mx = s > mx ? s : mx;
                 }
                 float sum = 0;
-                for (int t = 0; t <= p; t++) sum += (a[t] = expf(a[t] - mx));
+                for (int t = 0; t <= p; t++) sum += (a[t] = fm_expf(a[t] - mx));
                 float inv = 1.0f / sum;
                 float *o = kv->atty + (size_t)r * C + h * hs;
                 for (int i = 0; i < hs; i++) o[i] = 0;

@@ -1,6 +1,7 @@
 /* ops.c — GPT-2 layer kernels, forward and backward side by side. See ops.h. */
 #include "ops.h"
 
+#include "fastmath.h"
 #include "mm.h"
 
 #include <math.h>
@@ -123,42 +124,35 @@ void op_matmul_bwd(float *dinp, float *dw, float *dbias, const float *dout, cons
 }
 
 /* ---- causal self-attention --------------------------------------------------------------------- */
+/* Per (b, h): S = scale * Q K^T, P = causal softmax(S), O = P V — three small products through BLIS
+ * (one thread each; OpenMP spreads the (b, h) pairs over the cores). Q, K, V are strided views of
+ * qkv (row stride 3C); O is written straight into out (row stride C). */
 
 void op_attention_fwd(float *out, float *att, const float *qkv, int B, int T, int C, int NH)
 {
     const int hs = C / NH, C3 = 3 * C;
     const float scale = 1.0f / sqrtf((float)hs);
-#pragma omp parallel for collapse(3)
+#pragma omp parallel for collapse(2) schedule(static)
     for (int b = 0; b < B; b++)
-        for (int h = 0; h < NH; h++)
+        for (int h = 0; h < NH; h++) {
+            const float *q = qkv + (size_t)b * T * C3 + h * hs, *k = q + C, *v = q + 2 * C;
+            float *P = att + ((size_t)b * NH + h) * T * T;
+            mm_sgemm(0, 1, T, T, hs, scale, q, C3, k, C3, 0.0f, P, T, 1);
             for (int t = 0; t < T; t++) {
-                const float *q = qkv + ((long)b * T + t) * C3 + h * hs;
-                float *a = att + (((long)b * NH + h) * T + t) * T;
+                float *a = P + (size_t)t * T;
                 float mx = -INFINITY;
-                for (int u = 0; u <= t; u++) {
-                    const float *k = qkv + ((long)b * T + u) * C3 + C + h * hs;
-                    float s = 0;
-                    for (int i = 0; i < hs; i++) s += q[i] * k[i];
-                    s *= scale;
-                    a[u] = s;
-                    if (s > mx) mx = s;
-                }
+                for (int u = 0; u <= t; u++) mx = a[u] > mx ? a[u] : mx;
                 float sum = 0;
                 for (int u = 0; u <= t; u++) {
-                    a[u] = expf(a[u] - mx);
+                    a[u] = fm_expf(a[u] - mx);
                     sum += a[u];
                 }
                 float inv = 1.0f / sum;
                 for (int u = 0; u <= t; u++) a[u] *= inv;
                 for (int u = t + 1; u < T; u++) a[u] = 0;
-                float *o = out + ((long)b * T + t) * C + h * hs;
-                for (int i = 0; i < hs; i++) o[i] = 0;
-                for (int u = 0; u <= t; u++) {
-                    const float *v = qkv + ((long)b * T + u) * C3 + 2 * C + h * hs;
-                    float p = a[u];
-                    for (int i = 0; i < hs; i++) o[i] += p * v[i];
-                }
             }
+            mm_sgemm(0, 0, T, hs, T, 1.0f, P, T, v, C3, 0.0f, out + (size_t)b * T * C + h * hs, C, 1);
+        }
 }
 
 void op_attention_bwd(float *dqkv, const float *dout, const float *qkv, const float *att, int B, int T, int C,
@@ -167,44 +161,28 @@ void op_attention_bwd(float *dqkv, const float *dout, const float *qkv, const fl
     const int hs = C / NH, C3 = 3 * C;
     const float scale = 1.0f / sqrtf((float)hs);
     /* each (b, h) owns its slices of dqkv: no races */
-#pragma omp parallel for collapse(2)
+#pragma omp parallel for collapse(2) schedule(static)
     for (int b = 0; b < B; b++)
         for (int h = 0; h < NH; h++) {
-            float *datt = scratch + (long)omp_get_thread_num() * T;
+            float *dS = scratch + (size_t)omp_get_thread_num() * T * T;
+            const float *q = qkv + (size_t)b * T * C3 + h * hs, *k = q + C, *v = q + 2 * C;
+            const float *P = att + ((size_t)b * NH + h) * T * T, *dO = dout + (size_t)b * T * C + h * hs;
+            float *dq = dqkv + (size_t)b * T * C3 + h * hs, *dk = dq + C, *dv = dq + 2 * C;
+            /* dV = P^T dO ; dP = dO V^T */
+            mm_sgemm(1, 0, T, hs, T, 1.0f, P, T, dO, C, 0.0f, dv, C3, 1);
+            mm_sgemm(0, 1, T, T, hs, 1.0f, dO, C, v, C3, 0.0f, dS, T, 1);
+            /* softmax backward: dS = P * (dP - rowsum(P * dP)) * scale, causal part only */
             for (int t = 0; t < T; t++) {
-                float *dq = dqkv + ((long)b * T + t) * C3 + h * hs;
-                for (int i = 0; i < hs; i++) dq[i] = 0;
-                for (int i = 0; i < hs; i++) dq[C + i] = 0, dq[2 * C + i] = 0;
-            }
-            for (int t = T - 1; t >= 0; t--) {
-                const float *a = att + (((long)b * NH + h) * T + t) * T;
-                const float *dy = dout + ((long)b * T + t) * C + h * hs;
-                const float *q = qkv + ((long)b * T + t) * C3 + h * hs;
-                float *dq = dqkv + ((long)b * T + t) * C3 + h * hs;
-                /* datt[u] = dy . v_u ; dv_u += a[u] dy */
+                const float *p = P + (size_t)t * T;
+                float *d = dS + (size_t)t * T;
                 float dot = 0;
-                for (int u = 0; u <= t; u++) {
-                    const float *v = qkv + ((long)b * T + u) * C3 + 2 * C + h * hs;
-                    float *dv = dqkv + ((long)b * T + u) * C3 + 2 * C + h * hs;
-                    float s = 0;
-                    for (int i = 0; i < hs; i++) {
-                        s += dy[i] * v[i];
-                        dv[i] += a[u] * dy[i];
-                    }
-                    datt[u] = s;
-                    dot += s * a[u];
-                }
-                /* softmax backward, then the scores' inputs */
-                for (int u = 0; u <= t; u++) {
-                    float ds = a[u] * (datt[u] - dot) * scale;
-                    const float *k = qkv + ((long)b * T + u) * C3 + C + h * hs;
-                    float *dk = dqkv + ((long)b * T + u) * C3 + C + h * hs;
-                    for (int i = 0; i < hs; i++) {
-                        dq[i] += ds * k[i];
-                        dk[i] += ds * q[i];
-                    }
-                }
+                for (int u = 0; u <= t; u++) dot += p[u] * d[u];
+                for (int u = 0; u <= t; u++) d[u] = p[u] * (d[u] - dot) * scale;
+                for (int u = t + 1; u < T; u++) d[u] = 0;
             }
+            /* dQ = dS K ; dK = dS^T Q */
+            mm_sgemm(0, 0, T, hs, T, 1.0f, dS, T, k, C3, 0.0f, dq, C3, 1);
+            mm_sgemm(1, 0, T, hs, T, 1.0f, dS, T, q, C3, 0.0f, dk, C3, 1);
         }
 }
 
@@ -214,20 +192,20 @@ void op_attention_bwd(float *dqkv, const float *dout, const float *qkv, const fl
 
 void op_gelu_fwd(float *out, const float *inp, long n)
 {
-#pragma omp parallel for
+#pragma omp parallel for simd
     for (long i = 0; i < n; i++) {
         float x = inp[i];
-        out[i] = 0.5f * x * (1.0f + tanhf(GELU_K * (x + 0.044715f * x * x * x)));
+        out[i] = 0.5f * x * (1.0f + fm_tanhf(GELU_K * (x + 0.044715f * x * x * x)));
     }
 }
 
 void op_gelu_bwd(float *dinp, const float *inp, const float *dout, long n)
 {
-#pragma omp parallel for
+#pragma omp parallel for simd
     for (long i = 0; i < n; i++) {
         float x = inp[i];
         float u = GELU_K * (x + 0.044715f * x * x * x);
-        float th = tanhf(u);
+        float th = fm_tanhf(u);
         float sech2 = 1.0f - th * th;
         float g = 0.5f * (1.0f + th) + 0.5f * x * sech2 * GELU_K * (1.0f + 3.0f * 0.044715f * x * x);
         dinp[i] = g * dout[i];
@@ -248,9 +226,17 @@ void op_logprob_fwd(float *logp, float *lse, const float *logits, const int32_t 
     for (int n = 0; n < N; n++) {
         const float *l = logits + (long)n * V;
         float mx = -INFINITY;
+#pragma omp simd reduction(max : mx)
         for (int v = 0; v < V; v++) mx = l[v] > mx ? l[v] : mx;
+        /* sum in 16 float lanes per block of 4096, blocks added in double: accurate and vectorised */
         double s = 0;
-        for (int v = 0; v < V; v++) s += exp((double)(l[v] - mx));
+        for (int v0 = 0; v0 < V; v0 += 4096) {
+            int v1 = v0 + 4096 < V ? v0 + 4096 : V;
+            float part = 0;
+#pragma omp simd reduction(+ : part)
+            for (int v = v0; v < v1; v++) part += fm_expf(l[v] - mx);
+            s += part;
+        }
         lse[n] = mx + (float)log(s);
         if (logp) logp[n] = tgt ? l[tgt[n]] - lse[n] : 0;
     }
@@ -262,7 +248,8 @@ void op_logprob_bwd(float *logits, const float *lse, const float *dlogp, const i
     for (int n = 0; n < N; n++) {
         float *l = logits + (long)n * V;
         float g = dlogp[n], m = lse[n];
-        for (int v = 0; v < V; v++) l[v] = -g * expf(l[v] - m);
+#pragma omp simd
+        for (int v = 0; v < V; v++) l[v] = -g * fm_expf(l[v] - m);
         l[tgt[n]] += g;
     }
 }

@@ -28,7 +28,7 @@ void op_matmul_bwd(float *dinp, float *dw, float *dbias, const float *dout, cons
 
 /* causal multi-head attention: qkv (B,T,3C) -> out (B,T,C); att (B,NH,T,T) keeps the probabilities */
 void op_attention_fwd(float *out, float *att, const float *qkv, int B, int T, int C, int NH);
-/* dqkv (B,T,3C) overwritten; scratch: T floats per thread (omp_get_max_threads()) */
+/* dqkv (B,T,3C) overwritten; scratch: T*T floats per thread (omp_get_max_threads()) */
 void op_attention_bwd(float *dqkv, const float *dout, const float *qkv, const float *att, int B, int T, int C,
                       int NH, float *scratch);
 
