@@ -1,10 +1,11 @@
-/* cmd_bench.c — `rlhf bench train|matmul`: speed of a full training step (forward + backward +
+/* cmd_bench.c — `rlhf bench train|matmul|sample`: speed of a full training step (forward + backward +
  * AdamW) on random weights, and of each matrix product in it, for comparison with PyTorch and
  * llm.c run on the same shapes (tools/bench/). The last line of `bench train` is
  * `train_step_ms: X`. */
 #include "cli.h"
 #include "commands.h"
 #include "gpt2.h"
+#include "kv.h"
 #include "mm.h"
 
 #include <omp.h>
@@ -163,14 +164,90 @@ static int bench_matmul(int argc, char **argv)
     return 0;
 }
 
+/* read bandwidth with every thread: sum a 1 GiB array (best of 3) */
+static double read_bandwidth_gbs(void)
+{
+    const size_t n = (size_t)1 << 28;
+    float *a = malloc(n * sizeof *a);
+    if (!a) return 0;
+#pragma omp parallel for
+    for (size_t i = 0; i < n; i++) a[i] = (float)(i & 7);
+    double best = 1e9, sink = 0;
+    for (int r = 0; r < 3; r++) {
+        double t0 = cli_now(), s = 0;
+#pragma omp parallel for reduction(+ : s)
+        for (size_t i = 0; i < n; i++) s += a[i];
+        double t = cli_now() - t0;
+        sink += s;
+        if (t < best) best = t;
+    }
+    free(a);
+    return sink >= 0 ? (double)n * sizeof(float) / best / 1e9 : 0;
+}
+
+static int bench_sample(int argc, char **argv)
+{
+    bench_opts o = {"gpt2-small", 1, 0, 0, 0, 50257};
+    long newtok = 128;
+    const cli_opt opts[] = {
+        {"--config", OPT_STR, &o.config, "NAME", "model shape", 0},
+        {"--batch", OPT_INT, &o.batch, "B", "sequences decoded together", 0},
+        {"--new-tokens", OPT_INT, &newtok, "N", "tokens generated per sequence", 0},
+        {"--threads", OPT_INT, &o.threads, "N", "threads (0: all cores)", 0},
+        {0}};
+    cli_parse("bench sample", "Time KV-cache sampling from a one-token prompt on random weights.", argc, argv, opts);
+    if (o.batch < 1 || newtok < 1) cli_die("bench sample", "--batch and --new-tokens must be positive");
+    int nt = o.threads > 0 ? (int)o.threads : omp_get_max_threads();
+    omp_set_num_threads(nt);
+    gpt2_config cfg;
+    gpt2 *m = make_model("bench sample", &o, &cfg);
+    if (newtok + 1 > cfg.n_positions) cli_die("bench sample", "--new-tokens exceeds the context (%d)", cfg.n_positions);
+    const int B = (int)o.batch;
+    int32_t prompt[1] = {0};
+    const int32_t **pr = malloc((size_t)B * sizeof *pr);
+    int *pl = malloc((size_t)B * sizeof *pl), *ol = malloc((size_t)B * sizeof *ol);
+    int32_t *out = malloc((size_t)B * (size_t)newtok * sizeof *out);
+    for (int b = 0; b < B; b++) {
+        pr[b] = prompt;
+        pl[b] = 1;
+    }
+    gpt2_sample_opts so = gpt2_sample_defaults();
+    so.max_new_tokens = (int)newtok;
+    char err[GPT2_ERR_LEN];
+    /* warm-up, then the timed run */
+    so.max_new_tokens = 4;
+    if (gpt2_sample(m, B, pr, pl, &so, out, ol, NULL, err, sizeof err)) cli_die("bench sample", "%s", err);
+    so.max_new_tokens = (int)newtok;
+    double t0 = cli_now();
+    if (gpt2_sample(m, B, pr, pl, &so, out, ol, NULL, err, sizeof err)) cli_die("bench sample", "%s", err);
+    double dt = cli_now() - t0;
+    double tps = (double)B * (double)newtok / dt;
+    double bw = read_bandwidth_gbs();
+    double bytes = (double)gpt2_num_params(m) * sizeof(float); /* every weight is read once per decode step */
+    double bound = bw * 1e9 / bytes * B;
+    printf("config %s: %.1fM parameters (%.0f MB); batch %d, %ld new tokens each, %d threads\n", o.config,
+           gpt2_num_params(m) / 1e6, bytes / 1e6, B, newtok, nt);
+    printf("%.1f ms per decode step; read bandwidth %.1f GB/s -> bound %.1f tokens/s; reached %.0f%%\n",
+           1e3 * dt / (double)newtok, bw, bound, 100.0 * tps / bound);
+    printf("tokens_per_s: %.2f\n", tps);
+    free(pr);
+    free(pl);
+    free(ol);
+    free(out);
+    gpt2_free(m);
+    return 0;
+}
+
 int cmd_bench(int argc, char **argv)
 {
     if (argc >= 2 && strcmp(argv[1], "train") == 0) return bench_train(argc - 1, argv + 1);
     if (argc >= 2 && strcmp(argv[1], "matmul") == 0) return bench_matmul(argc - 1, argv + 1);
+    if (argc >= 2 && strcmp(argv[1], "sample") == 0) return bench_sample(argc - 1, argv + 1);
     if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
         printf("usage: rlhf bench train [--config NAME --batch B --seq T --steps N --threads N]\n"
-               "       rlhf bench matmul [--config NAME --batch B --seq T --threads N]\n");
+               "       rlhf bench matmul [--config NAME --batch B --seq T --threads N]\n"
+               "       rlhf bench sample [--config NAME --batch B --new-tokens N --threads N]\n");
         return 0;
     }
-    cli_die("bench", "expected 'train' or 'matmul' (see 'rlhf bench --help')");
+    cli_die("bench", "expected 'train', 'matmul' or 'sample' (see 'rlhf bench --help')");
 }
