@@ -63,51 +63,63 @@ char *fio_read_all(const char *path, size_t *len, char *err, size_t errlen)
     return buf;
 }
 
-int fio_write_atomic(const char *path, const void *data, size_t len, char *err, size_t errlen)
+int fio_write_atomic_v(const char *path, const fio_chunk *chunks, size_t n, char *err, size_t errlen)
 {
     size_t pl = strlen(path);
     char *tmp = malloc(pl + 16);
-    if (!tmp) {
-        snprintf(err, errlen, "%s: out of memory", path);
-        return -1;
-    }
+    if (!tmp) return fio_fail(err, errlen, "%s: out of memory", path);
     memcpy(tmp, path, pl);
     memcpy(tmp + pl, ".tmp.XXXXXX", 12);
     int fd = mkstemp(tmp);
     if (fd < 0) {
-        snprintf(err, errlen, "%s: cannot create temporary file: %s", path, strerror(errno));
+        fio_fail(err, errlen, "%s: cannot create temporary file: %s", path, strerror(errno));
         free(tmp);
         return -1;
     }
-    const char *p = data;
-    size_t left = len;
-    while (left > 0) {
-        ssize_t w = write(fd, p, left);
-        if (w < 0) {
-            if (errno == EINTR) continue;
-            snprintf(err, errlen, "%s: write failed: %s", path, strerror(errno));
-            close(fd);
-            unlink(tmp);
-            free(tmp);
-            return -1;
+    for (size_t c = 0; c < n; c++) {
+        const char *p = chunks[c].data;
+        size_t left = chunks[c].len;
+        while (left > 0) {
+            ssize_t w = write(fd, p, left > (1u << 30) ? (1u << 30) : left);
+            if (w < 0) {
+                if (errno == EINTR) continue;
+                fio_fail(err, errlen, "%s: write failed: %s", path, strerror(errno));
+                close(fd);
+                unlink(tmp);
+                free(tmp);
+                return -1;
+            }
+            p += w;
+            left -= (size_t)w;
         }
-        p += w;
-        left -= (size_t)w;
     }
-    if (fsync(fd) != 0 || fchmod(fd, 0644) != 0 || close(fd) != 0) {
-        snprintf(err, errlen, "%s: cannot finish writing: %s", path, strerror(errno));
+    if (fsync(fd) != 0 || fchmod(fd, 0644) != 0) {
+        fio_fail(err, errlen, "%s: cannot finish writing: %s", path, strerror(errno));
+        close(fd);
+        unlink(tmp);
+        free(tmp);
+        return -1;
+    }
+    if (close(fd) != 0) {
+        fio_fail(err, errlen, "%s: cannot finish writing: %s", path, strerror(errno));
         unlink(tmp);
         free(tmp);
         return -1;
     }
     if (rename(tmp, path) != 0) {
-        snprintf(err, errlen, "%s: cannot rename temporary file into place: %s", path, strerror(errno));
+        fio_fail(err, errlen, "%s: cannot rename temporary file into place: %s", path, strerror(errno));
         unlink(tmp);
         free(tmp);
         return -1;
     }
     free(tmp);
     return 0;
+}
+
+int fio_write_atomic(const char *path, const void *data, size_t len, char *err, size_t errlen)
+{
+    fio_chunk c = {data, len};
+    return fio_write_atomic_v(path, &c, 1, err, errlen);
 }
 
 int fio_mkdirs(const char *path, char *err, size_t errlen)

@@ -17,6 +17,13 @@ char *fio_read_all(const char *path, size_t *len, char *err, size_t errlen);
 /* Atomically replace path with the given bytes. */
 int fio_write_atomic(const char *path, const void *data, size_t len, char *err, size_t errlen);
 
+/* The same for several pieces written back to back (no copy into one buffer). */
+typedef struct {
+    const void *data;
+    size_t len;
+} fio_chunk;
+int fio_write_atomic_v(const char *path, const fio_chunk *chunks, size_t n, char *err, size_t errlen);
+
 /* Create a directory and its parents (like mkdir -p). */
 int fio_mkdirs(const char *path, char *err, size_t errlen);
 

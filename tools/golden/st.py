@@ -53,8 +53,8 @@ def _to_bytes(t):
         t = t.numpy()
     a = np.asarray(t)
     dt = _dtype_of_numpy(a)
-    a = np.ascontiguousarray(a.astype(_NP[dt], copy=False))
-    return dt, list(a.shape), a.tobytes()
+    shape = list(a.shape)  # before ascontiguousarray, which makes 0-d arrays 1-d
+    return dt, shape, np.ascontiguousarray(a.astype(_NP[dt], copy=False)).tobytes()
 
 
 def save(path, tensors, metadata=None):
