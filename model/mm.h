@@ -1,9 +1,10 @@
 /* mm.h — the one matrix-multiply entry point: row-major C = alpha * op(A) op(B) + beta * C through
- * BLIS, with the thread "ways" chosen per call.
+ * BLIS, with the thread "ways" and (where BLIS does not know the CPU) the kernel set chosen per call.
  *
- * Why: BLIS's automatic 2-thread split of GPT-2's shapes runs at ~25 GFLOP/s on this CPU, while
- * putting both threads on the JC (columns-of-C) loop runs every product — transposed or not — at
- * ~80 GFLOP/s. The caller passes the thread count (no hidden global state). */
+ * Why: BLIS's automatic 2-thread split of GPT-2's shapes ran at a third of the speed of putting
+ * both threads on the JC (columns-of-C) loop, which runs every product — transposed or not — at the
+ * same rate; and see mm.c for the kernel choice. The caller passes the thread count (no hidden
+ * global state). */
 #ifndef RLHF_MM_H
 #define RLHF_MM_H
 
