@@ -39,6 +39,13 @@ void adamw_free(adamw *o);
 void adamw_step(adamw *o, float *params, const float *grads, const adamw_range *ranges, size_t nranges,
                 const adamw_hparams *h, float lr);
 
+/* The same step with the gradients scaled by grad_scale on the fly (clipping fused into the update:
+ * one pass over the gradients fewer). grad_scale = clip_scale(norm, max_norm). */
+void adamw_step_scaled(adamw *o, float *params, const float *grads, float grad_scale, const adamw_range *ranges,
+                       size_t nranges, const adamw_hparams *h, float lr);
+/* torch's clip_grad_norm_ coefficient: min(1, max_norm / (norm + 1e-6)); 1 when max_norm <= 0 */
+float clip_scale(double norm, double max_norm);
+
 /* L2 norm of g[0..n) (deterministic). scratch: adamw's partial buffer, or NULL to allocate. */
 double grad_norm(const float *g, size_t n, double *scratch);
 /* Scale g so its norm is at most max_norm (no-op when max_norm <= 0); returns the norm before. */

@@ -240,13 +240,14 @@ int pretrain_run(const pretrain_opts *o, long *resumed_from, char *err, size_t e
 #pragma omp parallel for
             for (size_t i = 0; i < np; i++) g[i] *= s;
         }
-        double norm = grad_clip(gpt2_grads(m), np, o->grad_clip, opt.partial);
+        double norm = grad_norm(gpt2_grads(m), np, opt.partial);
         if (!isfinite(norm)) {
             fio_fail(err, errlen, "step %ld: the gradient norm is %f; stopping without a checkpoint", step + 1, norm);
             goto done;
         }
         float lr = lr_schedule(step, o->warmup, o->steps, o->lr, o->min_lr);
-        adamw_step(&opt, gpt2_params(m), gpt2_grads(m), ranges, GPT2_NUM_TENSORS, &h, lr);
+        adamw_step_scaled(&opt, gpt2_params(m), gpt2_grads(m), clip_scale(norm, o->grad_clip), ranges,
+                          GPT2_NUM_TENSORS, &h, lr);
         step++;
         pretrain_metrics pm = {step, o->steps, (float)(lsum / o->accum), lr, norm, 0, NAN, 0};
         double dt = now_s() - ts;

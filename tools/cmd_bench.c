@@ -91,8 +91,9 @@ static int bench_train(int argc, char **argv)
         gpt2_zero_grad(m);
         if (gpt2_backward(m, NULL, NULL, err, sizeof err)) cli_die("bench train", "%s", err);
         double t2 = cli_now();
-        grad_clip(gpt2_grads(m), gpt2_num_params(m), 1.0, opt.partial);
-        adamw_step(&opt, gpt2_params(m), gpt2_grads(m), ranges, GPT2_NUM_TENSORS, &h, h.lr);
+        double norm = grad_norm(gpt2_grads(m), gpt2_num_params(m), opt.partial);
+        adamw_step_scaled(&opt, gpt2_params(m), gpt2_grads(m), clip_scale(norm, 1.0), ranges, GPT2_NUM_TENSORS, &h,
+                          h.lr);
         double t3 = cli_now();
         if (step >= 2) {
             tf += t1 - t0;
