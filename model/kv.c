@@ -203,67 +203,127 @@ static uint64_t rng_next(uint64_t *s)
 
 static double rng_unif(uint64_t *s) { return (double)(rng_next(s) >> 11) * (1.0 / 9007199254740992.0); }
 
+/* scratch for drawing: unnormalised probabilities, candidate indices and sort pairs, V each */
 typedef struct {
-    float v;
-    int i;
-} vi_pair;
+    float *prob;
+    int32_t *idx;
+    void *pairs;
+} draw_buf;
 
-static int cmp_desc(const void *a, const void *b)
+/* quickselect: move the k largest prob[idx[.]] to idx[0..k) (in no order) */
+static void top_k_select(const float *prob, int32_t *idx, int n, int k)
 {
-    const vi_pair *x = a, *y = b;
-    if (x->v != y->v) return x->v < y->v ? 1 : -1;
+    int lo = 0, hi = n - 1;
+    while (lo < hi) {
+        float pivot = prob[idx[(lo + hi) / 2]];
+        int i = lo, j = hi;
+        while (i <= j) {
+            while (prob[idx[i]] > pivot) i++;
+            while (prob[idx[j]] < pivot) j--;
+            if (i <= j) {
+                int32_t t = idx[i];
+                idx[i] = idx[j];
+                idx[j] = t;
+                i++;
+                j--;
+            }
+        }
+        if (k - 1 <= j) hi = j;
+        else if (k - 1 >= i) lo = i;
+        else break;
+    }
+}
+
+typedef struct {
+    float p;
+    int32_t i;
+} prob_idx;
+
+static int by_prob_desc(const void *a, const void *b)
+{
+    const prob_idx *x = a, *y = b;
+    if (x->p != y->p) return x->p < y->p ? 1 : -1;
     return x->i - y->i;
 }
 
-/* Draw one token from logits (V), modified in place. cand: V pairs of scratch. */
-static int32_t draw(float *lg, int V, const gpt2_sample_opts *o, uint64_t *rng, vi_pair *cand, float *logp)
+/* Draw one token from logits lg (V). Temperature 0: argmax. logp: ln of the chosen token's
+ * probability under softmax(lg / T), before top-k/top-p. */
+static int32_t draw(const float *lg, int V, const gpt2_sample_opts *o, uint64_t *rng, draw_buf *d, float *logp)
 {
-    const float T = o->temperature;
+    float mx = -INFINITY;
     int best = 0;
-    for (int v = 1; v < V; v++)
-        if (lg[v] > lg[best]) best = v;
-    const float inv = T > 0 ? 1.0f / T : 1.0f;
+    for (int v = 0; v < V; v++)
+        if (lg[v] > mx) {
+            mx = lg[v];
+            best = v;
+        }
+    const float T = o->temperature, inv = T > 0 ? 1.0f / T : 1.0f;
+    float *p = d->prob;
     double z = 0;
-    for (int v = 0; v < V; v++) z += exp((double)(lg[v] - lg[best]) * inv);
-    const double lz = log(z);
+    for (int v0 = 0; v0 < V; v0 += 4096) {
+        int v1 = v0 + 4096 < V ? v0 + 4096 : V;
+        float part = 0;
+#pragma omp simd reduction(+ : part)
+        for (int v = v0; v < v1; v++) {
+            p[v] = fm_expf((lg[v] - mx) * inv);
+            part += p[v];
+        }
+        z += part;
+    }
     if (T <= 0) {
-        if (logp) *logp = (float)-lz;
+        if (logp) *logp = (float)-log(z);
         return best;
     }
-    /* candidates: all, or the top k; sorted when top-p needs an order */
-    int n = 0;
-    for (int v = 0; v < V; v++) cand[n++] = (vi_pair){lg[v], v};
-    int k = (o->top_k > 0 && o->top_k < V) ? o->top_k : V;
+    int n = V;
+    int32_t *idx = d->idx;
+    const int k = (o->top_k > 0 && o->top_k < V) ? o->top_k : V;
+    double kept = z;
     if (k < V || o->top_p < 1.0f) {
-        qsort(cand, (size_t)n, sizeof *cand, cmp_desc);
-        n = k;
+        for (int v = 0; v < V; v++) idx[v] = v;
+        if (k < V) {
+            top_k_select(p, idx, V, k);
+            n = k;
+        }
+        if (o->top_p < 1.0f) {
+            prob_idx *pi = d->pairs;
+            for (int j = 0; j < n; j++) pi[j] = (prob_idx){p[idx[j]], idx[j]};
+            qsort(pi, (size_t)n, sizeof *pi, by_prob_desc);
+            for (int j = 0; j < n; j++) idx[j] = pi[j].i;
+            double tot = 0, acc = 0;
+            for (int j = 0; j < n; j++) tot += p[idx[j]];
+            for (int j = 0; j < n; j++) {
+                acc += p[idx[j]];
+                if (acc >= o->top_p * tot) {
+                    n = j + 1;
+                    break;
+                }
+            }
+        }
+        kept = 0;
+        for (int j = 0; j < n; j++) kept += p[idx[j]];
     }
-    double tot = 0;
-    for (int j = 0; j < n; j++) tot += exp((double)(cand[j].v - lg[best]) * inv);
-    if (o->top_p < 1.0f) {
-        double acc = 0;
-        int keep = n;
-        for (int j = 0; j < n; j++) {
-            acc += exp((double)(cand[j].v - lg[best]) * inv) / tot;
-            if (acc >= o->top_p) {
-                keep = j + 1;
+    double u = rng_unif(rng) * kept, acc = 0;
+    int32_t pick = -1;
+    if (n == V) {
+        for (int v = 0; v < V; v++) {
+            acc += p[v];
+            if (u < acc) {
+                pick = v;
                 break;
             }
         }
-        n = keep;
-        tot = 0;
-        for (int j = 0; j < n; j++) tot += exp((double)(cand[j].v - lg[best]) * inv);
-    }
-    double u = rng_unif(rng) * tot, acc = 0;
-    int pick = cand[n - 1].i;
-    for (int j = 0; j < n; j++) {
-        acc += exp((double)(cand[j].v - lg[best]) * inv);
-        if (u < acc) {
-            pick = cand[j].i;
-            break;
+        if (pick < 0) pick = best;
+    } else {
+        pick = idx[n - 1];
+        for (int j = 0; j < n; j++) {
+            acc += p[idx[j]];
+            if (u < acc) {
+                pick = idx[j];
+                break;
+            }
         }
     }
-    if (logp) *logp = (float)((double)(lg[pick] - lg[best]) * inv - lz);
+    if (logp) *logp = (float)log((double)p[pick] / z);
     return pick;
 }
 
@@ -286,11 +346,12 @@ int gpt2_sample(gpt2 *m, int B, const int32_t *const *prompts, const int *plen, 
     int32_t *tok = malloc((size_t)(R > B ? R : B) * sizeof *tok);
     uint8_t *want = malloc((size_t)(R > B ? R : B));
     float *lg = malloc((size_t)B * V * sizeof *lg);
-    vi_pair *cand = malloc((size_t)V * sizeof *cand);
+    draw_buf db = {malloc((size_t)V * sizeof(float)), malloc((size_t)V * sizeof(int32_t)),
+                   malloc((size_t)V * sizeof(prob_idx))};
     uint64_t *rng = malloc((size_t)B * sizeof *rng);
     int *active = malloc((size_t)B * sizeof *active);
     int rc = -1;
-    if (!seq || !tok || !want || !lg || !cand || !rng || !active) {
+    if (!seq || !tok || !want || !lg || !db.prob || !db.idx || !db.pairs || !rng || !active) {
         fio_fail(err, errlen, "sample: out of memory");
         goto done;
     }
@@ -312,7 +373,7 @@ int gpt2_sample(gpt2 *m, int B, const int32_t *const *prompts, const int *plen, 
         for (int b = 0; b < B; b++) {
             if (!active[b]) continue;
             float lp;
-            int32_t t = draw(lg + (size_t)n * V, V, o, &rng[b], cand, &lp);
+            int32_t t = draw(lg + (size_t)n * V, V, o, &rng[b], &db, &lp);
             out[(size_t)b * MN + olen[b]] = t;
             if (logp) logp[(size_t)b * MN + olen[b]] = lp;
             olen[b]++;
@@ -336,7 +397,9 @@ done:
     free(tok);
     free(want);
     free(lg);
-    free(cand);
+    free(db.prob);
+    free(db.idx);
+    free(db.pairs);
     free(rng);
     free(active);
     gpt2_kv_free(kv);
