@@ -1,7 +1,7 @@
 /* fastmath.h — exp and tanh in a form the compiler vectorises (a range reduction, a degree-6
  * polynomial and an exponent built from bits: about 2 ulp on [-87, 88]), for softmax, log-softmax
  * and GELU, where libm's scalar calls cost more than the arithmetic around them.
- * Inputs below -87.3 return ~1e-38 rather than 0, which no softmax can tell apart. */
+ * Inputs below -87.3 return ~1e-38 rather than 0, which no softmax can tell apart; NaN gives NaN. */
 #ifndef RLHF_FASTMATH_H
 #define RLHF_FASTMATH_H
 
@@ -11,9 +11,11 @@
 
 static inline float fm_expf(float x)
 {
-    x = x < -87.3f ? -87.3f : (x > 88.3f ? 88.3f : x);
-    float n = floorf(x * 1.44269504088896341f + 0.5f);
-    float r = x - n * 0.693145751953125f;
+    /* NaN fails both comparisons and is clamped to a finite value here (so the integer conversion
+     * below is defined), then given back as NaN at the end: NaNs stay visible to callers */
+    float xc = x > -87.3f ? (x < 88.3f ? x : 88.3f) : -87.3f;
+    float n = floorf(xc * 1.44269504088896341f + 0.5f);
+    float r = xc - n * 0.693145751953125f;
     r = r - n * 1.428606765330187045e-06f;
     float p = 1.9875691500e-4f;
     p = p * r + 1.3981999507e-3f;
@@ -22,10 +24,10 @@ static inline float fm_expf(float x)
     p = p * r + 1.6666665459e-1f;
     p = p * r + 5.0000001201e-1f;
     p = p * (r * r) + r + 1.0f;
-    int32_t e = ((int32_t)n + 127) << 23;
+    uint32_t e = (uint32_t)((int32_t)n + 127) << 23;
     float s;
     memcpy(&s, &e, sizeof s);
-    return p * s;
+    return x != x ? x : p * s;
 }
 
 /* tanh(u) = 1 - 2 / (exp(2u) + 1), with the sign handled so large |u| stays exact at +-1 */

@@ -19,6 +19,7 @@ ninja -C build-asan >"$log" 2>&1 || { cat "$log"; exit 1; }
 rm -f "$log"
 echo "== tests under ASan+UBSan"
 if ! ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+  LSAN_OPTIONS="suppressions=$PWD/tests/lsan.supp" \
   build-asan/tests/rlhf_tests --jobs 2 >build-asan/tests.log 2>&1; then
   cat build-asan/tests.log
   exit 1
