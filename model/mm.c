@@ -47,7 +47,22 @@ static void skinny_nn(int m, int n, int k, float alpha, const float *A, int lda,
         float *acc = part[t];
         for (int x = 0; x < m * n; x++) acc[x] = 0;
         int i = i0;
-        /* four rows of B per pass: the partial rows are read and written a quarter as often */
+        /* eight, then four rows of B per pass: the partial rows are read and written that much
+         * less often (they, not B, bound the speed once m is a few rows) */
+        for (; i + 8 <= i1; i += 8) {
+            const float *b0 = B + (size_t)i * ldb, *b1 = b0 + ldb, *b2 = b1 + ldb, *b3 = b2 + ldb;
+            const float *b4 = b3 + ldb, *b5 = b4 + ldb, *b6 = b5 + ldb, *b7 = b6 + ldb;
+            for (int r = 0; r < m; r++) {
+                const float *ar_ = A + (size_t)r * lda + i;
+                const float a0 = ar_[0], a1 = ar_[1], a2 = ar_[2], a3 = ar_[3];
+                const float a4 = ar_[4], a5 = ar_[5], a6 = ar_[6], a7 = ar_[7];
+                float *ar = acc + (size_t)r * n;
+#pragma omp simd
+                for (int j = 0; j < n; j++)
+                    ar[j] += a0 * b0[j] + a1 * b1[j] + a2 * b2[j] + a3 * b3[j] + a4 * b4[j] + a5 * b5[j] +
+                             a6 * b6[j] + a7 * b7[j];
+            }
+        }
         for (; i + 4 <= i1; i += 4) {
             const float *b0 = B + (size_t)i * ldb, *b1 = b0 + ldb, *b2 = b1 + ldb, *b3 = b2 + ldb;
             for (int r = 0; r < m; r++) {
