@@ -24,7 +24,7 @@ if ! ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:
   cat build-asan/tests.log
   exit 1
 fi
-tail -n 1 build-asan/tests.log
+grep "Synthesis" build-asan/tests.log
 
 # 2. fuzzing, briefly (longer with FUZZ_SECONDS)
 echo "== fuzzing"
