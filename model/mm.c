@@ -52,16 +52,30 @@ static void skinny_nn(int m, int n, int k, float alpha, const float *A, int lda,
         for (; i + 8 <= i1; i += 8) {
             const float *b0 = B + (size_t)i * ldb, *b1 = b0 + ldb, *b2 = b1 + ldb, *b3 = b2 + ldb;
             const float *b4 = b3 + ldb, *b5 = b4 + ldb, *b6 = b5 + ldb, *b7 = b6 + ldb;
-            for (int r = 0; r < m; r++) {
-                const float *ar_ = A + (size_t)r * lda + i;
-                const float a0 = ar_[0], a1 = ar_[1], a2 = ar_[2], a3 = ar_[3];
-                const float a4 = ar_[4], a5 = ar_[5], a6 = ar_[6], a7 = ar_[7];
-                float *ar = acc + (size_t)r * n;
+            float av[SKINNY_M][8];
+            for (int r = 0; r < m; r++)
+                for (int q = 0; q < 8; q++) av[r][q] = A[(size_t)r * lda + i + q];
+            /* 16 columns at a time: the eight rows' chunks are loaded once, used for every output row */
+            int j = 0;
+            for (; j + 16 <= n; j += 16) {
+                float bv[8][16];
+                for (int jj = 0; jj < 16; jj++) {
+                    bv[0][jj] = b0[j + jj], bv[1][jj] = b1[j + jj], bv[2][jj] = b2[j + jj], bv[3][jj] = b3[j + jj];
+                    bv[4][jj] = b4[j + jj], bv[5][jj] = b5[j + jj], bv[6][jj] = b6[j + jj], bv[7][jj] = b7[j + jj];
+                }
+                for (int r = 0; r < m; r++) {
+                    float *ar = acc + (size_t)r * n + j;
 #pragma omp simd
-                for (int j = 0; j < n; j++)
-                    ar[j] += a0 * b0[j] + a1 * b1[j] + a2 * b2[j] + a3 * b3[j] + a4 * b4[j] + a5 * b5[j] +
-                             a6 * b6[j] + a7 * b7[j];
+                    for (int jj = 0; jj < 16; jj++)
+                        ar[jj] += av[r][0] * bv[0][jj] + av[r][1] * bv[1][jj] + av[r][2] * bv[2][jj] +
+                                  av[r][3] * bv[3][jj] + av[r][4] * bv[4][jj] + av[r][5] * bv[5][jj] +
+                                  av[r][6] * bv[6][jj] + av[r][7] * bv[7][jj];
+                }
             }
+            for (; j < n; j++)
+                for (int r = 0; r < m; r++)
+                    acc[(size_t)r * n + j] += av[r][0] * b0[j] + av[r][1] * b1[j] + av[r][2] * b2[j] + av[r][3] * b3[j] +
+                                              av[r][4] * b4[j] + av[r][5] * b5[j] + av[r][6] * b6[j] + av[r][7] * b7[j];
         }
         for (; i + 4 <= i1; i += 4) {
             const float *b0 = B + (size_t)i * ldb, *b1 = b0 + ldb, *b2 = b1 + ldb, *b3 = b2 + ldb;
