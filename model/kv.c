@@ -346,12 +346,22 @@ int gpt2_sample(gpt2 *m, int B, const int32_t *const *prompts, const int *plen, 
     int32_t *tok = malloc((size_t)(R > B ? R : B) * sizeof *tok);
     uint8_t *want = malloc((size_t)(R > B ? R : B));
     float *lg = malloc((size_t)B * V * sizeof *lg);
-    draw_buf db = {malloc((size_t)V * sizeof(float)), malloc((size_t)V * sizeof(int32_t)),
-                   malloc((size_t)V * sizeof(prob_idx))};
+    /* one scratch per thread: sequences draw in parallel (each from its own RNG stream, so the
+     * result does not depend on the thread count) */
+    const int nt = gpt2_threads(m) > 0 ? gpt2_threads(m) : 1;
+    draw_buf *db = calloc((size_t)nt, sizeof *db);
+    int dbok = db != NULL;
+    for (int t = 0; dbok && t < nt; t++) {
+        db[t].prob = malloc((size_t)V * sizeof(float));
+        db[t].idx = malloc((size_t)V * sizeof(int32_t));
+        db[t].pairs = malloc((size_t)V * sizeof(prob_idx));
+        dbok = db[t].prob && db[t].idx && db[t].pairs;
+    }
+    int *order = malloc((size_t)B * sizeof *order);
     uint64_t *rng = malloc((size_t)B * sizeof *rng);
     int *active = malloc((size_t)B * sizeof *active);
     int rc = -1;
-    if (!seq || !tok || !want || !lg || !db.prob || !db.idx || !db.pairs || !rng || !active) {
+    if (!seq || !tok || !want || !lg || !dbok || !order || !rng || !active) {
         fio_fail(err, errlen, "sample: out of memory");
         goto done;
     }
@@ -369,16 +379,18 @@ int gpt2_sample(gpt2 *m, int B, const int32_t *const *prompts, const int *plen, 
     if (gpt2_kv_forward(m, kv, R, seq, tok, want, lg, err, errlen)) goto done;
     /* lg holds one row per sequence, in sequence order */
     for (int step = 0; step < MN; step++) {
-        int n = 0;
-        for (int b = 0; b < B; b++) {
-            if (!active[b]) continue;
+        int na = 0;
+        for (int b = 0; b < B; b++)
+            if (active[b]) order[na++] = b; /* logits row q belongs to the q-th active sequence */
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nt) if (nt > 1 && na > 1)
+        for (int q = 0; q < na; q++) {
+            const int b = order[q];
             float lp;
-            int32_t t = draw(lg + (size_t)n * V, V, o, &rng[b], &db, &lp);
+            int32_t t = draw(lg + (size_t)q * V, V, o, &rng[b], &db[omp_get_thread_num()], &lp);
             out[(size_t)b * MN + olen[b]] = t;
             if (logp) logp[(size_t)b * MN + olen[b]] = lp;
             olen[b]++;
             if ((o->stop_token >= 0 && t == o->stop_token) || olen[b] == MN) active[b] = 0;
-            n++;
         }
         /* next rows: the sequences still going, in order (so lg rows stay in sequence order) */
         int q = 0;
@@ -397,9 +409,13 @@ done:
     free(tok);
     free(want);
     free(lg);
-    free(db.prob);
-    free(db.idx);
-    free(db.pairs);
+    for (int t = 0; db && t < nt; t++) {
+        free(db[t].prob);
+        free(db[t].idx);
+        free(db[t].pairs);
+    }
+    free(db);
+    free(order);
     free(rng);
     free(active);
     gpt2_kv_free(kv);
