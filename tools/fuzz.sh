@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# fuzz.sh — build the tokenizer's libFuzzer targets (tests/fuzz/) with clang + ASan + UBSan in
+# fuzz.sh — build the libFuzzer targets (tokenizer loaders and encoder, safetensors) (tests/fuzz/) with clang + ASan + UBSan in
 # build-fuzz/ and run each for SECONDS (default $FUZZ_SECONDS, else 30).
 #
-#   tools/fuzz.sh [SECONDS] [TARGET...]      TARGET: fuzz_encode fuzz_vocab fuzz_merges (default all)
+#   tools/fuzz.sh [SECONDS] [TARGET...]   TARGET: fuzz_encode fuzz_vocab fuzz_merges fuzz_safetensors (default all)
 #
 # Each target runs on a scratch copy of its seed corpus (tests/fuzz/corpus/<name>/), so nothing is
 # written into the repository; crash reproducers go to build-fuzz/fuzz-artifacts/. Prints one line
