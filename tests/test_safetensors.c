@@ -271,11 +271,12 @@ static double ref_half(uint16_t h)
     return s ? -v : v;
 }
 
-Test(safetensors, f16_every_value)
+/* every 16-bit pattern written as one tensor of dtype d, parsed back and read as float */
+static float *all_16bit_values(st_dtype d, int ndim, int64_t s0, int64_t s1)
 {
     uint16_t *h = malloc(65536 * sizeof *h);
     for (uint32_t i = 0; i < 65536; i++) h[i] = (uint16_t)i;
-    st_out t = {"h", ST_F16, 2, {256, 256}, h};
+    st_out t = {"h", d, ndim, {s0, s1}, h};
     uint8_t *b;
     size_t len;
     char err[512];
@@ -283,6 +284,15 @@ Test(safetensors, f16_every_value)
     st_file *f = parse_ok(b, len);
     float *got = malloc(65536 * sizeof *got);
     cr_assert_eq(st_read_f32(f, st_find(f, "h"), got, 65536, err, sizeof err), 0, "%s", err);
+    st_close(f);
+    free(b);
+    free(h);
+    return got;
+}
+
+Test(safetensors, f16_every_value)
+{
+    float *got = all_16bit_values(ST_F16, 2, 256, 256);
     for (uint32_t i = 0; i < 65536; i++) {
         double r = ref_half((uint16_t)i);
         float direct = st_f16_to_f32((uint16_t)i);
@@ -298,33 +308,18 @@ Test(safetensors, f16_every_value)
             cr_assert_eq(!!signbit(got[i]), !!(i & 0x8000), "0x%04x sign", i);
         }
     }
-    st_close(f);
-    free(b);
     free(got);
-    free(h);
 }
 
 Test(safetensors, bf16_every_value)
 {
-    uint16_t *h = malloc(65536 * sizeof *h);
-    for (uint32_t i = 0; i < 65536; i++) h[i] = (uint16_t)i;
-    st_out t = {"h", ST_BF16, 1, {65536}, h};
-    uint8_t *b;
-    size_t len;
-    char err[512];
-    cr_assert_eq(st_write_mem(&t, 1, NULL, 0, &b, &len, err, sizeof err), 0, "%s", err);
-    st_file *f = parse_ok(b, len);
-    float *got = malloc(65536 * sizeof *got);
-    cr_assert_eq(st_read_f32(f, st_find(f, "h"), got, 65536, err, sizeof err), 0, "%s", err);
+    float *got = all_16bit_values(ST_BF16, 1, 65536, 0);
     for (uint32_t i = 0; i < 65536; i++) {
         uint32_t bits;
         memcpy(&bits, &got[i], 4);
         cr_assert_eq(bits, i << 16, "0x%04x", i);
     }
-    st_close(f);
-    free(b);
     free(got);
-    free(h);
 }
 
 Test(safetensors, f64_and_f8)

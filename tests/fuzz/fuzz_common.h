@@ -550,4 +550,23 @@ FZ_FN void fz_save_reload(const tok_tokenizer *t, const char *dir)
 
 FZ_FN uint64_t fz_input_hash(const uint8_t *p, size_t n) { return fz_hash(p, n) * 0x9E3779B97F4A7C15ull; }
 
+/* Load a tokenizer from memory; on failure check the error line, on success run the encode checks
+ * and the save/reload round trip. Returns 1 when it loaded. */
+FZ_FN int fz_load_and_exercise(const char *vocab, size_t vl, const char *merges, size_t ml, const uint8_t *data,
+                               size_t size, const char *dir)
+{
+    char err[TOK_ERR_LEN];
+    tok_tokenizer *t = NULL;
+    fz_err_reset(err);
+    if (tok_load_mem(vocab, vl, "vocab.json", merges, ml, "merges.txt", &t, err, sizeof err)) {
+        fz_check_err(err, "tok_load_mem");
+        return 0;
+    }
+    FZ_CHECK(t, "tok_load_mem succeeded without a tokenizer");
+    fz_exercise(t, data, size);
+    fz_save_reload(t, dir);
+    tok_free(t);
+    return 1;
+}
+
 #endif

@@ -93,17 +93,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    char err[TOK_ERR_LEN];
-    tok_tokenizer *t = NULL;
-    fz_err_reset(err);
-    if (tok_load_mem(g_vocab, g_vocab_len, "vocab.json", (const char *)data, size, "merges.txt", &t, err,
-                     sizeof err)) {
-        fz_check_err(err, "tok_load_mem");
-        return 0;
-    }
-    FZ_CHECK(t, "tok_load_mem succeeded without a tokenizer");
-    fz_exercise(t, data, size);
-    fz_save_reload(t, g_dir);
-    tok_free(t);
+    fz_load_and_exercise(g_vocab, g_vocab_len, (const char *)data, size, data, size, g_dir);
     return 0;
 }

@@ -36,18 +36,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 /* 1 when the tokenizer loaded */
 static int one(const char *vocab, size_t vl, const char *merges, size_t ml, const uint8_t *data, size_t size)
 {
-    char err[TOK_ERR_LEN];
-    tok_tokenizer *t = NULL;
-    fz_err_reset(err);
-    if (tok_load_mem(vocab, vl, "vocab.json", merges, ml, "merges.txt", &t, err, sizeof err)) {
-        fz_check_err(err, "tok_load_mem");
-        return 0;
-    }
-    FZ_CHECK(t, "tok_load_mem succeeded without a tokenizer");
-    fz_exercise(t, data, size);
-    fz_save_reload(t, g_dir);
-    tok_free(t);
-    return 1;
+    return fz_load_and_exercise(vocab, vl, merges, ml, data, size, g_dir);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
