@@ -258,18 +258,9 @@ static int load_tensors(const st_file *f, gpt2 *m, char *err, size_t errlen)
             if (check_tied(f, t, st_find(f, name), p + tb[GPT2_WTE].offset, err, errlen)) goto done;
             continue;
         }
-        /* the name is the file's: show it escaped and cut */
-        char nb[100];
-        size_t o = 0;
-        for (const unsigned char *q = (const unsigned char *)t->name; *q && o + 8 < sizeof nb; q++) {
-            if (*q < 0x20 || *q == 0x7F || *q == '"' || *q == '\\')
-                o += (size_t)snprintf(nb + o, sizeof nb - o, "\\u%04x", *q);
-            else
-                nb[o++] = (char)*q;
-        }
-        nb[o] = 0;
-        fio_fail(err, errlen, "%s: unexpected tensor \"%s\" (not a GPT-2 parameter with n_layer=%d)", st_name(f), nb,
-             c->n_layer);
+        char nb[120];
+        fio_fail(err, errlen, "%s: unexpected tensor \"%s\" (not a GPT-2 parameter with n_layer=%d)", st_name(f),
+                 fio_show(t->name, nb, sizeof nb), c->n_layer);
         goto done;
     }
     rc = 0;

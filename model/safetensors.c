@@ -36,27 +36,6 @@ struct st_file {
 };
 
 
-/* A string from the file as it may appear in a one-line message: control characters (and, when
- * quotes is set, quotes and backslashes) escaped, long strings cut. */
-static const char *show_q(const char *s, char *buf, size_t n, int quotes)
-{
-    size_t o = 0;
-    for (const unsigned char *p = (const unsigned char *)s; *p && o + 8 < n; p++) {
-        if (o > 80 && (*p & 0xC0) != 0x80) { /* never cut inside a UTF-8 sequence */
-            memcpy(buf + o, "...", 3);
-            o += 3;
-            break;
-        }
-        if (*p < 0x20 || *p == 0x7F || (quotes && (*p == '"' || *p == '\\')))
-            o += (size_t)snprintf(buf + o, n - o, "\\u%04x", *p);
-        else
-            buf[o++] = (char)*p;
-    }
-    buf[o] = 0;
-    return buf;
-}
-
-static const char *show(const char *s, char *buf, size_t n) { return show_q(s, buf, n, 1); }
 
 /* ---- dtypes ------------------------------------------------------------------------------------ */
 
@@ -180,7 +159,7 @@ static int parse_metadata(st_file *f, json_t *md, char *err, size_t errlen)
     {
         if (!json_is_string(v))
             return fio_fail(err, errlen, "%s: __metadata__ \"%s\": value must be a string", f->name,
-                        show(key, kb, sizeof kb));
+                        fio_show(key, kb, sizeof kb));
         char *k = dup_str(key), *s = dup_str(json_string_value(v));
         if (!k || !s) {
             free(k);
@@ -207,7 +186,7 @@ static int json_size(json_t *v, uint64_t *out)
 static int parse_entry(st_file *f, const char *name, json_t *e, st_tensor *t, char *err, size_t errlen)
 {
     char nb[128], kb[128];
-    const char *sn = show(name, nb, sizeof nb);
+    const char *sn = fio_show(name, nb, sizeof nb);
     if (!json_is_object(e))
         return fio_fail(err, errlen, "%s: tensor \"%s\": entry must be an object with dtype, shape, data_offsets",
                     f->name, sn);
@@ -217,7 +196,7 @@ static int parse_entry(st_file *f, const char *name, json_t *e, st_tensor *t, ch
     {
         if (strcmp(key, "dtype") && strcmp(key, "shape") && strcmp(key, "data_offsets"))
             return fio_fail(err, errlen, "%s: tensor \"%s\": unknown key \"%s\" (expected dtype, shape, data_offsets)",
-                        f->name, sn, show(key, kb, sizeof kb));
+                        f->name, sn, fio_show(key, kb, sizeof kb));
     }
     json_t *jd = json_object_get(e, "dtype"), *js = json_object_get(e, "shape"),
            *jo = json_object_get(e, "data_offsets");
@@ -228,7 +207,7 @@ static int parse_entry(st_file *f, const char *name, json_t *e, st_tensor *t, ch
     if (!json_is_string(jd)) return fio_fail(err, errlen, "%s: tensor \"%s\": dtype must be a string", f->name, sn);
     if (st_dtype_parse(json_string_value(jd), &t->dtype))
         return fio_fail(err, errlen, "%s: tensor \"%s\": unknown dtype \"%s\"", f->name, sn,
-                    show(json_string_value(jd), kb, sizeof kb));
+                    fio_show(json_string_value(jd), kb, sizeof kb));
 
     if (!json_is_array(js))
         return fio_fail(err, errlen, "%s: tensor \"%s\": shape must be an array of non-negative integers", f->name, sn);
@@ -294,19 +273,19 @@ static int check_coverage(const st_file *f, char *err, size_t errlen)
         const st_tensor *t = &f->t[i];
         if (t->begin < at)
             return fio_fail(err, errlen, "%s: tensor \"%s\": data_offsets [%zu, %zu] overlap tensor \"%s\" [%zu, %zu]",
-                        f->name, show(t->name, nb, sizeof nb), t->begin, t->end,
-                        show(f->t[i - 1].name, pb, sizeof pb), f->t[i - 1].begin, f->t[i - 1].end);
+                        f->name, fio_show(t->name, nb, sizeof nb), t->begin, t->end,
+                        fio_show(f->t[i - 1].name, pb, sizeof pb), f->t[i - 1].begin, f->t[i - 1].end);
         if (t->begin > at) {
             if (i == 0)
                 return fio_fail(err, errlen,
                             "%s: tensor \"%s\": data_offsets [%zu, %zu] leave bytes [0, %zu) of the data section "
                             "uncovered (holes are not allowed)",
-                            f->name, show(t->name, nb, sizeof nb), t->begin, t->end, t->begin);
+                            f->name, fio_show(t->name, nb, sizeof nb), t->begin, t->end, t->begin);
             return fio_fail(err, errlen,
                         "%s: tensor \"%s\": data_offsets [%zu, %zu] leave bytes [%zu, %zu) after tensor \"%s\" "
                         "uncovered (holes are not allowed)",
-                        f->name, show(t->name, nb, sizeof nb), t->begin, t->end, at, t->begin,
-                        show(f->t[i - 1].name, pb, sizeof pb));
+                        f->name, fio_show(t->name, nb, sizeof nb), t->begin, t->end, at, t->begin,
+                        fio_show(f->t[i - 1].name, pb, sizeof pb));
         }
         at = t->end;
     }
@@ -347,9 +326,8 @@ int st_parse(const uint8_t *buf, size_t len, const char *name_for_errors, st_fil
     json_error_t je;
     json_t *root = json_loadb((const char *)buf + 8, (size_t)hl, JSON_REJECT_DUPLICATES, &je);
     if (!root) {
-        char tb[200];
         fio_fail(err, errlen, "%s:%zu: header is not valid JSON: %s", fname, 8 + (size_t)(je.position > 0 ? je.position : 0),
-             show_q(je.text, tb, sizeof tb, 0));
+             je.text);
         st_close(f);
         return -1;
     }
@@ -447,7 +425,7 @@ int st_read_f32(const st_file *f, const st_tensor *t, float *dst, size_t n, char
     char nb[128];
     if (n != t->numel)
         return fio_fail(err, errlen, "%s: tensor \"%s\": has %zu elements, caller expects %zu", f->name,
-                    show(t->name, nb, sizeof nb), t->numel, n);
+                    fio_show(t->name, nb, sizeof nb), t->numel, n);
     const uint8_t *p = t->data;
     switch (t->dtype) {
     case ST_F32:
@@ -474,7 +452,7 @@ int st_read_f32(const st_file *f, const st_tensor *t, float *dst, size_t n, char
         return 0;
     default:
         return fio_fail(err, errlen, "%s: tensor \"%s\": dtype %s is not a floating-point type", f->name,
-                    show(t->name, nb, sizeof nb), st_dtype_name(t->dtype));
+                    fio_show(t->name, nb, sizeof nb), st_dtype_name(t->dtype));
     }
 }
 
@@ -483,7 +461,7 @@ int st_read_raw(const st_file *f, const st_tensor *t, void *dst, size_t nbytes, 
     char nb[128];
     if (nbytes != t->end - t->begin)
         return fio_fail(err, errlen, "%s: tensor \"%s\": holds %zu bytes, caller expects %zu", f->name,
-                    show(t->name, nb, sizeof nb), t->end - t->begin, nbytes);
+                    fio_show(t->name, nb, sizeof nb), t->end - t->begin, nbytes);
     if (nbytes) memcpy(dst, t->data, nbytes);
     return 0;
 }
@@ -507,17 +485,17 @@ static int build_header(const st_out *ts, size_t n, const st_meta *meta, size_t 
                 goto bad;
             }
             if (json_object_get(md, meta[i].key)) {
-                fio_fail(err, errlen, "%s: metadata key \"%s\" given twice", what, show(meta[i].key, nb, sizeof nb));
+                fio_fail(err, errlen, "%s: metadata key \"%s\" given twice", what, fio_show(meta[i].key, nb, sizeof nb));
                 goto bad;
             }
             json_t *s = json_string(meta[i].value);
             if (!s) {
                 fio_fail(err, errlen, "%s: metadata \"%s\": value is not valid UTF-8", what,
-                     show(meta[i].key, nb, sizeof nb));
+                     fio_show(meta[i].key, nb, sizeof nb));
                 goto bad;
             }
             if (json_object_set_new(md, meta[i].key, s)) {
-                fio_fail(err, errlen, "%s: metadata key \"%s\" is not valid UTF-8", what, show(meta[i].key, nb, sizeof nb));
+                fio_fail(err, errlen, "%s: metadata key \"%s\" is not valid UTF-8", what, fio_show(meta[i].key, nb, sizeof nb));
                 goto bad;
             }
         }
@@ -529,7 +507,7 @@ static int build_header(const st_out *ts, size_t n, const st_meta *meta, size_t 
             fio_fail(err, errlen, "%s: tensor %zu has no name", what, i);
             goto bad;
         }
-        const char *sn = show(t->name, nb, sizeof nb);
+        const char *sn = fio_show(t->name, nb, sizeof nb);
         if (strcmp(t->name, "__metadata__") == 0) {
             fio_fail(err, errlen, "%s: tensor \"%s\": reserved name", what, sn);
             goto bad;

@@ -177,3 +177,21 @@ int fio_fail(char *err, size_t errlen, const char *fmt, ...)
         if ((unsigned char)*p < 0x20 || *p == 0x7F) *p = '?';
     return -1;
 }
+
+const char *fio_show(const char *s, char *buf, size_t n)
+{
+    size_t o = 0;
+    for (const unsigned char *p = (const unsigned char *)s; *p && o + 8 < n; p++) {
+        if (o > 80 && (*p & 0xC0) != 0x80) {
+            memcpy(buf + o, "...", 3);
+            o += 3;
+            break;
+        }
+        if (*p < 0x20 || *p == 0x7F || *p == '"' || *p == '\\')
+            o += (size_t)snprintf(buf + o, n - o, "\\u%04x", *p);
+        else
+            buf[o++] = (char)*p;
+    }
+    buf[o] = 0;
+    return buf;
+}

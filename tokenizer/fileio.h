@@ -37,4 +37,9 @@ int fio_exists(const char *path);
  * message is always a single printable line. err may be NULL. */
 int fio_fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
+/* A string taken from a file (a key, a tensor name), made fit to quote in a one-line message:
+ * control characters, quotes and backslashes escaped as \u00XX, long strings cut with "..." (never
+ * inside a UTF-8 sequence). Writes into buf and returns it. */
+const char *fio_show(const char *s, char *buf, size_t n);
+
 #endif

@@ -291,25 +291,6 @@ static long symbol_to_bytes(const char *s, size_t n, uint8_t *out, size_t *bad_a
     return (long)o;
 }
 
-/* A key as it may appear in a one-line message: control characters escaped, long keys cut. */
-static const char *show_key(const char *key, char *buf, size_t n)
-{
-    size_t o = 0;
-    for (const unsigned char *p = (const unsigned char *)key; *p && o + 8 < n; p++) {
-        if (o > 60) {
-            memcpy(buf + o, "...", 3);
-            o += 3;
-            break;
-        }
-        if (*p < 0x20 || *p == 0x7F || *p == '"' || *p == '\\')
-            o += (size_t)snprintf(buf + o, n - o, "\\u%04x", *p);
-        else
-            buf[o++] = (char)*p;
-    }
-    buf[o] = 0;
-    return buf;
-}
-
 static int load_vocab(const char *path, const char *buf, size_t len, tok_tokenizer **out, char *err, size_t errlen)
 {
     json_error_t je;
@@ -344,18 +325,18 @@ static int load_vocab(const char *path, const char *buf, size_t len, tok_tokeniz
     json_object_foreach(root, key, val)
     {
         if (!json_is_integer(val)) {
-            fio_fail(err, errlen, "%s: token \"%s\": id must be an integer", path, show_key(key, kb1, sizeof kb1));
+            fio_fail(err, errlen, "%s: token \"%s\": id must be an integer", path, fio_show(key, kb1, sizeof kb1));
             goto done;
         }
         json_int_t id = json_integer_value(val);
         if (id < 0 || (size_t)id >= n) {
             fio_fail(err, errlen, "%s: token \"%s\": id %lld outside 0..%zu (ids must be 0..N-1 for N tokens)",
-                 path, show_key(key, kb1, sizeof kb1), (long long)id, n - 1);
+                 path, fio_show(key, kb1, sizeof kb1), (long long)id, n - 1);
             goto done;
         }
         if (names[id]) {
             fio_fail(err, errlen, "%s: id %lld is given to both \"%s\" and \"%s\"", path, (long long)id,
-                 show_key(names[id], kb1, sizeof kb1), show_key(key, kb2, sizeof kb2));
+                 fio_show(names[id], kb1, sizeof kb1), fio_show(key, kb2, sizeof kb2));
             goto done;
         }
         names[id] = key;
@@ -373,7 +354,7 @@ static int load_vocab(const char *path, const char *buf, size_t len, tok_tokeniz
         long bl = symbol_to_bytes(key, kl, arena + o, &bad_at, &bad_cp);
         if (bl < 0) {
             fio_fail(err, errlen, "%s: token \"%s\" (id %lld): character %zu (U+%04X) is not a byte-level symbol",
-                 path, show_key(key, kb1, sizeof kb1), (long long)id, bad_at, bad_cp);
+                 path, fio_show(key, kb1, sizeof kb1), (long long)id, bad_at, bad_cp);
             goto done;
         }
         if (bl == 0) {
