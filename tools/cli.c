@@ -1,6 +1,7 @@
 /* cli.c — option parsing, error lines, fast output and the progress bar for `rlhf`. See cli.h. */
 #include "cli.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -114,6 +115,34 @@ void cli_parse(const char *cmd, const char *summary, int argc, char **argv, cons
             cli_die(cmd, "missing required option %s %s (see 'rlhf %s --help')", opts[k2].name,
                     opts[k2].arg ? opts[k2].arg : "", cmd);
     free(seen);
+}
+
+void cli_parse_ids(const char *cmd, const char *in, const char *text, size_t len, long long n_ids, tok_ids *out)
+{
+    const char *name = strcmp(in, "-") == 0 ? "<stdin>" : in;
+    size_t line = 1, col = 1;
+    for (size_t i = 0; i < len;) {
+        if (isspace((unsigned char)text[i])) {
+            if (text[i] == '\n') line++, col = 1;
+            else col++;
+            i++;
+            continue;
+        }
+        size_t j = i;
+        long long v = 0;
+        int ok = 1;
+        while (j < len && !isspace((unsigned char)text[j])) {
+            if (text[j] < '0' || text[j] > '9' || j - i > 9) ok = 0;
+            else v = v * 10 + (text[j] - '0');
+            j++;
+        }
+        if (!ok || v >= n_ids)
+            cli_die(cmd, "%s:%zu:%zu: '%.*s' is not a token id (0..%lld)", name, line, col,
+                    (int)(j - i > 40 ? 40 : j - i), text + i, n_ids - 1);
+        if (tok_ids_push(out, (int32_t)v)) cli_die(cmd, "out of memory");
+        col += j - i;
+        i = j;
+    }
 }
 
 /* ---- output ------------------------------------------------------------------------------------ */

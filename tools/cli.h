@@ -9,6 +9,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "tok.h"
+
 typedef enum { OPT_STR, OPT_INT, OPT_DOUBLE, OPT_FLAG, OPT_MULTI } cli_opt_type;
 
 typedef struct {
@@ -38,6 +40,11 @@ void cli_parse(const char *cmd, const char *summary, int argc, char **argv, cons
 
 /* Print "rlhf <cmd>: <message>" to stderr and exit(1). */
 _Noreturn void cli_die(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Parse whitespace-separated decimal token ids from text (read from `in`, "-" meaning standard
+ * input) into out; anything that is not an id below n_ids is a one-line error
+ * "<file>:<line>:<col>: 'x' is not a token id" and exit(1). */
+void cli_parse_ids(const char *cmd, const char *in, const char *text, size_t len, long long n_ids, tok_ids *out);
 
 /* Buffered writer for standard output. */
 typedef struct {

@@ -7,7 +7,6 @@
 #include "kv.h"
 #include "tok.h"
 
-#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -114,29 +113,7 @@ int cmd_logprobs(int argc, char **argv)
     const int V = gpt2_cfg(m)->vocab_size;
     tok_ids ids = {0};
     const char *name = strcmp(in, "-") == 0 ? "<stdin>" : in;
-    size_t line = 1, col = 1;
-    for (size_t i = 0; i < len;) {
-        if (isspace((unsigned char)text[i])) {
-            if (text[i] == '\n') line++, col = 1;
-            else col++;
-            i++;
-            continue;
-        }
-        size_t j = i;
-        long long v = 0;
-        int ok = 1;
-        while (j < len && !isspace((unsigned char)text[j])) {
-            if (text[j] < '0' || text[j] > '9' || j - i > 9) ok = 0;
-            else v = v * 10 + (text[j] - '0');
-            j++;
-        }
-        if (!ok || v >= V)
-            cli_die("logprobs", "%s:%zu:%zu: '%.*s' is not a token id (0..%d)", name, line, col,
-                    (int)(j - i > 40 ? 40 : j - i), text + i, V - 1);
-        if (tok_ids_push(&ids, (int32_t)v)) cli_die("logprobs", "out of memory");
-        col += j - i;
-        i = j;
-    }
+    cli_parse_ids("logprobs", in, text, len, V, &ids);
     if (ids.n < 2) cli_die("logprobs", "%s: need at least two token ids, got %zu", name, ids.n);
     int T = (int)ids.n - 1;
     if (T > gpt2_cfg(m)->n_positions)

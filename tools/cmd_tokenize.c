@@ -5,7 +5,6 @@
 #include "fileio.h"
 #include "tok.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,37 +55,8 @@ int cmd_detokenize(int argc, char **argv)
     size_t len;
     char *text = fio_read_all(in, &len, err, sizeof err);
     if (!text) cli_die("detokenize", "%s", err);
-    const char *name = strcmp(in, "-") == 0 ? "<stdin>" : in;
     tok_ids ids = {0};
-    size_t line = 1, col = 1, i = 0;
-    while (i < len) {
-        char c = text[i];
-        if (c == '\n') {
-            line++;
-            col = 1;
-            i++;
-            continue;
-        }
-        if (isspace((unsigned char)c)) {
-            i++;
-            col++;
-            continue;
-        }
-        size_t j = i;
-        while (j < len && !isspace((unsigned char)text[j])) j++;
-        int ok = j - i <= 10;
-        long long v = 0;
-        for (size_t k = i; ok && k < j; k++) {
-            if (text[k] < '0' || text[k] > '9') ok = 0;
-            else v = v * 10 + (text[k] - '0');
-        }
-        if (!ok || v >= (long long)tok_vocab_size(t))
-            cli_die("detokenize", "%s:%zu:%zu: '%.*s' is not a token id (0..%zu)", name, line, col,
-                    (int)(j - i > 40 ? 40 : j - i), text + i, tok_vocab_size(t) - 1);
-        if (tok_ids_push(&ids, (int32_t)v)) cli_die("detokenize", "out of memory");
-        col += j - i;
-        i = j;
-    }
+    cli_parse_ids("detokenize", in, text, len, (long long)tok_vocab_size(t), &ids);
     tok_bytes out = {0};
     if (tok_decode(t, ids.ids, ids.n, &out, err, sizeof err)) cli_die("detokenize", "%s", err);
     if (out.n && fwrite(out.data, 1, out.n, stdout) != out.n) cli_die("detokenize", "standard output: write error");
