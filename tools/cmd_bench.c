@@ -29,24 +29,33 @@ static gpt2 *make_model(const char *cmd, const bench_opts *o, gpt2_config *cfg)
     return m;
 }
 
-/* the sgemm rate the model's products can at best reach: 256x3072x768, as in the MLP */
-static double sgemm_peak(int nthreads)
+/* best-of-reps seconds of one product C (m,n) = op(A) op(B), on operands filled with values (not
+ * calloc's zero pages, which would flatter memory-bound shapes) */
+static double time_sgemm(const char *cmd, int ta, int tb, int m, int n, int k, int reps, int nthreads)
 {
-    const int M = 256, N = 3072, K = 768;
-    float *a = calloc((size_t)M * K, 4), *b = calloc((size_t)K * N, 4), *c = calloc((size_t)M * N, 4);
-    for (long i = 0; i < (long)M * K; i++) a[i] = (float)(i % 7) * 0.01f;
-    for (long i = 0; i < (long)K * N; i++) b[i] = (float)(i % 5) * 0.01f;
+    float *a = malloc((size_t)m * k * 4), *b = malloc((size_t)k * n * 4), *c = malloc((size_t)m * n * 4);
+    if (!a || !b || !c) cli_die(cmd, "out of memory");
+    for (long i = 0; i < (long)m * k; i++) a[i] = (float)(i % 7) * 0.01f;
+    for (long i = 0; i < (long)k * n; i++) b[i] = (float)(i % 5) * 0.01f;
+    const int lda = ta ? m : k, ldb = tb ? k : n;
     double best = 1e9;
-    for (int r = 0; r < 6; r++) {
+    for (int r = 0; r < reps; r++) {
         double t0 = cli_now();
-        mm_sgemm(0, 0, M, N, K, 1.0f, a, K, b, N, 0.0f, c, N, nthreads);
+        mm_sgemm(ta, tb, m, n, k, 1.0f, a, lda, b, ldb, 0.0f, c, n, nthreads);
         double t = cli_now() - t0;
         if (t < best) best = t;
     }
     free(a);
     free(b);
     free(c);
-    return 2.0 * M * N * K / best / 1e9;
+    return best;
+}
+
+/* the sgemm rate the model's products can at best reach: 256x3072x768, as in the MLP */
+static double sgemm_peak(int nthreads)
+{
+    const int M = 256, N = 3072, K = 768;
+    return 2.0 * M * N * K / time_sgemm("bench train", 0, 0, M, N, K, 6, nthreads) / 1e9;
 }
 
 static int bench_train(int argc, char **argv)
@@ -146,21 +155,9 @@ static int bench_matmul(int argc, char **argv)
     };
     for (size_t i = 0; i < sizeof sh / sizeof *sh; i++) {
         int m = sh[i].m, n = sh[i].n, k = sh[i].k;
-        float *a = calloc((size_t)m * k, 4), *b = calloc((size_t)k * n, 4), *c = calloc((size_t)m * n, 4);
-        if (!a || !b || !c) cli_die("bench matmul", "out of memory");
-        int lda = sh[i].ta ? m : k, ldb = sh[i].tb ? k : n;
-        double best = 1e9;
-        for (int r = 0; r < (int)o.steps; r++) {
-            double t0 = cli_now();
-            mm_sgemm(sh[i].ta, sh[i].tb, m, n, k, 1.0f, a, lda, b, ldb, 0.0f, c, n, nt);
-            double t = cli_now() - t0;
-            if (t < best) best = t;
-        }
+        double best = time_sgemm("bench matmul", sh[i].ta, sh[i].tb, m, n, k, (int)o.steps, nt);
         printf("%-20s %c%c m=%6d n=%6d k=%6d  %8.2f ms  %6.1f GFLOP/s\n", sh[i].name, sh[i].ta ? 'T' : 'N',
                sh[i].tb ? 'T' : 'N', m, n, k, best * 1e3, 2.0 * m * n * k / best / 1e9);
-        free(a);
-        free(b);
-        free(c);
     }
     return 0;
 }
