@@ -52,17 +52,12 @@ static double now_s(void)
 typedef struct {
     char *vocab, *merges;
     size_t nv, nm;
-} tok_files;
+} tok_blobs;
 
-static int read_tok_files(const char *dir, tok_files *f, char *err, size_t errlen)
+static int read_tok_files(const char *dir, tok_blobs *f, char *err, size_t errlen)
 {
     char v[4096], m[4096];
-    fio_join(v, sizeof v, dir, "vocab.json");
-    fio_join(m, sizeof m, dir, "merges.txt");
-    if (!fio_exists(v)) {
-        fio_join(v, sizeof v, dir, "encoder.json"); /* OpenAI layout: the same contents */
-        fio_join(m, sizeof m, dir, "vocab.bpe");
-    }
+    if (tok_files(dir, v, m, sizeof v, err, errlen)) return -1;
     f->vocab = fio_read_all(v, &f->nv, err, errlen);
     if (!f->vocab) return -1;
     f->merges = fio_read_all(m, &f->nm, err, errlen);
@@ -152,7 +147,7 @@ int pretrain_run(const pretrain_opts *o, long *resumed_from, char *err, size_t e
     gpt2 *m = NULL;
     adamw opt = {0};
     ds_tokens d = {0};
-    tok_files tf = {0};
+    tok_blobs tf = {0};
     char *state = NULL;
     int32_t *inp = NULL, *tgt = NULL;
     FILE *mf = NULL;

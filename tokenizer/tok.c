@@ -499,18 +499,24 @@ int tok_load_files(const char *vocab_path, const char *merges_path, tok_tokenize
     return rc;
 }
 
+int tok_files(const char *dir, char *vocab, char *merges, size_t n, char *err, size_t errlen)
+{
+    fio_join(vocab, n, dir, "vocab.json");
+    fio_join(merges, n, dir, "merges.txt");
+    if (fio_exists(vocab) || fio_exists(merges)) return 0;
+    fio_join(vocab, n, dir, "encoder.json");
+    fio_join(merges, n, dir, "vocab.bpe");
+    if (fio_exists(vocab) || fio_exists(merges)) return 0;
+    if (!fio_exists(dir)) return fio_fail(err, errlen, "%s: no such directory", dir);
+    return fio_fail(err, errlen, "%s: no tokenizer here (expected vocab.json + merges.txt or encoder.json + vocab.bpe)",
+                    dir);
+}
+
 int tok_load(const char *dir, tok_tokenizer **out, char *err, size_t errlen)
 {
     char v[4096], m[4096];
-    fio_join(v, sizeof v, dir, "vocab.json");
-    fio_join(m, sizeof m, dir, "merges.txt");
-    if (fio_exists(v) || fio_exists(m)) return tok_load_files(v, m, out, err, errlen);
-    fio_join(v, sizeof v, dir, "encoder.json");
-    fio_join(m, sizeof m, dir, "vocab.bpe");
-    if (fio_exists(v) || fio_exists(m)) return tok_load_files(v, m, out, err, errlen);
-    if (!fio_exists(dir)) return fio_fail(err, errlen, "%s: no such directory", dir);
-    return fio_fail(err, errlen, "%s: no tokenizer here (expected vocab.json + merges.txt or encoder.json + vocab.bpe)",
-                dir);
+    if (tok_files(dir, v, m, sizeof v, err, errlen)) return -1;
+    return tok_load_files(v, m, out, err, errlen);
 }
 
 /* ---- saving ------------------------------------------------------------------------------------ */

@@ -55,6 +55,10 @@ void tok_bytes_free(tok_bytes *b);
  * (OpenAI). Hugging Face names win when both are present. */
 int tok_load(const char *dir, tok_tokenizer **out, char *err, size_t errlen);
 
+/* The two files of the tokenizer in dir, by the rule tok_load uses (Hugging Face names win; the
+ * OpenAI files hold the same contents under other names). 0, or -1 when neither layout is there. */
+int tok_files(const char *dir, char *vocab, char *merges, size_t n, char *err, size_t errlen);
+
 /* Load from two explicit files (vocabulary JSON object token->id, and merges text). */
 int tok_load_files(const char *vocab_path, const char *merges_path, tok_tokenizer **out, char *err,
                    size_t errlen);
