@@ -300,23 +300,23 @@ int gpt2_forward(gpt2 *m, const int32_t *tokens, const int32_t *targets, const f
         float *res2 = a->res2 + nc, *ln2 = a->ln2 + nc, *fch = a->fch + 4 * nc, *fchg = a->fch_gelu + 4 * nc;
         float *res3 = a->res3 + nc;
         op_layernorm_fwd(ln1, a->ln1_mean + (size_t)l * N, a->ln1_rstd + (size_t)l * N, x,
-                         P + tb[GPT2_LN1W].offset + (size_t)l * C, P + tb[GPT2_LN1B].offset + (size_t)l * C, N, C,
+                         P + gpt2_off(tb, GPT2_LN1W, l), P + gpt2_off(tb, GPT2_LN1B, l), N, C,
                          c->ln_eps);
-        op_matmul_fwd(qkv, ln1, P + tb[GPT2_QKVW].offset + (size_t)l * C * 3 * C,
-                      P + tb[GPT2_QKVB].offset + (size_t)l * 3 * C, N, C, 3 * C, nt);
+        op_matmul_fwd(qkv, ln1, P + gpt2_off(tb, GPT2_QKVW, l),
+                      P + gpt2_off(tb, GPT2_QKVB, l), N, C, 3 * C, nt);
         op_attention_fwd(atty, att, qkv, B, T, C, NH);
         /* res2 = x + atty @ Wproj + b: the projection lands in res2, then x is added */
-        op_matmul_fwd(res2, atty, P + tb[GPT2_ATTPROJW].offset + (size_t)l * C * C,
-                      P + tb[GPT2_ATTPROJB].offset + (size_t)l * C, N, C, C, nt);
+        op_matmul_fwd(res2, atty, P + gpt2_off(tb, GPT2_ATTPROJW, l),
+                      P + gpt2_off(tb, GPT2_ATTPROJB, l), N, C, C, nt);
         op_residual_fwd(res2, res2, x, (long)N * C);
         op_layernorm_fwd(ln2, a->ln2_mean + (size_t)l * N, a->ln2_rstd + (size_t)l * N, res2,
-                         P + tb[GPT2_LN2W].offset + (size_t)l * C, P + tb[GPT2_LN2B].offset + (size_t)l * C, N, C,
+                         P + gpt2_off(tb, GPT2_LN2W, l), P + gpt2_off(tb, GPT2_LN2B, l), N, C,
                          c->ln_eps);
-        op_matmul_fwd(fch, ln2, P + tb[GPT2_FCW].offset + (size_t)l * C * 4 * C,
-                      P + tb[GPT2_FCB].offset + (size_t)l * 4 * C, N, C, 4 * C, nt);
+        op_matmul_fwd(fch, ln2, P + gpt2_off(tb, GPT2_FCW, l),
+                      P + gpt2_off(tb, GPT2_FCB, l), N, C, 4 * C, nt);
         op_gelu_fwd(fchg, fch, (long)N * 4 * C);
-        op_matmul_fwd(res3, fchg, P + tb[GPT2_FCPROJW].offset + (size_t)l * 4 * C * C,
-                      P + tb[GPT2_FCPROJB].offset + (size_t)l * C, N, 4 * C, C, nt);
+        op_matmul_fwd(res3, fchg, P + gpt2_off(tb, GPT2_FCPROJW, l),
+                      P + gpt2_off(tb, GPT2_FCPROJB, l), N, 4 * C, C, nt);
         op_residual_fwd(res3, res3, res2, (long)N * C);
         x = res3;
     }
@@ -374,26 +374,26 @@ int gpt2_backward(gpt2 *m, const float *dlogp, const float *dhidden, char *err, 
         float *ln1 = a->ln1 + nc, *qkv = a->qkv + 3 * nc, *atty = a->atty + nc, *att = a->att + (size_t)l * att_sz;
         float *res2 = a->res2 + nc, *ln2 = a->ln2 + nc, *fch = a->fch + 4 * nc, *fchg = a->fch_gelu + 4 * nc;
         /* MLP: res3 = res2 + fcproj(gelu(fc(ln2(res2)))) ; dres is d res3 */
-        op_matmul_bwd(a->dfch_gelu, G + tb[GPT2_FCPROJW].offset + (size_t)l * 4 * C * C,
-                      G + tb[GPT2_FCPROJB].offset + (size_t)l * C, a->dres, fchg,
-                      P + tb[GPT2_FCPROJW].offset + (size_t)l * 4 * C * C, N, 4 * C, C, nt);
+        op_matmul_bwd(a->dfch_gelu, G + gpt2_off(tb, GPT2_FCPROJW, l),
+                      G + gpt2_off(tb, GPT2_FCPROJB, l), a->dres, fchg,
+                      P + gpt2_off(tb, GPT2_FCPROJW, l), N, 4 * C, C, nt);
         op_gelu_bwd(a->dfch, fch, a->dfch_gelu, (long)N * 4 * C);
-        op_matmul_bwd(a->dbuf, G + tb[GPT2_FCW].offset + (size_t)l * C * 4 * C,
-                      G + tb[GPT2_FCB].offset + (size_t)l * 4 * C, a->dfch, ln2,
-                      P + tb[GPT2_FCW].offset + (size_t)l * C * 4 * C, N, C, 4 * C, nt);
-        op_layernorm_bwd(a->dres, G + tb[GPT2_LN2W].offset + (size_t)l * C, G + tb[GPT2_LN2B].offset + (size_t)l * C,
-                         a->dbuf, res2, P + tb[GPT2_LN2W].offset + (size_t)l * C, a->ln2_mean + (size_t)l * N,
+        op_matmul_bwd(a->dbuf, G + gpt2_off(tb, GPT2_FCW, l),
+                      G + gpt2_off(tb, GPT2_FCB, l), a->dfch, ln2,
+                      P + gpt2_off(tb, GPT2_FCW, l), N, C, 4 * C, nt);
+        op_layernorm_bwd(a->dres, G + gpt2_off(tb, GPT2_LN2W, l), G + gpt2_off(tb, GPT2_LN2B, l),
+                         a->dbuf, res2, P + gpt2_off(tb, GPT2_LN2W, l), a->ln2_mean + (size_t)l * N,
                          a->ln2_rstd + (size_t)l * N, N, C);
         /* attention: res2 = x + attproj(attention(qkv(ln1(x)))) ; dres is now d res2 */
-        op_matmul_bwd(a->dbuf, G + tb[GPT2_ATTPROJW].offset + (size_t)l * C * C,
-                      G + tb[GPT2_ATTPROJB].offset + (size_t)l * C, a->dres, atty,
-                      P + tb[GPT2_ATTPROJW].offset + (size_t)l * C * C, N, C, C, nt);
+        op_matmul_bwd(a->dbuf, G + gpt2_off(tb, GPT2_ATTPROJW, l),
+                      G + gpt2_off(tb, GPT2_ATTPROJB, l), a->dres, atty,
+                      P + gpt2_off(tb, GPT2_ATTPROJW, l), N, C, C, nt);
         op_attention_bwd(a->dqkv, a->dbuf, qkv, att, B, T, C, NH, a->attscratch);
-        op_matmul_bwd(a->dbuf, G + tb[GPT2_QKVW].offset + (size_t)l * C * 3 * C,
-                      G + tb[GPT2_QKVB].offset + (size_t)l * 3 * C, a->dqkv, ln1,
-                      P + tb[GPT2_QKVW].offset + (size_t)l * C * 3 * C, N, C, 3 * C, nt);
-        op_layernorm_bwd(a->dres, G + tb[GPT2_LN1W].offset + (size_t)l * C, G + tb[GPT2_LN1B].offset + (size_t)l * C,
-                         a->dbuf, x, P + tb[GPT2_LN1W].offset + (size_t)l * C, a->ln1_mean + (size_t)l * N,
+        op_matmul_bwd(a->dbuf, G + gpt2_off(tb, GPT2_QKVW, l),
+                      G + gpt2_off(tb, GPT2_QKVB, l), a->dqkv, ln1,
+                      P + gpt2_off(tb, GPT2_QKVW, l), N, C, 3 * C, nt);
+        op_layernorm_bwd(a->dres, G + gpt2_off(tb, GPT2_LN1W, l), G + gpt2_off(tb, GPT2_LN1B, l),
+                         a->dbuf, x, P + gpt2_off(tb, GPT2_LN1W, l), a->ln1_mean + (size_t)l * N,
                          a->ln1_rstd + (size_t)l * N, N, C);
     }
     op_encoder_bwd(G + tb[GPT2_WTE].offset, G + tb[GPT2_WPE].offset, a->dres, m->tok_copy, B, T, C);

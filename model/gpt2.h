@@ -50,6 +50,13 @@ typedef struct {
     int decay;          /* AdamW weight decay applies (2-D weights only) */
 } gpt2_tensor;
 
+/* Offset (in floats) of layer l's copy of tensor k in the parameter block (l ignored for tensors
+ * outside the blocks); the same offset indexes the gradient block. */
+static inline size_t gpt2_off(const gpt2_tensor *tb, int k, int l)
+{
+    return tb[k].offset + (tb[k].per_layer ? (size_t)l * (size_t)tb[k].shape[0] * (size_t)tb[k].shape[1] : 0);
+}
+
 typedef struct gpt2 gpt2;
 
 int gpt2_create(gpt2 **out, const gpt2_config *cfg, char *err, size_t errlen);

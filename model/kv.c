@@ -128,10 +128,10 @@ int gpt2_kv_forward(gpt2 *m, gpt2_kv *kv, int R, const int *seq, const int32_t *
     const float scale = 1.0f / sqrtf((float)hs);
     for (int l = 0; l < L; l++) {
         float *kc = kv->k + (size_t)l * kv->B * maxT * C, *vc = kv->v + (size_t)l * kv->B * maxT * C;
-        op_layernorm_fwd(kv->ln, kv->mean, kv->rstd, kv->x, P + tb[GPT2_LN1W].offset + (size_t)l * C,
-                         P + tb[GPT2_LN1B].offset + (size_t)l * C, R, C, eps);
-        op_matmul_fwd(kv->qkv, kv->ln, P + tb[GPT2_QKVW].offset + (size_t)l * C * 3 * C,
-                      P + tb[GPT2_QKVB].offset + (size_t)l * 3 * C, R, C, 3 * C, nt);
+        op_layernorm_fwd(kv->ln, kv->mean, kv->rstd, kv->x, P + gpt2_off(tb, GPT2_LN1W, l),
+                         P + gpt2_off(tb, GPT2_LN1B, l), R, C, eps);
+        op_matmul_fwd(kv->qkv, kv->ln, P + gpt2_off(tb, GPT2_QKVW, l),
+                      P + gpt2_off(tb, GPT2_QKVB, l), R, C, 3 * C, nt);
         for (int r = 0; r < R; r++) {
             size_t at = ((size_t)seq[r] * maxT + kv->pos[r]) * C;
             memcpy(kc + at, kv->qkv + (size_t)r * 3 * C + C, (size_t)C * 4);
@@ -162,16 +162,16 @@ int gpt2_kv_forward(gpt2 *m, gpt2_kv *kv, int R, const int *seq, const int32_t *
                     for (int i = 0; i < hs; i++) o[i] += w * vb[(size_t)t * C + i];
                 }
             }
-        op_matmul_fwd(kv->tmp, kv->atty, P + tb[GPT2_ATTPROJW].offset + (size_t)l * C * C,
-                      P + tb[GPT2_ATTPROJB].offset + (size_t)l * C, R, C, C, nt);
+        op_matmul_fwd(kv->tmp, kv->atty, P + gpt2_off(tb, GPT2_ATTPROJW, l),
+                      P + gpt2_off(tb, GPT2_ATTPROJB, l), R, C, C, nt);
         op_residual_fwd(kv->x, kv->x, kv->tmp, (long)R * C);
-        op_layernorm_fwd(kv->ln, kv->mean, kv->rstd, kv->x, P + tb[GPT2_LN2W].offset + (size_t)l * C,
-                         P + tb[GPT2_LN2B].offset + (size_t)l * C, R, C, eps);
-        op_matmul_fwd(kv->fch, kv->ln, P + tb[GPT2_FCW].offset + (size_t)l * C * 4 * C,
-                      P + tb[GPT2_FCB].offset + (size_t)l * 4 * C, R, C, 4 * C, nt);
+        op_layernorm_fwd(kv->ln, kv->mean, kv->rstd, kv->x, P + gpt2_off(tb, GPT2_LN2W, l),
+                         P + gpt2_off(tb, GPT2_LN2B, l), R, C, eps);
+        op_matmul_fwd(kv->fch, kv->ln, P + gpt2_off(tb, GPT2_FCW, l),
+                      P + gpt2_off(tb, GPT2_FCB, l), R, C, 4 * C, nt);
         op_gelu_fwd(kv->fch, kv->fch, (long)R * 4 * C);
-        op_matmul_fwd(kv->tmp, kv->fch, P + tb[GPT2_FCPROJW].offset + (size_t)l * 4 * C * C,
-                      P + tb[GPT2_FCPROJB].offset + (size_t)l * C, R, 4 * C, C, nt);
+        op_matmul_fwd(kv->tmp, kv->fch, P + gpt2_off(tb, GPT2_FCPROJW, l),
+                      P + gpt2_off(tb, GPT2_FCPROJB, l), R, 4 * C, C, nt);
         op_residual_fwd(kv->x, kv->x, kv->tmp, (long)R * C);
     }
     /* final LayerNorm and the LM head, only for the rows asked for */
