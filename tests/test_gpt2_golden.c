@@ -126,7 +126,7 @@ static void compare_block_ex(gpt2 *m, st_file *g, const char *prefix, const floa
             size_t n;
             double *ref = get_f64(g, name, &n);
             cr_assert_eq(n, per, "%s: %zu values, want %zu", name, n, per);
-            const float *ours = block + tb[k].offset + (size_t)l * per;
+            const float *ours = block + gpt2_off(tb, k, l);
             if (loose > 0) {
                 char gname[160];
                 snprintf(gname, sizeof gname, "grad.%s", hn);
