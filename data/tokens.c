@@ -1,5 +1,6 @@
 /* tokens.c — tokenised corpus, split and deterministic batches. See tokens.h. */
 #include "tokens.h"
+#include "rng.h"
 
 #include "fileio.h"
 
@@ -65,13 +66,8 @@ void ds_tokens_free(ds_tokens *d)
     memset(d, 0, sizeof *d);
 }
 
-static uint64_t mix(uint64_t x)
-{
-    x += 0x9E3779B97F4A7C15ull;
-    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-    x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-    return x ^ (x >> 31);
-}
+/* a stateless hash: one splitmix64 step from x */
+static uint64_t mix(uint64_t x) { return rng_u64(&x); }
 
 static void make_perm(ds_tokens *d, uint64_t epoch)
 {

@@ -1,5 +1,6 @@
 /* gpt2.c — the GPT-2 model: parameter table, activations, forward and backward. See gpt2.h. */
 #include "gpt2.h"
+#include "rng.h"
 
 #include "mm.h"
 #include "ops.h"
@@ -166,17 +167,6 @@ const float *gpt2_hidden(const gpt2 *m) { return m->a.lnf; }
 const float *gpt2_logits(const gpt2 *m) { return m->a.logits; }
 const float *gpt2_logp(const gpt2 *m) { return m->a.logp; }
 
-/* splitmix64 + Box-Muller: a small, explicit RNG (the caller's seed is the only state) */
-static uint64_t sm64(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-static double unif(uint64_t *s) { return ((double)(sm64(s) >> 11) + 0.5) * (1.0 / 9007199254740992.0); }
-
 void gpt2_init_random(gpt2 *m, uint64_t seed)
 {
     uint64_t s = seed;
@@ -192,7 +182,7 @@ void gpt2_init_random(gpt2 *m, uint64_t seed)
         double std = 0.02;
         if (i == GPT2_ATTPROJW || i == GPT2_FCPROJW) std = 0.02 / sqrt(2.0 * L);
         for (size_t k = 0; k < t->numel; k += 2) {
-            double u1 = unif(&s), u2 = unif(&s), r = sqrt(-2.0 * log(u1));
+            double u1 = rng_unit_open(&s), u2 = rng_unit_open(&s), r = sqrt(-2.0 * log(u1));
             p[k] = (float)(std * r * cos(2 * M_PI * u2));
             if (k + 1 < t->numel) p[k + 1] = (float)(std * r * sin(2 * M_PI * u2));
         }

@@ -1,5 +1,6 @@
 /* kv.c — KV-cache inference and sampling for GPT-2. See kv.h. */
 #include "kv.h"
+#include "rng.h"
 
 #include "fastmath.h"
 #include "fileio.h"
@@ -193,16 +194,6 @@ gpt2_sample_opts gpt2_sample_defaults(void)
     return o;
 }
 
-static uint64_t rng_next(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-static double rng_unif(uint64_t *s) { return (double)(rng_next(s) >> 11) * (1.0 / 9007199254740992.0); }
-
 /* scratch for drawing: unnormalised probabilities, candidate indices and sort pairs, V each */
 typedef struct {
     float *prob;
@@ -302,7 +293,7 @@ static int32_t draw(const float *lg, int V, const gpt2_sample_opts *o, uint64_t 
         kept = 0;
         for (int j = 0; j < n; j++) kept += p[idx[j]];
     }
-    double u = rng_unif(rng) * kept, acc = 0;
+    double u = rng_unit(rng) * kept, acc = 0;
     int32_t pick = -1;
     if (n == V) {
         for (int v = 0; v < V; v++) {
