@@ -38,7 +38,10 @@ int env_vec_create(env_vec **out, const char *id, int n, uint64_t seed, char *er
 {
     *out = NULL;
     const env_spec *spec = env_find(id);
-    if (!spec) return fio_fail(err, errlen, "unknown env '%s'", fio_show(id));
+    if (!spec) {
+        char shown[64];
+        return fio_fail(err, errlen, "unknown env '%s'", fio_show(id, shown, sizeof shown));
+    }
     if (n < 1) return fio_fail(err, errlen, "env count must be >= 1 (got %d)", n);
     env_vec *v = calloc(1, sizeof *v);
     if (!v) return fio_fail(err, errlen, "out of memory");
