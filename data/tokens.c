@@ -26,7 +26,8 @@ int ds_tokens_load(ds_tokens *d, const tok_tokenizer *t, const char *const *file
             tok_ids_free(&all);
             return fio_fail(err, errlen, "out of memory");
         }
-        int rc = tok_encode_parallel(t, text, len, 0, nthreads, &all);
+        /* a literal "<|endoftext|>" in a corpus separates documents (data/corpus.c writes it so) */
+        int rc = tok_encode_parallel(t, text, len, TOK_ALLOW_SPECIAL, nthreads, &all);
         free(text);
         if (rc) {
             tok_ids_free(&all);

