@@ -35,7 +35,7 @@ typedef struct {
     float *fch, *fch_gelu;          /* (L,N,4C) */
     float *res3;                    /* (L,N,C) residual after the MLP = layer output */
     float *lnf, *lnf_mean, *lnf_rstd; /* (N,C) (N) (N) */
-    float *logits;                  /* (N,V) */
+    float *logits;                  /* (N,V): its own allocation (logits_mem), made only when needed */
     float *lse, *logp;              /* (N) */
     /* backward scratch */
     float *dres, *dbuf, *dqkv, *dfch, *dfch_gelu, *attscratch, *dlogp;
@@ -52,6 +52,9 @@ struct gpt2 {
     size_t cap_rows;     /* N the activations are sized for */
     int cap_T;
     float *actmem;
+    float *logits_mem;   /* (cap_logit_rows, V): allocated on the first forward that needs logits */
+    size_t cap_logit_rows;
+    float inv_temp;      /* 1/temperature of the last forward's logits (1 for gpt2_forward) */
     acts a;
     const int32_t *tokens, *targets; /* of the last forward (caller-owned) */
     const float *mask;
@@ -149,6 +152,7 @@ void gpt2_free(gpt2 *m)
     free(m->params);
     free(m->grads);
     free(m->actmem);
+    free(m->logits_mem);
     free(m->tok_copy);
     free(m->tgt_copy);
     free(m->mask_copy);
@@ -209,8 +213,7 @@ static int ensure_acts(gpt2 *m, int B, int T)
 {
     size_t N = (size_t)B * (size_t)T;
     if (N <= m->cap_rows && T <= m->cap_T && (size_t)B * T * T <= m->cap_rows * (size_t)m->cap_T) return 0;
-    const size_t L = (size_t)m->cfg.n_layer, C = (size_t)m->cfg.n_embd, V = (size_t)m->cfg.vocab_size,
-                 NH = (size_t)m->cfg.n_head;
+    const size_t L = (size_t)m->cfg.n_layer, C = (size_t)m->cfg.n_embd, NH = (size_t)m->cfg.n_head;
     size_t capT = (size_t)T;
     size_t att = (size_t)B * NH * capT * capT;
     int nt = omp_get_max_threads();
@@ -224,7 +227,7 @@ static int ensure_acts(gpt2 *m, int B, int T)
         {&m->a.att, L * att},       {&m->a.res2, L * N * C},     {&m->a.ln2, L * N * C},
         {&m->a.ln2_mean, L * N},    {&m->a.ln2_rstd, L * N},     {&m->a.fch, L * N * 4 * C},
         {&m->a.fch_gelu, L * N * 4 * C}, {&m->a.res3, L * N * C}, {&m->a.lnf, N * C},
-        {&m->a.lnf_mean, N},        {&m->a.lnf_rstd, N},         {&m->a.logits, N * V},
+        {&m->a.lnf_mean, N},        {&m->a.lnf_rstd, N},
         {&m->a.lse, N},             {&m->a.logp, N},             {&m->a.dres, N * C},
         {&m->a.dbuf, N * C},        {&m->a.dqkv, N * 3 * C},     {&m->a.dfch, N * 4 * C},
         {&m->a.dfch_gelu, N * 4 * C}, {&m->a.attscratch, (size_t)nt * capT * capT}, {&m->a.dlogp, N},
@@ -253,8 +256,21 @@ static int ensure_acts(gpt2 *m, int B, int T)
     return 0;
 }
 
-int gpt2_forward(gpt2 *m, const int32_t *tokens, const int32_t *targets, const float *mask, int B, int T,
-                 float *loss, char *err, size_t errlen)
+/* the (N,V) logits buffer, kept apart from the other activations so a hidden-only forward (scalar
+ * heads) never pays for it */
+static int ensure_logits(gpt2 *m, size_t N)
+{
+    if (N <= m->cap_logit_rows) return 0;
+    free(m->logits_mem);
+    m->logits_mem = aligned_alloc(64, ((N * (size_t)m->cfg.vocab_size + 15) & ~(size_t)15) * sizeof(float));
+    m->cap_logit_rows = m->logits_mem ? N : 0;
+    return m->logits_mem ? 0 : -1;
+}
+
+/* gpt2_forward, gpt2_forward_temp and gpt2_forward_hidden: lm_head 0 stops after the final
+ * LayerNorm; inv_temp scales the logits (exactly 1 for plain forward: same numerics). */
+static int forward_impl(gpt2 *m, const int32_t *tokens, const int32_t *targets, const float *mask, int B, int T,
+                        float inv_temp, int lm_head, float *loss, char *err, size_t errlen)
 {
     const gpt2_config *c = &m->cfg;
     if (B < 1 || T < 1) return gfail(err, errlen, "forward: empty batch (B=%d, T=%d)", B, T);
@@ -268,7 +284,10 @@ int gpt2_forward(gpt2 *m, const int32_t *tokens, const int32_t *targets, const f
             return gfail(err, errlen, "forward: target %d at position %d is outside the vocabulary (0..%d)",
                          targets[i], i, V - 1);
     }
-    if (ensure_acts(m, B, T)) return gfail(err, errlen, "forward: out of memory for activations (B=%d, T=%d)", B, T);
+    if (ensure_acts(m, B, T) || (lm_head && ensure_logits(m, (size_t)N)))
+        return gfail(err, errlen, "forward: out of memory for activations (B=%d, T=%d)", B, T);
+    m->a.logits = lm_head ? m->logits_mem : NULL;
+    m->inv_temp = inv_temp;
     m->B = B;
     m->T = T;
     memcpy(m->tok_copy, tokens, (size_t)N * sizeof *tokens);
@@ -312,8 +331,12 @@ int gpt2_forward(gpt2 *m, const int32_t *tokens, const int32_t *targets, const f
     }
     op_layernorm_fwd(a->lnf, a->lnf_mean, a->lnf_rstd, x, P + tb[GPT2_LNFW].offset, P + tb[GPT2_LNFB].offset, N, C,
                      c->ln_eps);
-    /* tied LM head: logits (N,V) = lnf (N,C) @ wte^T */
-    mm_sgemm(0, 1, N, V, C, 1.0f, a->lnf, C, P + tb[GPT2_WTE].offset, C, 0.0f, a->logits, V, nt);
+    if (!lm_head) {
+        if (loss) *loss = 0;
+        return 0;
+    }
+    /* tied LM head: logits (N,V) = lnf (N,C) @ wte^T (times 1/temperature) */
+    mm_sgemm(0, 1, N, V, C, inv_temp, a->lnf, C, P + tb[GPT2_WTE].offset, C, 0.0f, a->logits, V, nt);
     op_logprob_fwd(targets ? a->logp : NULL, a->lse, a->logits, m->targets, N, V);
     float l = 0;
     if (targets) {
@@ -326,6 +349,25 @@ int gpt2_forward(gpt2 *m, const int32_t *tokens, const int32_t *targets, const f
     }
     if (loss) *loss = l;
     return 0;
+}
+
+int gpt2_forward(gpt2 *m, const int32_t *tokens, const int32_t *targets, const float *mask, int B, int T,
+                 float *loss, char *err, size_t errlen)
+{
+    return forward_impl(m, tokens, targets, mask, B, T, 1.0f, 1, loss, err, errlen);
+}
+
+int gpt2_forward_temp(gpt2 *m, const int32_t *tokens, const int32_t *targets, const float *mask, int B, int T,
+                      float temperature, float *loss, char *err, size_t errlen)
+{
+    if (!(temperature > 0) || !isfinite(temperature))
+        return gfail(err, errlen, "forward: temperature %g must be a positive number", (double)temperature);
+    return forward_impl(m, tokens, targets, mask, B, T, 1.0f / temperature, 1, loss, err, errlen);
+}
+
+int gpt2_forward_hidden(gpt2 *m, const int32_t *tokens, int B, int T, char *err, size_t errlen)
+{
+    return forward_impl(m, tokens, NULL, NULL, B, T, 1.0f, 0, NULL, err, errlen);
 }
 
 int gpt2_backward(gpt2 *m, const float *dlogp, const float *dhidden, char *err, size_t errlen)
@@ -349,8 +391,9 @@ int gpt2_backward(gpt2 *m, const float *dlogp, const float *dhidden, char *err, 
             dlogp = a->dlogp;
         }
         op_logprob_bwd(a->logits, a->lse, dlogp, m->targets, N, V); /* logits now hold dlogits */
-        mm_sgemm(0, 0, N, C, V, 1.0f, a->logits, V, P + tb[GPT2_WTE].offset, C, 0.0f, a->dbuf, C, nt);
-        mm_sgemm(1, 0, V, C, N, 1.0f, a->logits, V, a->lnf, C, 1.0f, G + tb[GPT2_WTE].offset, C, nt);
+        /* logits = inv_temp * lnf @ wte^T: the factor goes into both products (1 without temperature) */
+        mm_sgemm(0, 0, N, C, V, m->inv_temp, a->logits, V, P + tb[GPT2_WTE].offset, C, 0.0f, a->dbuf, C, nt);
+        mm_sgemm(1, 0, V, C, N, m->inv_temp, a->logits, V, a->lnf, C, 1.0f, G + tb[GPT2_WTE].offset, C, nt);
     }
     if (dhidden) op_residual_fwd(a->dbuf, a->dbuf, dhidden, (long)N * C);
     /* final LayerNorm: d(last residual) */

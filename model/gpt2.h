@@ -84,8 +84,22 @@ void gpt2_init_random(gpt2 *m, uint64_t seed);
 int gpt2_forward(gpt2 *m, const int32_t *tokens, const int32_t *targets, const float *mask, int B, int T,
                  float *loss, char *err, size_t errlen);
 
+/* The same forward with the logits multiplied by 1/temperature (temperature > 0) before the
+ * log-softmax, as the sampler (model/kv.h) draws: logp are then log-probabilities under the tempered
+ * distribution (PPO recomputes its samples' log-probs at the sampling temperature), gpt2_logits holds
+ * the tempered logits, and gpt2_backward differentiates through the scaling. Temperature 1 gives
+ * exactly gpt2_forward. */
+int gpt2_forward_temp(gpt2 *m, const int32_t *tokens, const int32_t *targets, const float *mask, int B, int T,
+                      float temperature, float *loss, char *err, size_t errlen);
+
+/* Forward through the final LayerNorm only, for scalar heads (the reward model): fills gpt2_hidden
+ * and skips the tied LM head, whose (B,T,V) buffer it never allocates (at V = 50257 it is by far the
+ * largest activation). Afterwards gpt2_logits is NULL, gpt2_logp is undefined, and gpt2_backward
+ * takes only dhidden (its dlogp is ignored). */
+int gpt2_forward_hidden(gpt2 *m, const int32_t *tokens, int B, int T, char *err, size_t errlen);
+
 const float *gpt2_hidden(const gpt2 *m);  /* (B,T,C) of the last forward */
-const float *gpt2_logits(const gpt2 *m);  /* (B,T,V) */
+const float *gpt2_logits(const gpt2 *m);  /* (B,T,V); NULL after gpt2_forward_hidden */
 const float *gpt2_logp(const gpt2 *m);    /* (B,T) */
 
 void gpt2_zero_grad(gpt2 *m);

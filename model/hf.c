@@ -206,7 +206,9 @@ static int check_tied(const st_file *f, const st_tensor *lm, const st_tensor *wt
                 st_name(f), wte->name, bad);
 }
 
-static int load_tensors(const st_file *f, gpt2 *m, char *err, size_t errlen)
+/* score_w: NULL for a plain GPT-2 file; else "score.weight" [1, C] (a sequence classifier's head)
+ * must be present and is read into score_w (C floats) */
+static int load_tensors(const st_file *f, gpt2 *m, float *score_w, char *err, size_t errlen)
 {
     const gpt2_config *c = gpt2_cfg(m);
     const gpt2_tensor *tb = gpt2_param_table(m);
@@ -258,10 +260,29 @@ static int load_tensors(const st_file *f, gpt2 *m, char *err, size_t errlen)
             if (check_tied(f, t, st_find(f, name), p + tb[GPT2_WTE].offset, err, errlen)) goto done;
             continue;
         }
+        if (score_w && strcmp(t->name, HF_SCORE_NAME) == 0) {
+            int64_t want[2] = {1, c->n_embd};
+            if (t->ndim != 2 || t->shape[0] != 1 || t->shape[1] != c->n_embd) {
+                fio_fail(err, errlen, "%s: tensor \"" HF_SCORE_NAME "\": shape %s in the file, expected %s (one label)",
+                         st_name(f), shape_str(s1, sizeof s1, t->ndim, t->shape), shape_str(s2, sizeof s2, 2, want));
+                goto done;
+            }
+            if (st_read_f32(f, t, score_w, (size_t)c->n_embd, err, errlen)) goto done;
+            used[i] = 1;
+            continue;
+        }
         char nb[120];
         fio_fail(err, errlen, "%s: unexpected tensor \"%s\" (not a GPT-2 parameter with n_layer=%d)", st_name(f),
                  fio_show(t->name, nb, sizeof nb), c->n_layer);
         goto done;
+    }
+    if (score_w) {
+        const st_tensor *t = st_find(f, HF_SCORE_NAME);
+        if (!t || !used[t->index]) {
+            fio_fail(err, errlen, "%s: tensor \"" HF_SCORE_NAME "\" is missing (not a sequence-classification model)",
+                     st_name(f));
+            goto done;
+        }
     }
     rc = 0;
 done:
@@ -269,7 +290,8 @@ done:
     return rc;
 }
 
-int hf_load_gpt2(const char *dir, gpt2 **out, char *err, size_t errlen)
+/* the trunk (and, with score_w, the score head) of dir into a new gpt2 */
+static int load_dir(const char *dir, gpt2 **out, float *score_w, char *err, size_t errlen)
 {
     *out = NULL;
     char cpath[4096], wpath[4096], e2[GPT2_ERR_LEN];
@@ -284,13 +306,51 @@ int hf_load_gpt2(const char *dir, gpt2 **out, char *err, size_t errlen)
         gpt2_free(m);
         return -1;
     }
-    int rc = load_tensors(f, m, err, errlen);
+    int rc = load_tensors(f, m, score_w, err, errlen);
     st_close(f);
     if (rc) {
         gpt2_free(m);
         return -1;
     }
     *out = m;
+    return 0;
+}
+
+int hf_load_gpt2(const char *dir, gpt2 **out, char *err, size_t errlen) { return load_dir(dir, out, NULL, err, errlen); }
+
+int hf_load_gpt2_score(const char *dir, gpt2 **out, float **score_w, int *pad_token_id, char *err, size_t errlen)
+{
+    *out = NULL;
+    *score_w = NULL;
+    char cpath[4096];
+    fio_join(cpath, sizeof cpath, dir, "config.json");
+    gpt2_config cfg;
+    if (hf_read_config(cpath, &cfg, err, errlen)) return -1;
+    /* the fields only a classifier has: the label count and the pad token it pools before */
+    size_t len;
+    char *buf = fio_read_all(cpath, &len, err, errlen);
+    if (!buf) return -1;
+    json_t *root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, NULL);
+    free(buf);
+    json_t *labels = root ? json_object_get(root, "id2label") : NULL, *nl = root ? json_object_get(root, "num_labels") : NULL,
+           *pad = root ? json_object_get(root, "pad_token_id") : NULL;
+    int bad_labels = (labels && !(json_is_object(labels) && json_object_size(labels) == 1)) ||
+                     (nl && !(json_is_integer(nl) && json_integer_value(nl) == 1));
+    int bad_pad = pad && !json_is_null(pad) &&
+                  !(json_is_integer(pad) && json_integer_value(pad) >= 0 && json_integer_value(pad) < cfg.vocab_size);
+    *pad_token_id = pad && json_is_integer(pad) ? (int)json_integer_value(pad) : -1;
+    json_decref(root);
+    if (bad_labels) return fio_fail(err, errlen, "%s: a reward model has exactly one label (num_labels 1)", cpath);
+    if (bad_pad)
+        return fio_fail(err, errlen, "%s: \"pad_token_id\" must be null or a token id below vocab_size %d", cpath,
+                        cfg.vocab_size);
+    float *w = malloc((size_t)cfg.n_embd * sizeof *w);
+    if (!w) return fio_fail(err, errlen, "%s: out of memory", cpath);
+    if (load_dir(dir, out, w, err, errlen)) {
+        free(w);
+        return -1;
+    }
+    *score_w = w;
     return 0;
 }
 
@@ -322,7 +382,10 @@ static json_t *config_json(const gpt2_config *c)
                      "reorder_and_upcast_attn", 0, "torch_dtype", "float32");
 }
 
-int hf_save_gpt2(const gpt2 *m, const char *dir, char *err, size_t errlen)
+/* dir/model.safetensors (the trunk, then `extra` tensors) and dir/config.json (config_json plus the
+ * members of `overrides`, which replace same-named ones) */
+static int save_dir(const gpt2 *m, const char *dir, const st_out *extra, size_t nextra, json_t *overrides,
+                    char *err, size_t errlen)
 {
     if (fio_mkdirs(dir, err, errlen)) return -1;
     char cpath[4096], wpath[4096];
@@ -335,7 +398,7 @@ int hf_save_gpt2(const gpt2 *m, const char *dir, char *err, size_t errlen)
 
     size_t n = 0;
     for (int k = 0; k < GPT2_NUM_TENSORS; k++) n += tb[k].per_layer ? (size_t)c->n_layer : 1;
-    st_out *outs = calloc(n, sizeof *outs);
+    st_out *outs = calloc(n + nextra, sizeof *outs);
     char *names = calloc(n, HF_NAME_LEN);
     if (!outs || !names) {
         free(outs);
@@ -368,6 +431,7 @@ int hf_save_gpt2(const gpt2 *m, const char *dir, char *err, size_t errlen)
             }
         }
     }
+    for (size_t e = 0; e < nextra; e++) outs[j++] = extra[e];
     const st_meta meta = {"format", "pt"};
     int rc = st_write(wpath, outs, j, &meta, 1, err, errlen);
     free(outs);
@@ -375,6 +439,7 @@ int hf_save_gpt2(const gpt2 *m, const char *dir, char *err, size_t errlen)
     if (rc) return -1;
 
     json_t *root = config_json(c);
+    if (root && overrides) json_object_update(root, overrides);
     char *s = root ? json_dumps(root, JSON_INDENT(2) | JSON_SORT_KEYS | JSON_REAL_PRECISION(15)) : NULL;
     json_decref(root);
     if (!s) return fio_fail(err, errlen, "%s: cannot serialise the configuration", cpath);
@@ -388,5 +453,23 @@ int hf_save_gpt2(const gpt2 *m, const char *dir, char *err, size_t errlen)
     t[sl + 1] = 0;
     rc = fio_write_atomic(cpath, t, sl + 1, err, errlen);
     free(t);
+    return rc;
+}
+
+int hf_save_gpt2(const gpt2 *m, const char *dir, char *err, size_t errlen)
+{
+    return save_dir(m, dir, NULL, 0, NULL, err, errlen);
+}
+
+int hf_save_gpt2_score(const gpt2 *m, const float *score_w, int pad_token_id, const char *dir, char *err, size_t errlen)
+{
+    const int C = gpt2_cfg(m)->n_embd;
+    st_out score = {.name = HF_SCORE_NAME, .dtype = ST_F32, .ndim = 2, .shape = {1, C}, .data = score_w};
+    json_t *o = json_pack("{s:[s], s:i, s:{s:s}, s:{s:i}, s:o}", "architectures", "GPT2ForSequenceClassification",
+                          "num_labels", 1, "id2label", "0", "LABEL_0", "label2id", "LABEL_0", 0, "pad_token_id",
+                          pad_token_id >= 0 ? json_integer(pad_token_id) : json_null());
+    if (!o) return fio_fail(err, errlen, "%s: cannot build the configuration", dir);
+    int rc = save_dir(m, dir, &score, 1, o, err, errlen);
+    json_decref(o);
     return rc;
 }

@@ -35,6 +35,21 @@ int hf_load_gpt2(const char *dir, gpt2 **out, char *err, size_t errlen);
  * atomically. */
 int hf_save_gpt2(const gpt2 *m, const char *dir, char *err, size_t errlen);
 
+/* ---- sequence classifier (the reward model's folder) ------------------------------------------
+ * What transformers' GPT2ForSequenceClassification (num_labels 1) saves: the trunk under the same
+ * "transformer."-prefixed names, plus "score.weight" [1, C] (a Linear without bias), and a config
+ * with architectures ["GPT2ForSequenceClassification"], num_labels 1 (id2label/label2id) and
+ * pad_token_id. transformers scores a sequence at its rightmost token that is not pad_token_id. */
+#define HF_SCORE_NAME "score.weight"
+
+/* Write such a folder (files atomically, like hf_save_gpt2). score_w: C floats; pad_token_id < 0
+ * writes null. */
+int hf_save_gpt2_score(const gpt2 *m, const float *score_w, int pad_token_id, const char *dir, char *err,
+                       size_t errlen);
+/* Read one: a new gpt2, *score_w a fresh array of C floats (caller frees), *pad_token_id (-1 when
+ * null or absent). "score.weight" missing or mis-shaped, or more than one label, is an error. */
+int hf_load_gpt2_score(const char *dir, gpt2 **out, float **score_w, int *pad_token_id, char *err, size_t errlen);
+
 /* The Hugging Face name of parameter tensor `tensor` (GPT2_WTE...) of layer `layer` (ignored for
  * tensors outside the blocks), with or without the "transformer." prefix. */
 void hf_tensor_name(char *buf, size_t n, int tensor, int layer, int prefixed);

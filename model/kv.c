@@ -19,6 +19,9 @@ struct gpt2_kv {
     int cap_rows;
     float *x, *ln, *mean, *rstd, *qkv, *atty, *tmp, *fch, *lnsel, *attbuf;
     int *pos;
+    int att_threads;  /* attbuf holds maxT floats for this many threads */
+    uint16_t *w16;    /* bf16 copy of the matrices for decode steps, or NULL (fp32) */
+    mm_weight *wd;    /* (L * 4 + 1): qkv, attproj, fc, fcproj per layer, then the LM head; NULL: fp32 */
 };
 
 int gpt2_kv_create(gpt2_kv **out, const gpt2 *m, int B, int maxT, char *err, size_t errlen)
@@ -65,6 +68,8 @@ static void free_rows(gpt2_kv *kv)
 void gpt2_kv_free(gpt2_kv *kv)
 {
     if (!kv) return;
+    free(kv->w16);
+    free(kv->wd);
     free(kv->k);
     free(kv->v);
     free(kv->len);
@@ -75,12 +80,12 @@ void gpt2_kv_free(gpt2_kv *kv)
 void gpt2_kv_reset(gpt2_kv *kv) { memset(kv->len, 0, (size_t)kv->B * sizeof *kv->len); }
 int gpt2_kv_len(const gpt2_kv *kv, int b) { return kv->len[b]; }
 
-static int ensure_rows(gpt2_kv *kv, int R)
+static int ensure_rows(gpt2_kv *kv, int R, int nthreads)
 {
-    if (R <= kv->cap_rows) return 0;
+    if (R <= kv->cap_rows && nthreads <= kv->att_threads) return 0;
     free_rows(kv);
     size_t r = (size_t)R, C = (size_t)kv->C;
-    int nt = omp_get_max_threads();
+    int nt = omp_get_max_threads() > nthreads ? omp_get_max_threads() : nthreads;
     kv->x = malloc(r * C * 4);
     kv->ln = malloc(r * C * 4);
     kv->mean = malloc(r * 4);
@@ -98,6 +103,7 @@ static int ensure_rows(gpt2_kv *kv, int R)
         return -1;
     }
     kv->cap_rows = R;
+    kv->att_threads = nt;
     return 0;
 }
 

@@ -1,16 +1,69 @@
-/* mm.h — the one matrix-multiply entry point: row-major C = alpha * op(A) op(B) + beta * C through
- * BLIS, with the thread "ways" and (where BLIS does not know the CPU) the kernel set chosen per call.
+/* mm.h — the one matrix-multiply module: row-major C = alpha * op(A) op(B) + beta * C through BLIS,
+ * with the thread "ways" and (where BLIS does not know the CPU) the kernel set chosen per call; and
+ * the decoding kernels for a few rows against a weight matrix, in fp32 or from a bf16 copy.
  *
  * Why: BLIS's automatic 2-thread split of GPT-2's shapes ran at a third of the speed of putting
  * both threads on the JC (columns-of-C) loop, which runs every product — transposed or not — at the
  * same rate; and see mm.c for the kernel choice. The caller passes the thread count (no hidden
- * global state). */
+ * global state). Decoding multiplies one row per sequence by every weight, so its speed is the
+ * speed of reading the weights once from memory: the decode kernels stream them row by row and
+ * keep the few output rows in L1; see mm.c. */
 #ifndef RLHF_MM_H
 #define RLHF_MM_H
 
+#include <stddef.h>
+#include <stdint.h>
+
 /* ta/tb: 0 = as stored, 1 = transposed. A is (m,k) after op, B is (k,n) after op; lda/ldb/ldc are
- * row strides (elements) of the stored matrices. */
+ * row strides (elements) of the stored matrices. Products with at most MM_DECODE_M rows against a
+ * wide B go to the decode kernels below, the rest to BLIS. */
 void mm_sgemm(int ta, int tb, int m, int n, int k, float alpha, const float *A, int lda, const float *B,
               int ldb, float beta, float *C, int ldc, int nthreads);
+
+/* ---- decoding ------------------------------------------------------------------------------------
+ * The kernels compute a range of output columns and contain no OpenMP: a caller running one
+ * parallel region per decode step gives each thread its columns (mm_cols) and pays no fork/join
+ * per product. Any m works; the weights are read from memory once per call (rows are taken in
+ * groups of 8 against each block of weights while it is in L1), so they pay off for small m. */
+#define MM_DECODE_M 8
+
+/* A weight as the decode kernels read it: fp32 as stored (f32, row stride ld), or a bf16 copy made
+ * by mm_bf16_pack_nn / mm_bf16_pack_nt (bf16, f32 NULL; ld as those set it). */
+typedef struct {
+    const float *f32;
+    const uint16_t *bf16;
+    int ld;
+} mm_weight;
+
+/* thread t of nt: its share [*j0, *j1) of n output columns, cut at multiples of 16 */
+void mm_cols(int n, int t, int nt, int *j0, int *j1);
+
+/* Columns j0..j1 of C (m,n) = alpha * A (m,k) @ W (k,n) + beta * C + bias (bias NULL: none; beta 0:
+ * C is not read). W stored (k, n). A must not overlap C. */
+void mm_decode_nn(int m, int k, int j0, int j1, float alpha, const float *A, int lda, mm_weight W, float beta,
+                  const float *bias, float *C, int ldc);
+/* The same with the weight stored transposed, (n, k): each output the dot product of two rows
+ * (the tied LM head, logits = x @ wte^T). */
+void mm_decode_nt(int m, int k, int j0, int j1, float alpha, const float *A, int lda, mm_weight W, float beta,
+                  const float *bias, float *C, int ldc);
+
+/* bf16 (round to nearest even; NaN stays NaN) and back */
+uint16_t mm_bf16(float x);
+static inline float mm_bf16_f32(uint16_t h)
+{
+    union {
+        uint32_t u;
+        float f;
+    } v = {(uint32_t)h << 16};
+    return v.f;
+}
+
+/* bf16 copies of weights, halving the bytes a decode step reads. For mm_decode_nn, W (k, n) with
+ * row stride ld is stored with rows interleaved in pairs (one 64-byte load gives two rows of 16
+ * columns; an odd k gets a zero row): mm_bf16_nn_size(k, n) uint16_t. For mm_decode_nt, W (n, k)
+ * is stored as plain rows: n * k uint16_t. Both return the mm_weight that reads the copy. */
+size_t mm_bf16_nn_size(int k, int n);
+mm_weight mm_bf16_pack_nn(uint16_t *dst, const float *W, int ld, int k, int n);
+mm_weight mm_bf16_pack_nt(uint16_t *dst, const float *W, int ld, int n, int k);
 
 #endif

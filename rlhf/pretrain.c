@@ -8,6 +8,7 @@
 #include "hf.h"
 #include "tok.h"
 #include "tokens.h"
+#include "trainer.h"
 
 #include <jansson.h>
 #include <math.h>
@@ -41,33 +42,6 @@ pretrain_opts pretrain_defaults(void)
     return o;
 }
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-/* the tokenizer's two files, named as in a Hugging Face folder, to travel with every checkpoint */
-typedef struct {
-    char *vocab, *merges;
-    size_t nv, nm;
-} tok_blobs;
-
-static int read_tok_files(const char *dir, tok_blobs *f, char *err, size_t errlen)
-{
-    char v[4096], m[4096];
-    if (tok_files(dir, v, m, sizeof v, err, errlen)) return -1;
-    f->vocab = fio_read_all(v, &f->nv, err, errlen);
-    if (!f->vocab) return -1;
-    f->merges = fio_read_all(m, &f->nm, err, errlen);
-    if (!f->merges) {
-        free(f->vocab);
-        return -1;
-    }
-    return 0;
-}
-
 static int model_config(const char *spec, int vocab, gpt2_config *c, char *err, size_t errlen)
 {
     if (gpt2_config_named(spec, vocab, c) == 0) return 0;
@@ -80,43 +54,12 @@ static int model_config(const char *spec, int vocab, gpt2_config *c, char *err, 
     return 0;
 }
 
-static char *state_json(const pretrain_opts *o, long step, uint64_t cursor)
+/* the options a checkpoint records in trainer_state.json */
+static json_t *settings_json(const pretrain_opts *o)
 {
-    json_t *j = json_pack("{s:I, s:I, s:I, s:I, s:i, s:i, s:i, s:f, s:f, s:I}", "step", (json_int_t)step, "cursor",
-                          (json_int_t)cursor, "seed", (json_int_t)o->seed, "steps", (json_int_t)o->steps, "batch",
-                          o->batch, "seq", o->seq, "accum", o->accum, "lr", (double)o->lr, "min_lr", (double)o->min_lr,
-                          "warmup", (json_int_t)o->warmup);
-    char *s = j ? json_dumps(j, JSON_INDENT(2)) : NULL;
-    json_decref(j);
-    return s;
-}
-
-/* keep metrics lines with step <= upto (after a resume, lines a crashed run wrote past its last
- * checkpoint are dropped), rewritten atomically */
-static int trim_metrics(const char *path, long upto, char *err, size_t errlen)
-{
-    if (!fio_exists(path)) return 0;
-    size_t n;
-    char *s = fio_read_all(path, &n, err, errlen);
-    if (!s) return -1;
-    char *out = malloc(n + 1);
-    size_t o = 0;
-    for (char *line = s; *line;) {
-        char *nl = strchr(line, '\n');
-        size_t len = nl ? (size_t)(nl - line) + 1 : strlen(line);
-        json_t *j = json_loadb(line, len, 0, NULL);
-        json_t *st = j ? json_object_get(j, "step") : NULL;
-        if (st && json_is_integer(st) && json_integer_value(st) <= upto) {
-            memcpy(out + o, line, len);
-            o += len;
-        }
-        json_decref(j);
-        line += len;
-    }
-    int rc = fio_write_atomic(path, out, o, err, errlen);
-    free(out);
-    free(s);
-    return rc;
+    return json_pack("{s:I, s:I, s:i, s:i, s:i, s:f, s:f, s:I}", "seed", (json_int_t)o->seed, "steps", (json_int_t)o->steps,
+                     "batch", o->batch, "seq", o->seq, "accum", o->accum, "lr", (double)o->lr, "min_lr", (double)o->min_lr,
+                     "warmup", (json_int_t)o->warmup);
 }
 
 static float evaluate(gpt2 *m, const ds_tokens *d, int B, long nb, int32_t *inp, int32_t *tgt, char *err, size_t errlen)
@@ -147,42 +90,22 @@ int pretrain_run(const pretrain_opts *o, long *resumed_from, char *err, size_t e
     gpt2 *m = NULL;
     adamw opt = {0};
     ds_tokens d = {0};
-    tok_blobs tf = {0};
-    char *state = NULL;
+    trainer tr;
+    trainer_state st = {0};
     int32_t *inp = NULL, *tgt = NULL;
-    FILE *mf = NULL;
-    char latest[4096], mpath[4096], lerr[512];
-    long step = 0;
-    uint64_t cursor = 0;
-    if (read_tok_files(o->tokenizer, &tf, err, errlen)) goto done;
-    if (fio_mkdirs(o->out, err, errlen)) goto done;
-    fio_join(mpath, sizeof mpath, o->out, "metrics.jsonl");
-    int have = ckpt_latest(o->out, latest, sizeof latest, lerr, sizeof lerr) == 0;
-    if (have && !o->resume) {
-        fio_fail(err, errlen, "%s already holds a checkpoint (%s): pass --resume to continue it, or choose another --out",
-                 o->out, latest);
-        goto done;
+    trainer_opts to = {o->out, o->resume, o->tokenizer, o->ckpt_every, o->keep_last, o->stop_at, NULL, NULL};
+    if (trainer_open(&tr, &to, err, errlen)) {
+        tok_free(t);
+        return -1;
     }
-    if (have) {
-        if (ckpt_load(latest, &m, &opt, &state, err, errlen)) goto done;
-        json_error_t je;
-        json_t *j = json_loads(state, 0, &je);
-        json_t *js = j ? json_object_get(j, "step") : NULL, *jc = j ? json_object_get(j, "cursor") : NULL;
-        if (!json_is_integer(js) || !json_is_integer(jc)) {
-            json_decref(j);
-            fio_fail(err, errlen, "%s/trainer_state.json: missing step or cursor", latest);
-            goto done;
-        }
-        step = (long)json_integer_value(js);
-        cursor = (uint64_t)json_integer_value(jc);
-        json_decref(j);
+    if (tr.resuming) {
+        if (trainer_load(&tr, &m, &opt, &st, err, errlen)) goto done;
         if (gpt2_cfg(m)->vocab_size < (int)tok_vocab_size(t)) {
-            fio_fail(err, errlen, "%s: the model's vocabulary (%d) is smaller than the tokenizer's (%zu)", latest,
+            fio_fail(err, errlen, "%s: the model's vocabulary (%d) is smaller than the tokenizer's (%zu)", tr.latest,
                      gpt2_cfg(m)->vocab_size, tok_vocab_size(t));
             goto done;
         }
-        if (trim_metrics(mpath, step, err, errlen)) goto done;
-        if (resumed_from) *resumed_from = step;
+        if (resumed_from) *resumed_from = st.step;
     } else {
         gpt2_config c;
         if (model_config(o->config, (int)tok_vocab_size(t), &c, err, errlen)) goto done;
@@ -192,8 +115,9 @@ int pretrain_run(const pretrain_opts *o, long *resumed_from, char *err, size_t e
             fio_fail(err, errlen, "out of memory for the optimizer");
             goto done;
         }
-        remove(mpath);
     }
+    trainer_state_free(&st);
+    st.settings = settings_json(o);
     gpt2_set_threads(m, nt);
     if (o->seq > gpt2_cfg(m)->n_positions) {
         fio_fail(err, errlen, "--seq %d is longer than the model's n_positions %d", o->seq, gpt2_cfg(m)->n_positions);
@@ -202,87 +126,58 @@ int pretrain_run(const pretrain_opts *o, long *resumed_from, char *err, size_t e
     if (ds_tokens_load(&d, t, o->corpus, o->ncorpus, o->seq, o->val_fraction, o->seed, nt, err, errlen)) goto done;
     inp = malloc((size_t)o->batch * o->seq * sizeof *inp);
     tgt = malloc((size_t)o->batch * o->seq * sizeof *tgt);
-    mf = fopen(mpath, "a");
-    if (!inp || !tgt || !mf) {
-        fio_fail(err, errlen, "%s: cannot open for appending", mpath);
+    if (!inp || !tgt) {
+        fio_fail(err, errlen, "out of memory");
         goto done;
     }
+    if (trainer_begin(&tr, st.step, o->steps, err, errlen)) goto done;
     adamw_range ranges[GPT2_NUM_TENSORS];
     gpt2_adamw_ranges(m, ranges);
-    adamw_hparams h = {o->lr, o->beta1, o->beta2, 1e-8f, o->weight_decay};
-    const ckpt_file extra[2] = {{"vocab.json", tf.vocab, tf.nv}, {"merges.txt", tf.merges, tf.nm}};
-    const double t0 = now_s();
-    const size_t np = gpt2_num_params(m);
-    while (step < o->steps) {
-        double ts = now_s();
+    const trainer_optim om = {o->warmup, o->steps, o->lr, o->min_lr, o->grad_clip,
+                              {o->lr, o->beta1, o->beta2, 1e-8f, o->weight_decay}};
+    while (st.step < o->steps) {
+        double ts = trainer_now();
         gpt2_zero_grad(m);
         double lsum = 0;
         for (int a = 0; a < o->accum; a++) {
-            ds_tokens_batch(&d, o->batch, &cursor, inp, tgt);
+            ds_tokens_batch(&d, o->batch, &st.cursor, inp, tgt);
             float loss;
             if (gpt2_forward(m, inp, tgt, NULL, o->batch, o->seq, &loss, err, errlen)) goto done;
-            if (!isfinite(loss)) {
-                fio_fail(err, errlen, "step %ld: the loss is %f; stopping without a checkpoint", step + 1, (double)loss);
-                goto done;
-            }
+            if (trainer_check_finite(st.step + 1, "loss", loss, err, errlen)) goto done;
             lsum += loss;
-            /* each micro-batch contributes 1/accum of the mean loss */
+            /* each micro-batch contributes 1/accum of the mean loss (scaled in trainer_update) */
             if (gpt2_backward(m, NULL, NULL, err, errlen)) goto done;
         }
-        if (o->accum > 1) {
-            float s = 1.0f / (float)o->accum;
-            float *g = gpt2_grads(m);
-#pragma omp parallel for
-            for (size_t i = 0; i < np; i++) g[i] *= s;
-        }
-        double norm = grad_norm(gpt2_grads(m), np, opt.partial);
-        if (!isfinite(norm)) {
-            fio_fail(err, errlen, "step %ld: the gradient norm is %f; stopping without a checkpoint", step + 1, norm);
+        double norm;
+        float lr;
+        if (trainer_update(&om, &opt, gpt2_params(m), gpt2_grads(m), gpt2_num_params(m), ranges, GPT2_NUM_TENSORS,
+                           1.0f / (float)o->accum, st.step, &norm, &lr, err, errlen))
             goto done;
-        }
-        float lr = lr_schedule(step, o->warmup, o->steps, o->lr, o->min_lr);
-        adamw_step_scaled(&opt, gpt2_params(m), gpt2_grads(m), clip_scale(norm, o->grad_clip), ranges,
-                          GPT2_NUM_TENSORS, &h, lr);
-        step++;
-        pretrain_metrics pm = {step, o->steps, (float)(lsum / o->accum), lr, norm, 0, NAN, 0};
-        double dt = now_s() - ts;
-        pm.tokens_per_s = (double)o->batch * o->seq * o->accum / dt;
-        if ((o->eval_every > 0 && step % o->eval_every == 0) || step == o->steps) {
+        st.step++;
+        st.num_tokens += (uint64_t)o->batch * (uint64_t)o->seq * (uint64_t)o->accum;
+        pretrain_metrics pm = {st.step, o->steps, (float)(lsum / o->accum), lr, norm, 0, NAN, 0};
+        pm.tokens_per_s = (double)o->batch * o->seq * o->accum / (trainer_now() - ts);
+        if ((o->eval_every > 0 && st.step % o->eval_every == 0) || st.step == o->steps) {
             pm.val_loss = evaluate(m, &d, o->batch, o->eval_batches, inp, tgt, err, errlen);
             if (ds_tokens_val_chunks(&d) > 0 && isnan(pm.val_loss)) goto done;
         }
-        pm.elapsed_s = now_s() - t0;
-        fprintf(mf, "{\"step\": %ld, \"loss\": %.6f, \"lr\": %.6g, \"grad_norm\": %.6f, \"tokens_per_s\": %.1f", step,
-                (double)pm.loss, (double)lr, norm, pm.tokens_per_s);
-        if (!isnan(pm.val_loss)) fprintf(mf, ", \"val_loss\": %.6f", (double)pm.val_loss);
-        fprintf(mf, "}\n");
-        fflush(mf);
-        if (o->on_step) o->on_step(o->ud, &pm);
-        if ((o->ckpt_every > 0 && step % o->ckpt_every == 0) || step == o->steps) {
-            free(state);
-            state = state_json(o, step, cursor);
-            if (!state) {
-                fio_fail(err, errlen, "out of memory");
-                goto done;
-            }
-            if (ckpt_save(o->out, step, m, &opt, state, extra, 2, o->keep_last, err, errlen)) goto done;
-        }
-        if (o->stop_at > 0 && step == o->stop_at && step < o->steps) {
-            rc = 0;
+        const trainer_metric mx[] = {{"loss", pm.loss}, {"lr", lr}, {"grad_norm", norm},
+                                     {"tokens_per_s", pm.tokens_per_s}, {"val_loss", pm.val_loss}};
+        int end = trainer_step_end(&tr, m, &opt, &st, mx, sizeof mx / sizeof *mx, NULL, 0, err, errlen);
+        pm.elapsed_s = trainer_now() - tr.t0;
+        if (end == 0 && o->on_step) o->on_step(o->ud, &pm);
+        if (end) {
+            rc = end > 0 ? 0 : -1;
             goto done;
         }
     }
-    /* the final model as a plain Hugging Face folder, tokenizer included */
-    char final[4096];
-    if (ckpt_export(m, fio_join(final, sizeof final, o->out, "model"), extra, 2, err, errlen)) goto done;
+    if (trainer_export(&tr, m, NULL, 0, err, errlen)) goto done;
     rc = 0;
 done:
-    if (mf) fclose(mf);
     free(inp);
     free(tgt);
-    free(state);
-    free(tf.vocab);
-    free(tf.merges);
+    trainer_state_free(&st);
+    trainer_close(&tr);
     ds_tokens_free(&d);
     adamw_free(&opt);
     gpt2_free(m);

@@ -9,5 +9,13 @@ int cmd_bench(int argc, char **argv);
 int cmd_sample(int argc, char **argv);
 int cmd_logprobs(int argc, char **argv);
 int cmd_pretrain(int argc, char **argv);
+int cmd_control(int argc, char **argv);
+int cmd_env(int argc, char **argv);
+int cmd_sft(int argc, char **argv);
+int cmd_corpus(int argc, char **argv);
+int cmd_judge(int argc, char **argv);
+int cmd_rm(int argc, char **argv);
+int cmd_score(int argc, char **argv);
+int cmd_dpo(int argc, char **argv);
 
 #endif

@@ -11,9 +11,17 @@ static const cli_command commands[] = {
     {"detokenize", "--tokenizer DIR [--in FILE]", "token ids (whitespace-separated) -> text", cmd_detokenize},
     {"tokenizer", "train|info ...", "train a byte-level BPE on a corpus, or describe one", cmd_tokenizer},
     {"pretrain", "--corpus FILE... --tokenizer DIR --out DIR", "train a GPT-2 on a corpus (or --resume)", cmd_pretrain},
+    {"sft", "--model DIR --tokenizer DIR --data FILE --out DIR", "supervised fine-tuning on prompt/completion or text JSONL", cmd_sft},
+    {"corpus", "--out DIR [--src DIR]", "build the default corpus (English fortunes): splits and prompt files", cmd_corpus},
+    {"judge", "--in FILE | --text TEXT [--explain]", "score texts with the gold sentiment judge (AFINN-165)", cmd_judge},
+    {"rm", "--model DIR --tokenizer DIR --data PREFS --out DIR", "train a Bradley-Terry reward model on preference pairs", cmd_rm},
+    {"score", "--rm DIR --data FILE", "score JSONL records with a reward model (one JSON line each)", cmd_score},
+    {"dpo", "--model DIR --tokenizer DIR --data PREFS --out DIR", "Direct Preference Optimization (sigmoid, ipo, hinge, robust)", cmd_dpo},
     {"sample", "--model DIR --prompt TEXT ...", "generate text from a GPT-2 folder (KV cache)", cmd_sample},
     {"logprobs", "--model DIR [--in FILE]", "log-probability of each token given the ones before", cmd_logprobs},
+    {"env", "list|replay|bench ...", "classic-control envs: replay episodes (Gymnasium parity), steps/s", cmd_env},
     {"bench", "train|matmul ...", "speed of GPT-2 training steps and of their matrix products", cmd_bench},
+    {"control", "--env ID [--total-steps N --seed S --out DIR]", "PPO on a classic-control env, then a deterministic evaluation", cmd_control},
 };
 
 static void help(void)

@@ -8,11 +8,18 @@
 #include "fileio.h"
 #include "rng.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 /* the registry: every env file exports one spec */
+extern const env_spec env_cartpole, env_acrobot, env_mountain_car, env_mountain_car_continuous, env_pendulum;
 static const env_spec *const registry[] = {
+    &env_cartpole,
+    &env_acrobot,
+    &env_mountain_car,
+    &env_mountain_car_continuous,
+    &env_pendulum,
     NULL,
 };
 
@@ -24,6 +31,33 @@ const env_spec *env_find(const char *id)
 }
 
 const env_spec *const *env_list(void) { return registry; }
+
+int env_replay(const env_spec *e, const double *state, int state_len, const double *actions, int n_steps,
+               float *obs, double *reward, uint8_t *terminated, uint8_t *truncated, char *err, size_t errlen)
+{
+    if (state_len != e->state_dim)
+        return fio_fail(err, errlen, "%s: init_state has %d values, the state has %d", e->id, state_len, e->state_dim);
+    double s[ENV_MAX_STATE];
+    for (int i = 0; i < state_len; i++) {
+        if (!isfinite(state[i])) return fio_fail(err, errlen, "init_state[%d] is not a finite number", i);
+        s[i] = state[i];
+    }
+    const int ad = e->discrete ? 1 : e->act_dim;
+    for (int t = 0; t < n_steps; t++) {
+        const double *a = actions + (size_t)t * ad;
+        if (e->discrete && !(a[0] >= 0 && a[0] < e->n_actions && a[0] == (int)a[0]))
+            return fio_fail(err, errlen, "action %d: %.17g is not one of 0..%d", t, a[0], e->n_actions - 1);
+    }
+    for (int t = 0; t < n_steps; t++) {
+        int term = 0;
+        e->step(s, actions + (size_t)t * ad, &reward[t], &term);
+        e->observe(s, obs + (size_t)t * e->obs_dim);
+        terminated[t] = (uint8_t)term;
+        truncated[t] = (uint8_t)(t + 1 >= e->max_episode_steps);
+        if (terminated[t] || truncated[t]) return t + 1;
+    }
+    return n_steps;
+}
 
 struct env_vec {
     const env_spec *spec;

@@ -45,6 +45,15 @@ const env_spec *env_find(const char *id);
 /* all specs, NULL-terminated (for help texts and benchmarks) */
 const env_spec *const *env_list(void);
 
+/* Replay for checking against Gymnasium: start from `state` (state_len numbers, what Gymnasium
+ * keeps in env.unwrapped.state; step counter 0), apply up to n_steps actions ([n_steps, act_dim];
+ * discrete: the index as a double), and stop after the first step that terminated or truncated.
+ * Writes obs [k, obs_dim], reward, terminated, truncated [k] (room for n_steps each) and returns
+ * k, the steps applied; -1 with a message for a wrong state length, a non-finite state value or a
+ * discrete action that is not an index ("action 7: ..."). */
+int env_replay(const env_spec *e, const double *state, int state_len, const double *actions, int n_steps,
+               float *obs, double *reward, uint8_t *terminated, uint8_t *truncated, char *err, size_t errlen);
+
 typedef struct env_vec env_vec;
 
 /* N copies of env `id`, seeded: copy i draws from its own stream of `seed` */

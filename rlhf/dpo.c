@@ -1,0 +1,510 @@
+/* dpo.c — DPO losses and the DPO trainer. See dpo.h. */
+#include "dpo.h"
+
+#include "adamw.h"
+#include "fileio.h"
+#include "hf.h"
+#include "safetensors.h"
+#include "tok.h"
+
+#include <jansson.h>
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const k_loss_names[] = {[DPO_SIGMOID] = "sigmoid", [DPO_IPO] = "ipo", [DPO_HINGE] = "hinge",
+                                           [DPO_ROBUST] = "robust"};
+
+const char *dpo_loss_name(dpo_loss_type t)
+{
+    return (unsigned)t < sizeof k_loss_names / sizeof *k_loss_names ? k_loss_names[t] : "?";
+}
+
+int dpo_loss_parse(const char *name, dpo_loss_type *out)
+{
+    for (int i = 0; i < (int)(sizeof k_loss_names / sizeof *k_loss_names); i++)
+        if (strcmp(name, k_loss_names[i]) == 0) {
+            *out = (dpo_loss_type)i;
+            return 0;
+        }
+    return -1;
+}
+
+int dpo_loss_check(const dpo_loss_opts *o, char *err, size_t errlen)
+{
+    const double e = o->label_smoothing;
+    if (!(o->beta > 0) || !isfinite(o->beta)) return fio_fail(err, errlen, "beta %g must be a positive number", o->beta);
+    switch (o->type) {
+    case DPO_SIGMOID:
+        if (!(e >= 0 && e <= 0.5))
+            return fio_fail(err, errlen, "label smoothing %g must lie in [0, 0.5] for the sigmoid loss", e);
+        return 0;
+    case DPO_ROBUST:
+        if (!(e >= 0 && e < 0.5))
+            return fio_fail(err, errlen, "label smoothing %g must lie in [0, 0.5) for the robust loss", e);
+        return 0;
+    case DPO_IPO:
+    case DPO_HINGE:
+        if (e != 0)
+            return fio_fail(err, errlen, "label smoothing applies to the sigmoid and robust losses only, not %s",
+                            dpo_loss_name(o->type));
+        return 0;
+    }
+    return fio_fail(err, errlen, "unknown DPO loss type %d", (int)o->type);
+}
+
+/* -log σ(x) = softplus(-x), without overflow for large |x| */
+static double neg_logsig(double x) { return x >= 0 ? log1p(exp(-x)) : -x + log1p(exp(x)); }
+static double sigm(double x) { return x >= 0 ? 1.0 / (1.0 + exp(-x)) : exp(x) / (1.0 + exp(x)); }
+
+double dpo_loss(const dpo_loss_opts *o, int n, const double *pc, const double *pr, const double *rc,
+                const double *rr, const float *nc, const float *nr, double *dpc, double *dpr, dpo_stats *st)
+{
+    const double beta = o->beta, eps = o->label_smoothing;
+    double loss = 0;
+    dpo_stats s = {0};
+    for (int i = 0; i < n; i++) {
+        const double lc = pc[i] - rc[i], lr = pr[i] - rr[i]; /* log-ratios (sums over tokens) */
+        double l, dh;      /* loss of this pair and d l / d h */
+        double sc = 1, sr = 1; /* d h / d lc and -d h / d lr (1 unless IPO averages) */
+        if (o->type == DPO_IPO) {
+            sc = 1.0 / (nc && nc[i] > 1 ? nc[i] : 1.0);
+            sr = 1.0 / (nr && nr[i] > 1 ? nr[i] : 1.0);
+        }
+        const double h = lc * sc - lr * sr, z = beta * h;
+        switch (o->type) {
+        case DPO_SIGMOID:
+            l = (1 - eps) * neg_logsig(z) + eps * neg_logsig(-z);
+            dh = beta * (-(1 - eps) * sigm(-z) + eps * sigm(z));
+            break;
+        case DPO_ROBUST:
+            l = ((1 - eps) * neg_logsig(z) - eps * neg_logsig(-z)) / (1 - 2 * eps);
+            dh = beta * (-(1 - eps) * sigm(-z) - eps * sigm(z)) / (1 - 2 * eps);
+            break;
+        case DPO_HINGE:
+            l = 1 - z > 0 ? 1 - z : 0;
+            dh = 1 - z > 0 ? -beta : 0; /* torch's relu has gradient 0 at 0 */
+            break;
+        case DPO_IPO:
+        default: {
+            const double d = h - 1 / (2 * beta);
+            l = d * d;
+            dh = 2 * d;
+            break;
+        }
+        }
+        loss += l;
+        if (dpc) dpc[i] = dh * sc / n;
+        if (dpr) dpr[i] = -dh * sr / n;
+        const double wc = beta * lc, wr = beta * lr;
+        s.rewards_chosen += wc;
+        s.rewards_rejected += wr;
+        s.rewards_accuracies += wc > wr;
+        s.logps_chosen += pc[i];
+        s.logps_rejected += pr[i];
+    }
+    if (n > 0) {
+        loss /= n;
+        s.rewards_chosen /= n;
+        s.rewards_rejected /= n;
+        s.rewards_accuracies /= n;
+        s.logps_chosen /= n;
+        s.logps_rejected /= n;
+    }
+    s.rewards_margins = s.rewards_chosen - s.rewards_rejected;
+    s.loss = loss;
+    if (st) *st = s;
+    return loss;
+}
+
+void dpo_seq_logps(const float *logp, const float *mask, int B, int T, double *out, float *ntok)
+{
+    for (int b = 0; b < B; b++) {
+        double s = 0, k = 0;
+        for (int t = 0; t < T; t++) {
+            const float w = mask[(size_t)b * T + t];
+            if (w != 0) {
+                s += (double)logp[(size_t)b * T + t] * w;
+                k += w;
+            }
+        }
+        out[b] = s;
+        if (ntok) ntok[b] = (float)k;
+    }
+}
+
+/* ---- training ---------------------------------------------------------------------------------- */
+
+dpo_opts dpo_defaults(void)
+{
+    dpo_opts o = {0};
+    o.loss = (dpo_loss_opts){DPO_SIGMOID, 0.1, 0};
+    o.batch = 8;
+    o.accum = 1;
+    o.epochs = 1;
+    o.lr = 1e-6f;
+    o.min_lr = 0;
+    o.weight_decay = 0;
+    o.beta1 = 0.9f;
+    o.beta2 = 0.999f;
+    o.grad_clip = 1.0f;
+    o.max_prompt_len = 512;
+    o.max_completion_len = 512;
+    o.eval_every = 50;
+    o.ckpt_every = 500;
+    o.keep_last = 2;
+    o.seed = 42;
+    return o;
+}
+
+int dpo_work_create(dpo_work *w, int pairs, int T, char *err, size_t errlen)
+{
+    memset(w, 0, sizeof *w);
+    w->pairs = pairs;
+    w->T = T;
+    w->lp = malloc((size_t)4 * pairs * sizeof *w->lp);
+    w->dlp = malloc((size_t)2 * pairs * sizeof *w->dlp);
+    w->ntok = malloc((size_t)2 * pairs * sizeof *w->ntok);
+    w->dlogp = malloc((size_t)2 * pairs * T * sizeof *w->dlogp);
+    if (w->lp && w->dlp && w->ntok && w->dlogp) return 0;
+    dpo_work_free(w);
+    return fio_fail(err, errlen, "out of memory");
+}
+
+void dpo_work_free(dpo_work *w)
+{
+    free(w->lp);
+    free(w->dlp);
+    free(w->ntok);
+    free(w->dlogp);
+    memset(w, 0, sizeof *w);
+}
+
+int dpo_step(gpt2 *m, const ds_batch *b, const dpo_loss_opts *o, const double *rc, const double *rr, double scale,
+             dpo_work *w, dpo_stats *st, char *err, size_t errlen)
+{
+    const int P = b->B / 2;
+    if (b->B != 2 * P || P > w->pairs || b->T > w->T)
+        return fio_fail(err, errlen, "DPO: a batch of %d rows x %d tokens does not fit the scratch (%d pairs x %d)", b->B,
+                        b->T, w->pairs, w->T);
+    float loss;
+    if (gpt2_forward(m, b->tokens, b->targets, b->loss_mask, b->B, b->T, &loss, err, errlen)) return -1;
+    double *pc = w->lp, *pr = pc + P;
+    dpo_seq_logps(gpt2_logp(m), b->loss_mask, b->B, b->T, w->lp, w->ntok); /* rows: chosen then rejected */
+    dpo_loss(o, P, pc, pr, rc, rr, w->ntok, w->ntok + P, w->dlp, w->dlp + P, st);
+    /* d loss / d logp[b,t] = d loss / d (row b's sum) on its completion tokens */
+    for (int q = 0; q < b->B; q++)
+        for (int x = 0; x < b->T; x++) {
+            const size_t i = (size_t)q * b->T + x;
+            w->dlogp[i] = (float)(w->dlp[q] * scale) * b->loss_mask[i];
+        }
+    return gpt2_backward(m, w->dlogp, NULL, err, errlen);
+}
+
+int dpo_dataset_logps(gpt2 *m, const ds_dataset *d, ds_batch *b, int pairs, double *out, float *ntok, char *err,
+                      size_t errlen)
+{
+    size_t *idx = malloc((size_t)pairs * sizeof *idx);
+    double *s = malloc((size_t)2 * pairs * sizeof *s);
+    float *n = malloc((size_t)2 * pairs * sizeof *n);
+    int rc = !idx || !s || !n ? fio_fail(err, errlen, "out of memory") : 0;
+    for (size_t i = 0; rc == 0 && i < d->n; i += (size_t)pairs) {
+        const size_t k = d->n - i < (size_t)pairs ? d->n - i : (size_t)pairs;
+        for (size_t j = 0; j < k; j++) idx[j] = i + j;
+        float loss;
+        rc = ds_batch_fill(d, idx, k, b, err, errlen);
+        if (rc == 0) rc = gpt2_forward(m, b->tokens, b->targets, b->loss_mask, b->B, b->T, &loss, err, errlen);
+        if (rc) break;
+        dpo_seq_logps(gpt2_logp(m), b->loss_mask, b->B, b->T, s, n);
+        for (size_t j = 0; j < k; j++) {
+            out[2 * (i + j)] = s[j];
+            out[2 * (i + j) + 1] = s[k + j];
+            if (ntok) {
+                ntok[2 * (i + j)] = n[j];
+                ntok[2 * (i + j) + 1] = n[k + j];
+            }
+        }
+    }
+    free(idx);
+    free(s);
+    free(n);
+    return rc;
+}
+
+/* the loss and metrics of pairs whose (chosen, rejected) values are interleaved in pol, ref, ntok */
+static void interleaved_stats(const dpo_loss_opts *o, size_t n, const double *pol, const double *ref, const float *ntok,
+                              double *tmp, float *ftmp, dpo_stats *st)
+{
+    double *pc = tmp, *pr = pc + n, *rc = pr + n, *rr = rc + n;
+    float *nc = ftmp, *nr = nc + n;
+    for (size_t i = 0; i < n; i++) {
+        pc[i] = pol[2 * i], pr[i] = pol[2 * i + 1];
+        rc[i] = ref[2 * i], rr[i] = ref[2 * i + 1];
+        nc[i] = ntok[2 * i], nr[i] = ntok[2 * i + 1];
+    }
+    dpo_loss(o, (int)n, pc, pr, rc, rr, nc, nr, NULL, NULL, st);
+}
+
+#define DPO_REF_FILE "ref_logps.safetensors"
+
+/* the reference cache: "train" [n, 2] and "eval" [m, 2] (F64; chosen, rejected per pair) */
+static int ref_to_mem(const double *tr, size_t n, const double *ev, size_t m, uint8_t **out, size_t *len, char *err,
+                      size_t errlen)
+{
+    st_out t[2] = {{"train", ST_F64, 2, {(int64_t)n, 2}, tr}, {"eval", ST_F64, 2, {(int64_t)m, 2}, ev}};
+    const st_meta meta = {"format", "rlhf.c-dpo-reference"};
+    return st_write_mem(t, m ? 2 : 1, &meta, 1, out, len, err, errlen);
+}
+
+static int ref_load(const char *path, double *tr, size_t n, double *ev, size_t m, char *err, size_t errlen)
+{
+    st_file *f;
+    if (st_open(path, &f, err, errlen)) return -1;
+    const st_tensor *a = st_find(f, "train"), *b = st_find(f, "eval");
+    int rc = 0;
+    if (!a || a->dtype != ST_F64 || a->numel != 2 * n || (m && (!b || b->dtype != ST_F64 || b->numel != 2 * m)))
+        rc = fio_fail(err, errlen, "%s: the cached reference log-probs are not for these datasets (%zu and %zu pairs)",
+                      path, n, m);
+    if (rc == 0) rc = st_read_raw(f, a, tr, 2 * n * sizeof *tr, err, errlen);
+    if (rc == 0 && m) rc = st_read_raw(f, b, ev, 2 * m * sizeof *ev, err, errlen);
+    st_close(f);
+    return rc;
+}
+
+static json_t *settings_json(const dpo_opts *o, size_t n)
+{
+    return json_pack("{s:s, s:s?, s:s, s:s?, s:I, s:I, s:i, s:i, s:I, s:I, s:s, s:f, s:f, s:f, s:f, s:f, s:i, s:i}",
+                     "model", o->model ? o->model : "", "ref", o->ref, "data", o->data, "eval_data", o->eval_data,
+                     "examples", (json_int_t)n, "seed", (json_int_t)o->seed, "batch", o->batch, "accum", o->accum,
+                     "steps", (json_int_t)o->steps, "warmup", (json_int_t)o->warmup, "loss_type",
+                     dpo_loss_name(o->loss.type), "beta", o->loss.beta, "label_smoothing", o->loss.label_smoothing,
+                     "lr", (double)o->lr, "min_lr", (double)o->min_lr, "weight_decay", (double)o->weight_decay,
+                     "max_prompt_len", o->max_prompt_len, "max_completion_len", o->max_completion_len);
+}
+
+/* a resumed run must see the data in the same order and optimise the same loss */
+static int check_resume(const trainer_state *st, const dpo_opts *o, size_t n, const char *latest, char *err,
+                        size_t errlen)
+{
+    static const char *keys[] = {"examples", "seed", "batch", "accum"};
+    const long long now[] = {(long long)n, (long long)o->seed, o->batch, o->accum};
+    json_t *s = st->settings;
+    for (int i = 0; i < 4; i++) {
+        json_t *v = s ? json_object_get(s, keys[i]) : NULL;
+        if (!json_is_integer(v) || (long long)json_integer_value(v) != now[i])
+            return fio_fail(err, errlen, "cannot resume %s: its %s differs from this run's %lld", latest, keys[i], now[i]);
+    }
+    json_t *lt = json_object_get(s, "loss_type"), *be = json_object_get(s, "beta");
+    if (!json_is_string(lt) || strcmp(json_string_value(lt), dpo_loss_name(o->loss.type)) != 0 || !json_is_number(be) ||
+        json_number_value(be) != o->loss.beta)
+        return fio_fail(err, errlen, "cannot resume %s: it was trained with another loss type or beta", latest);
+    return 0;
+}
+
+int dpo_run(const dpo_opts *o, dpo_result *res, char *err, size_t errlen)
+{
+    dpo_result dummy;
+    if (!res) res = &dummy;
+    memset(res, 0, sizeof *res);
+    res->eval.loss = NAN;
+    if (o->batch < 1 || o->accum < 1) return fio_fail(err, errlen, "batch and accum must be positive");
+    if (o->steps <= 0 && !(o->epochs > 0)) return fio_fail(err, errlen, "give a positive number of steps or epochs");
+    if (dpo_loss_check(&o->loss, err, errlen)) return -1;
+    const int nt = o->threads > 0 ? o->threads : omp_get_max_threads();
+    omp_set_num_threads(nt);
+    tok_tokenizer *t = NULL;
+    if (tok_load(o->tokenizer, &t, err, errlen)) return -1;
+    trainer tr;
+    trainer_opts to = {o->out, o->resume, o->tokenizer, o->ckpt_every, o->keep_last, o->stop_at, o->on_step, o->ud};
+    if (trainer_open(&tr, &to, err, errlen)) {
+        tok_free(t);
+        return -1;
+    }
+    int rc = -1;
+    gpt2 *m = NULL, *ref = NULL;
+    adamw opt = {0};
+    trainer_state st = {0};
+    ds_dataset d = {0}, ev = {0};
+    ds_sampler smp = {0};
+    ds_batch b = {0};
+    size_t *idx = NULL;
+    double *ref_tr = NULL, *ref_ev = NULL, *pol_ev = NULL, *tmp = NULL, *ref_c = NULL, *ref_r = NULL;
+    float *ntok_ev = NULL, *ftmp = NULL;
+    dpo_work wk = {0};
+    uint8_t *rbytes = NULL;
+    if (tr.resuming) {
+        if (trainer_load(&tr, &m, &opt, &st, err, errlen)) goto done;
+    } else {
+        if (hf_load_gpt2(o->model, &m, err, errlen)) goto done;
+        if (adamw_create(&opt, gpt2_num_params(m))) {
+            fio_fail(err, errlen, "out of memory for the optimizer");
+            goto done;
+        }
+    }
+    res->resumed_from = st.step;
+    const gpt2_config *c = gpt2_cfg(m);
+    if (c->vocab_size < (int)tok_vocab_size(t)) {
+        fio_fail(err, errlen, "%s: the model's vocabulary (%d) is smaller than the tokenizer's (%zu)",
+                 tr.resuming ? tr.latest : o->model, c->vocab_size, tok_vocab_size(t));
+        goto done;
+    }
+    gpt2_set_threads(m, nt);
+    /* every input checked before anything is written */
+    ds_load_opts lo = ds_load_defaults();
+    lo.max_prompt_len = o->max_prompt_len;
+    lo.max_completion_len = o->max_completion_len;
+    lo.max_len = c->n_positions;
+    lo.require_kind = DS_PREFERENCE;
+    if (ds_load(&d, t, o->data, &lo, err, errlen)) goto done;
+    if (o->eval_data && ds_load(&ev, t, o->eval_data, &lo, err, errlen)) goto done;
+    res->n_train = d.n;
+    res->n_eval = ev.n;
+    dpo_opts so = *o;
+    if (so.steps <= 0) so.steps = (long)ceil(o->epochs * (double)d.n / ((double)o->batch * o->accum));
+    if (so.steps < 1) so.steps = 1;
+    res->steps = so.steps;
+    if (tr.resuming && check_resume(&st, o, d.n, tr.latest, err, errlen)) goto done;
+    trainer_state_free(&st);
+    st.settings = settings_json(&so, d.n);
+    const int P = o->batch, T = d.max_row > ev.max_row ? d.max_row : ev.max_row;
+    const size_t per_step = (size_t)P * (size_t)o->accum, nmax = d.n > ev.n ? d.n : ev.n;
+    idx = malloc(per_step * sizeof *idx);
+    ref_tr = malloc(2 * d.n * sizeof *ref_tr);
+    ref_ev = malloc((2 * ev.n + 1) * sizeof *ref_ev);
+    pol_ev = malloc((2 * ev.n + 1) * sizeof *pol_ev);
+    ntok_ev = malloc((2 * ev.n + 1) * sizeof *ntok_ev);
+    tmp = malloc(4 * nmax * sizeof *tmp);
+    ftmp = malloc(2 * nmax * sizeof *ftmp);
+    ref_c = malloc((size_t)2 * P * sizeof *ref_c); /* this micro-batch's reference log-probs */
+    ref_r = ref_c ? ref_c + P : NULL;
+    if (!idx || !ref_tr || !ref_ev || !pol_ev || !ntok_ev || !tmp || !ftmp || !ref_c || ds_sampler_create(&smp, d.n, o->seed)) {
+        fio_fail(err, errlen, "out of memory");
+        goto done;
+    }
+    if (ds_batch_create(&b, 2 * P, T, err, errlen) || dpo_work_create(&wk, P, T, err, errlen)) goto done;
+    /* the reference, once: from the cache of the checkpoint, a separate model, or the policy as it starts */
+    if (tr.resuming) {
+        char p[4200];
+        if (ref_load(fio_join(p, sizeof p, tr.latest, DPO_REF_FILE), ref_tr, d.n, ref_ev, ev.n, err, errlen)) goto done;
+    } else {
+        gpt2 *r = m;
+        if (o->ref) {
+            if (hf_load_gpt2(o->ref, &ref, err, errlen)) goto done;
+            if (gpt2_cfg(ref)->vocab_size < (int)tok_vocab_size(t) || gpt2_cfg(ref)->n_positions < T) {
+                fio_fail(err, errlen, "%s: the reference's vocabulary or positions are smaller than the data needs", o->ref);
+                goto done;
+            }
+            gpt2_set_threads(ref, nt);
+            r = ref;
+        }
+        if (dpo_dataset_logps(r, &d, &b, P, ref_tr, NULL, err, errlen) ||
+            (ev.n && dpo_dataset_logps(r, &ev, &b, P, ref_ev, NULL, err, errlen)))
+            goto done;
+        gpt2_free(ref);
+        ref = NULL;
+    }
+    if (trainer_reserve(m, 2 * P, T, err, errlen)) goto done;
+    if (trainer_begin(&tr, st.step, so.steps, err, errlen)) goto done;
+    adamw_range ranges[GPT2_NUM_TENSORS];
+    gpt2_adamw_ranges(m, ranges);
+    const trainer_optim om = {o->warmup, so.steps, o->lr, o->min_lr, o->grad_clip,
+                              {o->lr, o->beta1, o->beta2, 1e-8f, o->weight_decay}};
+    while (st.step < so.steps) {
+        ds_sampler_next(&smp, per_step, &st.cursor, idx);
+        gpt2_zero_grad(m);
+        dpo_stats tot = {0};
+        for (int a = 0; a < o->accum; a++) {
+            const size_t *ix = idx + (size_t)a * P;
+            if (ds_batch_fill(&d, ix, (size_t)P, &b, err, errlen)) goto done;
+            for (int q = 0; q < b.B; q++) st.num_tokens += (uint64_t)b.lengths[q];
+            for (int q = 0; q < P; q++) {
+                ref_c[q] = ref_tr[2 * ix[q]];
+                ref_r[q] = ref_tr[2 * ix[q] + 1];
+            }
+            dpo_stats s;
+            if (dpo_step(m, &b, &o->loss, ref_c, ref_r, (double)P / (double)per_step, &wk, &s, err, errlen)) goto done;
+            if (trainer_check_finite(st.step + 1, "loss", s.loss, err, errlen)) goto done;
+            tot.loss += s.loss / o->accum;
+            tot.rewards_chosen += s.rewards_chosen / o->accum;
+            tot.rewards_rejected += s.rewards_rejected / o->accum;
+            tot.rewards_margins += s.rewards_margins / o->accum;
+            tot.rewards_accuracies += s.rewards_accuracies / o->accum;
+            tot.logps_chosen += s.logps_chosen / o->accum;
+            tot.logps_rejected += s.logps_rejected / o->accum;
+        }
+        double norm;
+        float lr;
+        if (trainer_update(&om, &opt, gpt2_params(m), gpt2_grads(m), gpt2_num_params(m), ranges, GPT2_NUM_TENSORS, 1.0f,
+                           st.step, &norm, &lr, err, errlen))
+            goto done;
+        st.step++;
+        res->train = tot;
+        dpo_stats e;
+        memset(&e, 0, sizeof e);
+        e.loss = e.rewards_chosen = e.rewards_rejected = e.rewards_margins = e.rewards_accuracies = e.logps_chosen =
+            e.logps_rejected = NAN;
+        if (ev.n > 0 && ((o->eval_every > 0 && st.step % o->eval_every == 0) || st.step == so.steps)) {
+            if (dpo_dataset_logps(m, &ev, &b, P, pol_ev, ntok_ev, err, errlen)) goto done;
+            interleaved_stats(&o->loss, ev.n, pol_ev, ref_ev, ntok_ev, tmp, ftmp, &e);
+            if (trainer_check_finite(st.step, "eval loss", e.loss, err, errlen)) goto done;
+            res->eval = e;
+        }
+        const trainer_metric mx[] = {{"loss", tot.loss},
+                                     {"rewards/chosen", tot.rewards_chosen},
+                                     {"rewards/rejected", tot.rewards_rejected},
+                                     {"rewards/margins", tot.rewards_margins},
+                                     {"rewards/accuracies", tot.rewards_accuracies},
+                                     {"logps/chosen", tot.logps_chosen},
+                                     {"logps/rejected", tot.logps_rejected},
+                                     {"learning_rate", lr},
+                                     {"grad_norm", norm},
+                                     {"num_tokens", (double)st.num_tokens},
+                                     {"epoch", (double)st.cursor / (double)d.n},
+                                     {"eval_loss", e.loss},
+                                     {"eval_rewards/chosen", e.rewards_chosen},
+                                     {"eval_rewards/rejected", e.rewards_rejected},
+                                     {"eval_rewards/margins", e.rewards_margins},
+                                     {"eval_rewards/accuracies", e.rewards_accuracies},
+                                     {"eval_logps/chosen", e.logps_chosen},
+                                     {"eval_logps/rejected", e.logps_rejected}};
+        if (trainer_log(&tr, st.step, mx, sizeof mx / sizeof *mx, err, errlen)) goto done;
+        if (trainer_ckpt_due(&tr, st.step)) {
+            size_t nr;
+            if (ref_to_mem(ref_tr, d.n, ref_ev, ev.n, &rbytes, &nr, err, errlen)) goto done;
+            const ckpt_file ex[] = {{DPO_REF_FILE, rbytes, nr}};
+            if (trainer_checkpoint(&tr, m, &opt, &st, ex, 1, err, errlen)) goto done;
+            free(rbytes);
+            rbytes = NULL;
+        }
+        if (trainer_should_stop(&tr, st.step)) {
+            rc = 0;
+            goto done;
+        }
+    }
+    if (trainer_export(&tr, m, NULL, 0, err, errlen)) goto done;
+    rc = 0;
+done:
+    free(idx);
+    free(ref_tr);
+    free(ref_ev);
+    free(pol_ev);
+    free(ntok_ev);
+    free(tmp);
+    free(ftmp);
+    free(ref_c);
+    dpo_work_free(&wk);
+    free(rbytes);
+    ds_batch_free(&b);
+    ds_sampler_free(&smp);
+    ds_free(&d);
+    ds_free(&ev);
+    trainer_state_free(&st);
+    trainer_close(&tr);
+    adamw_free(&opt);
+    gpt2_free(m);
+    gpt2_free(ref);
+    tok_free(t);
+    return rc;
+}

@@ -1,0 +1,258 @@
+/* sft.c — supervised fine-tuning on prompt/completion or text JSONL. See sft.h. */
+#include "sft.h"
+
+#include "adamw.h"
+#include "fileio.h"
+#include "tok.h"
+
+#include <jansson.h>
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+sft_opts sft_defaults(void)
+{
+    sft_opts o = {0};
+    o.batch = 8;
+    o.accum = 1;
+    o.epochs = 3;
+    o.lr = 2e-5f;
+    o.min_lr = 0;
+    o.weight_decay = 0;
+    o.beta1 = 0.9f;
+    o.beta2 = 0.999f;
+    o.grad_clip = 1.0f;
+    o.max_prompt_len = 512;
+    o.max_completion_len = 512;
+    o.eval_every = 50;
+    o.ckpt_every = 500;
+    o.keep_last = 2;
+    o.seed = 42;
+    return o;
+}
+
+int sft_forward(gpt2 *m, const ds_batch *b, sft_stats *s, char *err, size_t errlen)
+{
+    float loss;
+    if (gpt2_forward(m, b->tokens, b->targets, b->loss_mask, b->B, b->T, &loss, err, errlen)) return -1;
+    const int V = gpt2_cfg(m)->vocab_size;
+    const size_t N = (size_t)b->B * (size_t)b->T;
+    const float *logp = gpt2_logp(m), *logits = gpt2_logits(m);
+    double nll = 0, correct = 0, count = 0;
+#pragma omp parallel for reduction(+ : nll, correct, count)
+    for (size_t i = 0; i < N; i++) {
+        if (b->loss_mask[i] == 0.0f) continue;
+        const float *row = logits + i * (size_t)V;
+        int best = 0;
+        for (int v = 1; v < V; v++)
+            if (row[v] > row[best]) best = v;
+        nll -= (double)logp[i];
+        correct += best == b->targets[i];
+        count += 1;
+    }
+    s->nll = nll;
+    s->correct = correct;
+    s->count = count;
+    return 0;
+}
+
+int sft_forward_backward(gpt2 *m, const ds_batch *b, double scale, float *dlogp, sft_stats *s, char *err,
+                         size_t errlen)
+{
+    if (sft_forward(m, b, s, err, errlen)) return -1;
+    const size_t N = (size_t)b->B * (size_t)b->T;
+    /* d(scale * sum -logp)/dlogp: -scale on completion tokens, 0 on prompt and padding */
+    for (size_t i = 0; i < N; i++) dlogp[i] = (float)(-scale) * b->loss_mask[i];
+    return gpt2_backward(m, dlogp, NULL, err, errlen);
+}
+
+int sft_evaluate(gpt2 *m, const ds_dataset *d, ds_batch *b, double *loss, double *accuracy, char *err, size_t errlen)
+{
+    const int B = d->kind == DS_PREFERENCE ? b->max_rows / 2 : b->max_rows;
+    size_t *idx = malloc((size_t)B * sizeof *idx);
+    if (!idx) return fio_fail(err, errlen, "out of memory");
+    sft_stats tot = {0, 0, 0};
+    int rc = 0;
+    for (size_t i = 0; i < d->n && rc == 0; i += (size_t)B) {
+        size_t k = d->n - i < (size_t)B ? d->n - i : (size_t)B;
+        for (size_t j = 0; j < k; j++) idx[j] = i + j;
+        sft_stats s;
+        rc = ds_batch_fill(d, idx, k, b, err, errlen);
+        if (rc == 0 && (rc = sft_forward(m, b, &s, err, errlen)) == 0) {
+            tot.nll += s.nll;
+            tot.correct += s.correct;
+            tot.count += s.count;
+        }
+    }
+    free(idx);
+    *loss = tot.count > 0 ? tot.nll / tot.count : NAN;
+    *accuracy = tot.count > 0 ? tot.correct / tot.count : NAN;
+    return rc;
+}
+
+/* completion tokens of example x in a batch row (the loss_mask rule of dataset.h) */
+static size_t loss_tokens(const ds_example *x)
+{
+    int n = x->np + x->na, first = x->np > 1 ? x->np : 1;
+    return n > first ? (size_t)(n - first) : 0;
+}
+
+static json_t *settings_json(const sft_opts *o, const char *model, size_t n)
+{
+    return json_pack("{s:s, s:s, s:s?, s:I, s:I, s:i, s:i, s:I, s:I, s:f, s:f, s:f, s:i, s:i}", "model", model, "data",
+                     o->data, "eval_data", o->eval_data, "examples", (json_int_t)n, "seed", (json_int_t)o->seed,
+                     "batch", o->batch, "accum", o->accum, "steps", (json_int_t)o->steps, "warmup",
+                     (json_int_t)o->warmup, "lr", (double)o->lr, "min_lr", (double)o->min_lr, "weight_decay",
+                     (double)o->weight_decay, "max_prompt_len", o->max_prompt_len, "max_completion_len",
+                     o->max_completion_len);
+}
+
+/* a resumed run must see the data in the same order: same examples, seed, batch and accumulation */
+static int check_resume(const trainer_state *st, const sft_opts *o, size_t n, const char *latest, char *err,
+                        size_t errlen)
+{
+    static const char *keys[] = {"examples", "seed", "batch", "accum"};
+    const long long now[] = {(long long)n, (long long)o->seed, o->batch, o->accum};
+    for (int i = 0; i < 4; i++) {
+        json_t *v = st->settings ? json_object_get(st->settings, keys[i]) : NULL;
+        if (!json_is_integer(v)) return fio_fail(err, errlen, "%s/trainer_state.json: settings lack \"%s\"", latest, keys[i]);
+        if ((long long)json_integer_value(v) != now[i])
+            return fio_fail(err, errlen, "cannot resume %s: it was trained with %s %lld, this run has %lld", latest, keys[i],
+                            (long long)json_integer_value(v), now[i]);
+    }
+    return 0;
+}
+
+int sft_run(const sft_opts *o, sft_result *res, char *err, size_t errlen)
+{
+    sft_result dummy;
+    if (!res) res = &dummy;
+    memset(res, 0, sizeof *res);
+    res->eval_loss = NAN;
+    if (o->batch < 1 || o->accum < 1) return fio_fail(err, errlen, "batch and accum must be positive");
+    if (o->steps <= 0 && !(o->epochs > 0)) return fio_fail(err, errlen, "give a positive number of steps or epochs");
+    int nt = o->threads > 0 ? o->threads : omp_get_max_threads();
+    omp_set_num_threads(nt);
+    tok_tokenizer *t = NULL;
+    if (tok_load(o->tokenizer, &t, err, errlen)) return -1;
+    trainer tr;
+    trainer_opts to = {o->out, o->resume, o->tokenizer, o->ckpt_every, o->keep_last, o->stop_at, o->on_step, o->ud};
+    if (trainer_open(&tr, &to, err, errlen)) {
+        tok_free(t);
+        return -1;
+    }
+    int rc = -1;
+    gpt2 *m = NULL;
+    adamw opt = {0};
+    trainer_state st = {0};
+    ds_dataset d = {0}, ev = {0};
+    ds_sampler smp = {0};
+    ds_batch b = {0};
+    size_t *idx = NULL;
+    float *dlogp = NULL;
+    if (trainer_start_model(&tr, o->model, t, nt, &m, &opt, &st, err, errlen)) goto done;
+    res->resumed_from = st.step;
+    const gpt2_config *c = gpt2_cfg(m);
+    /* the data, checked whole before anything is written */
+    ds_load_opts lo = ds_load_defaults();
+    lo.max_prompt_len = o->max_prompt_len;
+    lo.max_completion_len = o->max_completion_len;
+    lo.max_len = c->n_positions;
+    if (ds_load(&d, t, o->data, &lo, err, errlen)) goto done;
+    if (d.kind != DS_TEXT && d.kind != DS_PROMPT_COMPLETION) {
+        fio_fail(err, errlen, "%s: SFT needs a text or prompt-completion dataset; this one is %s", o->data,
+                 ds_kind_name(d.kind));
+        goto done;
+    }
+    if (o->eval_data) {
+        lo.require_kind = (int)d.kind;
+        if (ds_load(&ev, t, o->eval_data, &lo, err, errlen)) goto done;
+    }
+    res->kind = d.kind;
+    res->n_train = d.n;
+    res->n_eval = ev.n;
+    res->n_prompt_cut = d.n_prompt_cut;
+    res->n_completion_cut = d.n_completion_cut;
+    sft_opts so = *o; /* steps resolved from epochs */
+    if (so.steps <= 0) so.steps = (long)ceil(o->epochs * (double)d.n / ((double)o->batch * o->accum));
+    if (so.steps < 1) so.steps = 1;
+    res->steps = so.steps;
+    if (tr.resuming && check_resume(&st, o, d.n, tr.latest, err, errlen)) goto done;
+    trainer_state_free(&st);
+    st.settings = settings_json(&so, o->model ? o->model : "", d.n);
+    const int T = d.max_row > ev.max_row ? d.max_row : ev.max_row;
+    if (ds_batch_create(&b, o->batch, T, err, errlen) || trainer_reserve(m, o->batch, T, err, errlen)) goto done;
+    idx = malloc((size_t)o->batch * o->accum * sizeof *idx);
+    dlogp = malloc((size_t)o->batch * T * sizeof *dlogp);
+    if (!idx || !dlogp || ds_sampler_create(&smp, d.n, o->seed)) {
+        fio_fail(err, errlen, "out of memory");
+        goto done;
+    }
+    if (trainer_begin(&tr, st.step, so.steps, err, errlen)) goto done;
+    adamw_range ranges[GPT2_NUM_TENSORS];
+    gpt2_adamw_ranges(m, ranges);
+    const trainer_optim om = {o->warmup, so.steps, o->lr, o->min_lr, o->grad_clip,
+                              {o->lr, o->beta1, o->beta2, 1e-8f, o->weight_decay}};
+    const size_t per_step = (size_t)o->batch * (size_t)o->accum;
+    while (st.step < so.steps) {
+        ds_sampler_next(&smp, per_step, &st.cursor, idx);
+        size_t ntok = 0;
+        for (size_t i = 0; i < per_step; i++) ntok += loss_tokens(&d.ex[idx[i]]);
+        gpt2_zero_grad(m);
+        sft_stats tot = {0, 0, 0};
+        for (int a = 0; a < o->accum; a++) {
+            if (ds_batch_fill(&d, idx + (size_t)a * o->batch, (size_t)o->batch, &b, err, errlen)) goto done;
+            for (int r = 0; r < b.B; r++) st.num_tokens += (uint64_t)b.lengths[r];
+            if (ds_batch_loss_tokens(&b) == 0) continue; /* nothing to learn in this micro-batch */
+            sft_stats s;
+            if (sft_forward_backward(m, &b, 1.0 / (double)ntok, dlogp, &s, err, errlen)) goto done;
+            if (trainer_check_finite(st.step + 1, "loss", s.nll / s.count, err, errlen)) goto done;
+            tot.nll += s.nll;
+            tot.correct += s.correct;
+            tot.count += s.count;
+        }
+        double norm;
+        float lr;
+        if (trainer_update(&om, &opt, gpt2_params(m), gpt2_grads(m), gpt2_num_params(m), ranges, GPT2_NUM_TENSORS, 1.0f,
+                           st.step, &norm, &lr, err, errlen))
+            goto done;
+        st.step++;
+        double loss = tot.count > 0 ? tot.nll / tot.count : NAN, acc = tot.count > 0 ? tot.correct / tot.count : NAN;
+        double eval_loss = NAN, eval_acc = NAN;
+        if (ev.n > 0 && ((o->eval_every > 0 && st.step % o->eval_every == 0) || st.step == so.steps)) {
+            if (sft_evaluate(m, &ev, &b, &eval_loss, &eval_acc, err, errlen)) goto done;
+            if (trainer_check_finite(st.step, "eval loss", eval_loss, err, errlen)) goto done;
+            res->eval_loss = eval_loss;
+        }
+        res->loss = loss;
+        const trainer_metric mx[] = {{"loss", loss},
+                                     {"mean_token_accuracy", acc},
+                                     {"learning_rate", lr},
+                                     {"grad_norm", norm},
+                                     {"num_tokens", (double)st.num_tokens},
+                                     {"epoch", (double)st.cursor / (double)d.n},
+                                     {"eval_loss", eval_loss},
+                                     {"eval_mean_token_accuracy", eval_acc}};
+        int end = trainer_step_end(&tr, m, &opt, &st, mx, sizeof mx / sizeof *mx, NULL, 0, err, errlen);
+        if (end) {
+            rc = end > 0 ? 0 : -1;
+            goto done;
+        }
+    }
+    if (trainer_export(&tr, m, NULL, 0, err, errlen)) goto done;
+    rc = 0;
+done:
+    free(idx);
+    free(dlogp);
+    ds_batch_free(&b);
+    ds_sampler_free(&smp);
+    ds_free(&d);
+    ds_free(&ev);
+    trainer_state_free(&st);
+    trainer_close(&tr);
+    adamw_free(&opt);
+    gpt2_free(m);
+    tok_free(t);
+    return rc;
+}

@@ -1,0 +1,139 @@
+/* cmd_control.c — `rlhf control`: PPO on a classic-control env (rlhf/control.h) with per-env
+ * defaults, a progress bar, OUT/metrics.jsonl, OUT/learning_curve.png and OUT/summary.json; the last
+ * line printed is `eval_mean_return: X`. */
+#include "cli.h"
+#include "commands.h"
+#include "control.h"
+#include "env.h"
+#include "fileio.h"
+#include "plot.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    cli_progress prog;
+    double *x, *y;
+    size_t n, cap;
+    double last_return;
+} run_state;
+
+static void on_update(void *ud, const control_metrics *m)
+{
+    run_state *r = ud;
+    if (!isnan(m->episodic_return)) {
+        if (r->n == r->cap) {
+            size_t cap = r->cap ? 2 * r->cap : 256;
+            double *x = realloc(r->x, cap * sizeof *x), *y = x ? realloc(r->y, cap * sizeof *y) : NULL;
+            if (x) r->x = x;
+            if (!x || !y) cli_die("control", "out of memory");
+            r->y = y;
+            r->cap = cap;
+        }
+        r->x[r->n] = (double)m->global_step;
+        r->y[r->n++] = m->episodic_return;
+        r->last_return = m->episodic_return;
+    }
+    char extra[160];
+    snprintf(extra, sizeof extra, " return %.1f  kl %.4f  clip %.3f  %.0f steps/s", r->last_return, m->approx_kl_k3,
+             m->clipfrac, m->sps);
+    cli_progress_update(&r->prog, (double)m->update, (double)m->n_updates, extra);
+}
+
+/* the value after --env in argv, so the defaults (and --help) can follow the env */
+static const char *find_env(int argc, char **argv)
+{
+    for (int i = 1; i + 1 < argc; i++)
+        if (strcmp(argv[i], "--env") == 0) return argv[i + 1];
+    return NULL;
+}
+
+int cmd_control(int argc, char **argv)
+{
+    const char *env_id = find_env(argc, argv);
+    control_opts o = control_defaults(env_id ? env_id : "CartPole-v1");
+    const char *out = NULL;
+    long total = o.total_steps, seed = (long)o.seed, num_envs = o.num_envs, num_steps = o.num_steps;
+    long nmb = o.num_minibatches, epochs = o.update_epochs, anneal_lr = o.anneal_lr, anneal_clip = o.anneal_clip;
+    long norm_adv = o.norm_adv, clip_vloss = o.clip_vloss, hidden = o.hidden, layers = o.hidden_layers;
+    long norm_obs = o.norm_obs, norm_reward = o.norm_reward, eval = o.eval_episodes, threads = o.threads;
+    double lr = o.lr, gamma = o.gamma, lambda = o.gae_lambda, clip = o.clip_coef, ent = o.ent_coef, vf = o.vf_coef;
+    double max_gn = o.max_grad_norm, target_kl = o.target_kl, log_std = o.log_std_init;
+    const cli_opt opts[] = {
+        {"--env", OPT_STR, &env_id, "ID", "CartPole-v1, Acrobot-v1, MountainCar-v0, MountainCarContinuous-v0, Pendulum-v1", 1},
+        {"--total-steps", OPT_INT, &total, "N", "env steps in all (whole rollouts)", 0},
+        {"--seed", OPT_INT, &seed, "S", "seed for envs, initialisation, actions and minibatches", 0},
+        {"--out", OPT_STR, &out, "DIR", "metrics.jsonl, learning_curve.png, summary.json (default out/control/ENV-sS)", 0},
+        {"--eval-episodes", OPT_INT, &eval, "K", "deterministic evaluation episodes at the end", 0},
+        {"--num-envs", OPT_INT, &num_envs, "N", "envs stepped together", 0},
+        {"--num-steps", OPT_INT, &num_steps, "T", "steps per env per rollout", 0},
+        {"--num-minibatches", OPT_INT, &nmb, "K", "minibatches per epoch", 0},
+        {"--update-epochs", OPT_INT, &epochs, "K", "passes over each rollout", 0},
+        {"--lr", OPT_DOUBLE, &lr, "X", "Adam learning rate", 0},
+        {"--anneal-lr", OPT_INT, &anneal_lr, "0|1", "decay the learning rate linearly to 0", 0},
+        {"--gamma", OPT_DOUBLE, &gamma, "X", "discount", 0},
+        {"--gae-lambda", OPT_DOUBLE, &lambda, "X", "GAE lambda", 0},
+        {"--norm-adv", OPT_INT, &norm_adv, "0|1", "normalise advantages per minibatch", 0},
+        {"--clip-coef", OPT_DOUBLE, &clip, "X", "PPO clip range", 0},
+        {"--anneal-clip", OPT_INT, &anneal_clip, "0|1", "decay the clip range linearly too", 0},
+        {"--clip-vloss", OPT_INT, &clip_vloss, "0|1", "clip the value loss as well", 0},
+        {"--ent-coef", OPT_DOUBLE, &ent, "X", "entropy bonus coefficient", 0},
+        {"--vf-coef", OPT_DOUBLE, &vf, "X", "value loss coefficient", 0},
+        {"--max-grad-norm", OPT_DOUBLE, &max_gn, "X", "global gradient-norm clip (0: off)", 0},
+        {"--target-kl", OPT_DOUBLE, &target_kl, "X", "stop an update's epochs above this KL (0: off)", 0},
+        {"--hidden", OPT_INT, &hidden, "N", "hidden width of actor and critic", 0},
+        {"--hidden-layers", OPT_INT, &layers, "N", "hidden layers of actor and critic", 0},
+        {"--log-std-init", OPT_DOUBLE, &log_std, "X", "initial log std of continuous actions", 0},
+        {"--norm-obs", OPT_INT, &norm_obs, "0|1", "running observation normalisation", 0},
+        {"--norm-reward", OPT_INT, &norm_reward, "0|1", "reward scaling by the running return std", 0},
+        {"--threads", OPT_INT, &threads, "N", "threads (1 is fastest for these small networks)", 0},
+        {0}};
+    cli_parse("control", "Train PPO on a classic-control environment, then evaluate it deterministically.", argc, argv,
+              opts);
+    if (!env_find(env_id)) {
+        char shown[64];
+        cli_die("control", "unknown env '%s' (see --help)", fio_show(env_id, shown, sizeof shown));
+    }
+    if (total < 1 || seed < 0 || eval < 0 || threads < 1) cli_die("control", "--total-steps, --seed, --eval-episodes and --threads must be positive");
+    o.env_id = env_id;
+    o.total_steps = total;
+    o.seed = (uint64_t)seed;
+    o.num_envs = (int)num_envs, o.num_steps = (int)num_steps, o.num_minibatches = (int)nmb;
+    o.update_epochs = (int)epochs, o.anneal_lr = (int)anneal_lr, o.anneal_clip = (int)anneal_clip;
+    o.norm_adv = (int)norm_adv, o.clip_vloss = (int)clip_vloss, o.hidden = (int)hidden, o.hidden_layers = (int)layers;
+    o.norm_obs = (int)norm_obs, o.norm_reward = (int)norm_reward, o.eval_episodes = (int)eval, o.threads = (int)threads;
+    o.lr = (float)lr, o.gamma = (float)gamma, o.gae_lambda = (float)lambda, o.clip_coef = (float)clip;
+    o.ent_coef = (float)ent, o.vf_coef = (float)vf, o.max_grad_norm = (float)max_gn, o.target_kl = (float)target_kl;
+    o.log_std_init = (float)log_std;
+    char outbuf[512];
+    if (!out) {
+        snprintf(outbuf, sizeof outbuf, "out/control/%s-s%ld", env_id, seed);
+        out = outbuf;
+    }
+    o.out = out;
+
+    run_state rs = {.last_return = NAN};
+    cli_progress_start(&rs.prog, env_id);
+    o.on_update = on_update;
+    o.ud = &rs;
+    control_result res;
+    char err[1024];
+    if (control_run(&o, &res, err, sizeof err)) cli_die("control", "%s", err);
+    char extra[256];
+    snprintf(extra, sizeof extra, "%ld steps in %.1f s -> %s", res.total_steps, res.wall_seconds, out);
+    cli_progress_done(&rs.prog, extra);
+
+    char png[4096], title[256];
+    snprintf(title, sizeof title, "PPO on %s (seed %ld): mean episodic return per update", env_id, seed);
+    const plot_opts po = {title, "environment steps", "episodic return", 0, 0};
+    const plot_series s = {"training episodes", rs.x, rs.y, rs.n};
+    if (plot_lines(fio_join(png, sizeof png, out, "learning_curve.png"), &po, &s, 1, err, sizeof err))
+        fprintf(stderr, "rlhf control: no learning curve: %s\n", err);
+    free(rs.x);
+    free(rs.y);
+    printf("total_steps: %ld\nwall_seconds: %.2f\neval_std_return: %.3f\neval_mean_return: %.3f\n", res.total_steps,
+           res.wall_seconds, res.eval_std_return, res.eval_mean_return);
+    return 0;
+}

@@ -1,0 +1,170 @@
+/* cmd_rm.c — `rlhf rm` (train a Bradley–Terry reward model on preference JSONL, optionally
+ * normalised against a reference policy's samples) and `rlhf score` (score JSONL records with a
+ * reward-model folder). Thin wrappers around rlhf/rm.h. */
+#include "cli.h"
+#include "commands.h"
+#include "dataset.h"
+#include "rm.h"
+#include "tok.h"
+#include "train_progress.h"
+
+#include <jansson.h>
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int cmd_rm(int argc, char **argv)
+{
+    rm_opts o = rm_defaults();
+    long batch = o.batch, accum = o.accum, seed = (long)o.seed, threads = 0, keep = o.keep_last;
+    long max_prompt = o.max_prompt_len, max_completion = o.max_completion_len;
+    long nsamples = o.normalize_samples, nnew = o.normalize_max_new_tokens;
+    double lr = o.lr, min_lr = o.min_lr, wd = o.weight_decay, clip = o.grad_clip, b1 = o.beta1, b2 = o.beta2;
+    double ntemp = o.normalize_temperature;
+    const cli_opt opts[] = {
+        {"--model", OPT_STR, &o.model, "DIR", "GPT-2 folder (pretrained or SFT) for the trunk, or a reward-model folder", 1},
+        {"--tokenizer", OPT_STR, &o.tokenizer, "DIR", "tokenizer folder", 1},
+        {"--data", OPT_STR, &o.data, "FILE",
+         "preference JSONL: {\"prompt\",\"chosen\",\"rejected\"} (optional numeric \"margin\") per line", 1},
+        {"--eval-data", OPT_STR, &o.eval_data, "FILE", "held-out preference JSONL (eval_loss, eval_accuracy, ...)", 0},
+        {"--out", OPT_STR, &o.out, "DIR", "output: checkpoints, metrics.jsonl, model/", 1},
+        {"--resume", OPT_FLAG, &o.resume, NULL, "continue from DIR/latest when there is one", 0},
+        {"--epochs", OPT_DOUBLE, &o.epochs, "X", "passes over the data (when --steps is not given)", 0},
+        {"--steps", OPT_INT, &o.steps, "N", "optimizer steps in all (overrides --epochs)", 0},
+        {"--batch", OPT_INT, &batch, "B", "preference pairs per micro-batch", 0},
+        {"--accum", OPT_INT, &accum, "N", "micro-batches per optimizer step", 0},
+        {"--lr", OPT_DOUBLE, &lr, "X", "peak learning rate", 0},
+        {"--min-lr", OPT_DOUBLE, &min_lr, "X", "learning rate at the end of the cosine decay", 0},
+        {"--warmup", OPT_INT, &o.warmup, "N", "linear warm-up steps", 0},
+        {"--weight-decay", OPT_DOUBLE, &wd, "X", "AdamW weight decay (2-D weights only)", 0},
+        {"--beta1", OPT_DOUBLE, &b1, "X", "AdamW beta1", 0},
+        {"--beta2", OPT_DOUBLE, &b2, "X", "AdamW beta2", 0},
+        {"--grad-clip", OPT_DOUBLE, &clip, "X", "global gradient-norm clip (0: off)", 0},
+        {"--center-rewards", OPT_DOUBLE, &o.center, "X", "TRL's center_rewards_coefficient: + X mean((r_c + r_r)^2)", 0},
+        {"--max-prompt-len", OPT_INT, &max_prompt, "N", "prompt tokens kept, from the end (0: no limit)", 0},
+        {"--max-completion-len", OPT_INT, &max_completion, "N",
+         "completion tokens kept, EOS included, from the start (0: no limit)", 0},
+        {"--eval-every", OPT_INT, &o.eval_every, "N", "evaluate every N steps (and at the end)", 0},
+        {"--ckpt-every", OPT_INT, &o.ckpt_every, "N", "checkpoint every N steps (and at the end)", 0},
+        {"--keep", OPT_INT, &keep, "N", "checkpoints kept", 0},
+        {"--seed", OPT_INT, &seed, "S", "seed for the head's initialisation, the data order and the normalisation", 0},
+        {"--threads", OPT_INT, &threads, "N", "threads (0: all cores; resume with the same number)", 0},
+        {"--stop-at", OPT_INT, &o.stop_at, "N", "leave after step N as if interrupted (resume later)", 0},
+        {"--normalize-prompts", OPT_STR, &o.normalize_prompts, "FILE",
+         "prompt-only JSONL: after training, set gain and bias so the reference's samples score mean 0, std 1", 0},
+        {"--normalize-ref", OPT_STR, &o.normalize_ref, "DIR", "reference policy for the normalisation (default: --model)", 0},
+        {"--normalize-samples", OPT_INT, &nsamples, "N", "samples drawn for the normalisation", 0},
+        {"--normalize-max-new-tokens", OPT_INT, &nnew, "N", "length of those samples", 0},
+        {"--normalize-temperature", OPT_DOUBLE, &ntemp, "X", "their sampling temperature", 0},
+        {0}};
+    cli_parse("rm", "Train a Bradley-Terry reward model on preference pairs (or continue with --resume).", argc, argv, opts);
+    o.batch = (int)batch;
+    o.accum = (int)accum;
+    o.seed = (uint64_t)seed;
+    o.threads = (int)threads;
+    o.keep_last = (int)keep;
+    o.max_prompt_len = (int)max_prompt;
+    o.max_completion_len = (int)max_completion;
+    o.lr = (float)lr;
+    o.min_lr = (float)min_lr;
+    o.weight_decay = (float)wd;
+    o.grad_clip = (float)clip;
+    o.beta1 = (float)b1;
+    o.beta2 = (float)b2;
+    o.normalize_samples = (int)nsamples;
+    o.normalize_max_new_tokens = (int)nnew;
+    o.normalize_temperature = (float)ntemp;
+    static const char *const show[] = {"loss", "accuracy", "eval_accuracy", NULL};
+    train_progress prog;
+    train_progress_start(&prog, "rm", show);
+    o.on_step = train_progress_on_step;
+    o.ud = &prog;
+    char err[1024];
+    rm_result r;
+    if (rm_run(&o, &r, err, sizeof err)) cli_die("rm", "%s", err);
+    char extra[512];
+    int n = snprintf(extra, sizeof extra, "%ld steps (%s) on %zu pairs%s, loss %.4f accuracy %.3f", r.steps,
+                     r.resumed_from ? "resumed" : "from the start", r.n_train, r.margins ? " with margins" : "",
+                     r.train.loss, r.train.accuracy);
+    if (!isnan(r.eval.loss))
+        n += snprintf(extra + n, sizeof extra - (size_t)n, ", eval_loss %.4f eval_accuracy %.3f", r.eval.loss,
+                      r.eval.accuracy);
+    if (r.normalized)
+        n += snprintf(extra + n, sizeof extra - (size_t)n, ", normalised (reference mean %.4g std %.4g over %ld samples)",
+                      r.norm.mean, r.norm.std, r.norm.n);
+    snprintf(extra + n, sizeof extra - (size_t)n, " -> %s/model", o.out);
+    cli_progress_done(&prog.bar, extra);
+    return 0;
+}
+
+/* one output line: the record's string fields, then its score(s) */
+static void print_scored(const ds_record *rec, const float *s, int pair)
+{
+    json_t *j = json_object();
+    const char *names[] = {"text", "prompt", "completion", "chosen", "rejected"};
+    const char *vals[] = {rec->text, rec->prompt, rec->completion, rec->chosen, rec->rejected};
+    const size_t lens[] = {rec->text_len, rec->prompt_len, rec->completion_len, rec->chosen_len, rec->rejected_len};
+    for (int i = 0; i < 5; i++)
+        if (vals[i]) json_object_set_new(j, names[i], json_stringn(vals[i], lens[i]));
+    if (pair) {
+        json_object_set_new(j, "chosen_score", json_real(s[0]));
+        json_object_set_new(j, "rejected_score", json_real(s[1]));
+    } else
+        json_object_set_new(j, "score", json_real(s[0]));
+    char *line = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9));
+    if (line) puts(line);
+    free(line);
+    json_decref(j);
+}
+
+int cmd_score(int argc, char **argv)
+{
+    const char *rmdir = NULL, *data = NULL, *tokdir = NULL;
+    long batch = 8, threads = 0;
+    const cli_opt opts[] = {
+        {"--rm", OPT_STR, &rmdir, "DIR", "reward-model folder (as `rlhf rm` writes it)", 1},
+        {"--data", OPT_STR, &data, "FILE",
+         "JSONL: {\"prompt\",\"completion\"}, {\"text\"}, or preferences (then both are scored)", 1},
+        {"--tokenizer", OPT_STR, &tokdir, "DIR", "tokenizer folder (default: the reward-model folder)", 0},
+        {"--batch", OPT_INT, &batch, "N", "records per forward", 0},
+        {"--threads", OPT_INT, &threads, "N", "threads (0: all cores)", 0},
+        {0}};
+    cli_parse("score", "Score JSONL records with a reward model: one JSON line per record with its score.", argc, argv,
+              opts);
+    if (batch < 1) cli_die("score", "--batch must be positive");
+    if (strcmp(data, "-") == 0) cli_die("score", "--data must be a file (it is read twice: tokens, then the text echoed)");
+    if (threads > 0) omp_set_num_threads((int)threads);
+    char err[1024];
+    rm_model *r;
+    if (rm_load(rmdir, &r, err, sizeof err)) cli_die("score", "%s", err);
+    gpt2_set_threads(r->m, (int)threads);
+    head_set_threads(r->h, (int)threads);
+    tok_tokenizer *t;
+    if (tok_load(tokdir ? tokdir : rmdir, &t, err, sizeof err)) cli_die("score", "%s", err);
+    ds_load_opts lo = ds_load_defaults();
+    lo.max_len = gpt2_cfg(r->m)->n_positions;
+    ds_dataset d = {0};
+    if (ds_load(&d, t, data, &lo, err, sizeof err)) cli_die("score", "%s", err);
+    const int pair = d.kind == DS_PREFERENCE;
+    float *s = malloc((pair ? 2 : 1) * (d.n + 1) * sizeof *s);
+    if (!s) cli_die("score", "out of memory");
+    if (rm_score_dataset(r, &d, (int)batch, s, err, sizeof err)) cli_die("score", "%s", err);
+    /* the strings again, record by record, in the same order */
+    ds_reader *rd;
+    ds_record rec;
+    if (ds_reader_open(&rd, data, err, sizeof err)) cli_die("score", "%s", err);
+    for (size_t i = 0; i < d.n; i++) {
+        int got = ds_reader_next(rd, &rec, err, sizeof err);
+        if (got != 1) cli_die("score", "%s", got < 0 ? err : "the file changed while it was being scored");
+        print_scored(&rec, s + (pair ? 2 * i : i), pair);
+    }
+    ds_reader_close(rd);
+    if (fflush(stdout) != 0) cli_die("score", "cannot write the scores");
+    free(s);
+    ds_free(&d);
+    tok_free(t);
+    rm_free(r);
+    return 0;
+}
