@@ -3,6 +3,8 @@
  * code), the vectorized stepper's automatic reset and truncation, seeded resets and their ranges,
  * and the replay command's errors. */
 #include "env.h"
+#include "envmath.h"
+#include "fileio.h"
 #include "rng.h"
 #include "testutil.h"
 
@@ -15,20 +17,6 @@
 
 static const char *const ids[] = {"CartPole-v1", "Acrobot-v1", "MountainCar-v0", "MountainCarContinuous-v0",
                                   "Pendulum-v1"};
-
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    cr_assert(f, "cannot open %s", path);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)n + 1);
-    cr_assert(b && fread(b, 1, (size_t)n, f) == (size_t)n);
-    b[n] = 0;
-    fclose(f);
-    return b;
-}
 
 /* the next line of *s as parsed JSON (NULL at the end); advances *s */
 static json_t *next_json(char **s)
@@ -55,7 +43,10 @@ static void check_parity(const char *id)
     int rc = tu_run(args, tu_data(rel), &out, &err);
     cr_assert_eq(rc, 0, "%s: replay failed: %s", id, err);
     snprintf(rel, sizeof rel, "envs/%s.out.jsonl", id);
-    char *want = slurp(tu_data(rel));
+    char ferr[512];
+    size_t wlen;
+    char *want = fio_read_all(tu_data(rel), &wlen, ferr, sizeof ferr);
+    cr_assert(want, "%s", ferr);
     char *po = out, *pw = want;
     long episodes = 0, steps = 0;
     double max_rel = 0;
@@ -105,6 +96,28 @@ Test(envs, parity_acrobot) { check_parity("Acrobot-v1"); }
 Test(envs, parity_mountain_car) { check_parity("MountainCar-v0"); }
 Test(envs, parity_mountain_car_continuous) { check_parity("MountainCarContinuous-v0"); }
 Test(envs, parity_pendulum) { check_parity("Pendulum-v1"); }
+
+/* env_pow2's shortcut (x*x where it cannot differ from pow) against libm's pow(x, 2.0) itself,
+ * on values of every scale, squares near powers of two, ties and specials */
+Test(envs, pow2_is_libm_pow)
+{
+    static volatile const double two = 2.0;
+    uint64_t rng = 5;
+    long differ = 0;
+    for (long i = 0; i < 3000000; i++) {
+        double x = rng_uniform(&rng, -1, 1) * ldexp(1.0, (int)rng_below(&rng, 80) - 40);
+        if (i % 3 == 0) x = sqrt(ldexp(1.0, (int)rng_below(&rng, 200) - 100)) * (1 + ldexp(rng_unit(&rng) - 0.5, -40));
+        double a = env_pow2(x), b = pow(x, two);
+        cr_assert(a == b || (isnan(a) && isnan(b)), "x = %a: env_pow2 %a, pow %a", x, a, b);
+        differ += a != x * x;
+    }
+    cr_assert_gt(differ, 100, "the sample includes squares where pow is not x*x");
+    const double special[] = {0.0, -0.0, 1e-300, -1e-170, 1e200, -1e160, INFINITY, -INFINITY, NAN, 0x1p-537, 3.0};
+    for (size_t i = 0; i < sizeof special / sizeof *special; i++) {
+        double a = env_pow2(special[i]), b = pow(special[i], two);
+        cr_assert(a == b || (isnan(a) && isnan(b)), "x = %a", special[i]);
+    }
+}
 
 /* Gymnasium's registrations (gymnasium/envs/__init__.py) and spaces */
 Test(envs, registry)

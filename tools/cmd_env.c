@@ -204,7 +204,7 @@ static int replay(int argc, char **argv)
     const char *env = NULL, *in = "-";
     const cli_opt opts[] = {
         {"--env", OPT_STR, &env, "ID", "every line must be this env (lines without \"env\" use it)", 0},
-        {"--in", OPT_STR, &in, "FILE", "input JSON Lines (default: standard input)", 0},
+        {"--in", OPT_STR, &in, "FILE", "input JSON Lines (- is standard input)", 0},
         {0}};
     cli_parse("env replay",
               "Replay episodes for checking against Gymnasium: one JSON per line {\"env\", \"init_state\", "

@@ -11,9 +11,13 @@ which flatters Gymnasium slightly), reset when an episode ends. Prints two lines
 import argparse
 import os
 import sys
-import tempfile
 import time
 import warnings
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "golden"))
+from gym_src import import_gymnasium  # noqa: E402
 
 
 def main():
@@ -23,18 +27,7 @@ def main():
     ap.add_argument("--steps", type=int, default=100000)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
-    sys.path.insert(0, os.path.abspath(args.gym))
-    try:
-        import farama_notifications  # noqa: F401
-    except ImportError:  # Gymnasium only reads a dict from it: an empty stand-in in a temp folder
-        stub = tempfile.mkdtemp(prefix="farama_stub_")
-        os.makedirs(os.path.join(stub, "farama_notifications"))
-        with open(os.path.join(stub, "farama_notifications", "__init__.py"), "w") as f:
-            f.write("notifications = {}\n")
-        sys.path.insert(0, stub)
-    import numpy as np
-    import gymnasium as gym
-
+    gym = import_gymnasium(args.gym)
     warnings.filterwarnings("ignore")
     env = gym.make(args.env)
     rng = np.random.default_rng(args.seed)

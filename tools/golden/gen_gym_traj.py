@@ -28,8 +28,10 @@ import json
 import math
 import os
 import sys
-import tempfile
 import warnings
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from gym_src import import_gymnasium  # noqa: E402
 
 
 def setup_numpy(keep_simd):
@@ -48,23 +50,6 @@ def setup_numpy(keep_simd):
     off = [f for f in __cpu_dispatch__ if f.startswith("AVX512") and __cpu_features__.get(f)]
     os.environ["NPY_DISABLE_CPU_FEATURES"] = " ".join(off)
     os.execv(sys.executable, [sys.executable] + sys.argv)
-
-
-def import_gymnasium(gym_dir):
-    sys.path.insert(0, os.path.abspath(gym_dir))
-    try:
-        import farama_notifications  # noqa: F401
-    except ImportError:  # Gymnasium only reads a dict from it: an empty stand-in in a temp folder
-        stub = tempfile.mkdtemp(prefix="farama_stub_")
-        os.makedirs(os.path.join(stub, "farama_notifications"))
-        with open(os.path.join(stub, "farama_notifications", "__init__.py"), "w") as f:
-            f.write("notifications = {}\n")
-        sys.path.insert(0, stub)
-    import gymnasium as gym
-
-    if not gym.__version__.startswith("1."):
-        sys.exit("need Gymnasium 1.x, found %s in %s" % (gym.__version__, gym.__file__))
-    return gym
 
 
 def f32_str(np, v):
