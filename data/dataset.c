@@ -394,7 +394,8 @@ void ds_order(size_t n, uint64_t seed, uint64_t epoch, size_t *perm)
 int ds_sampler_create(ds_sampler *s, size_t n, uint64_t seed)
 {
     memset(s, 0, sizeof *s);
-    s->perm = malloc((n ? n : 1) * sizeof *s->perm);
+    if (n == 0) return -1;
+    s->perm = malloc(n * sizeof *s->perm);
     if (!s->perm) return -1;
     s->n = n;
     s->seed = seed;

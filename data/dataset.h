@@ -47,7 +47,8 @@
  *   attn[b,t]      = 1 for t < n, else 0
  *   loss_mask[b,t] = 1 when targets[b,t] is a completion token (t+1 >= prompt length, t+1 < n),
  *                    else 0; for DS_TEXT every real next token counts (the prompt length is 0).
- *                    Prompt tokens and padding are never trained on.
+ *                    Prompt tokens and padding are never trained on; the first token of a row
+ *                    has nothing before it, so with an empty prompt it is never a target.
  *   lengths[b] = n, prompt_lengths[b] = prompt tokens.
  * The GPT-2 here has no attention mask. Right padding is harmless for a causal model: position t
  * attends only to positions <= t, so real tokens never see the padding after them; the padded
@@ -151,7 +152,7 @@ typedef struct {
     uint64_t perm_epoch;
 } ds_sampler;
 
-int ds_sampler_create(ds_sampler *s, size_t n, uint64_t seed); /* 0, or -1 when out of memory */
+int ds_sampler_create(ds_sampler *s, size_t n, uint64_t seed); /* 0, or -1 (n == 0, out of memory) */
 void ds_sampler_free(ds_sampler *s);
 /* The next k example indices into idx; *cursor (examples consumed so far) advances by k. Batches
  * run across epoch boundaries (the next epoch's order continues where the last one ended). */

@@ -14,21 +14,9 @@
 sft_opts sft_defaults(void)
 {
     sft_opts o = {0};
-    o.batch = 8;
-    o.accum = 1;
-    o.epochs = 3;
-    o.lr = 2e-5f;
-    o.min_lr = 0;
-    o.weight_decay = 0;
-    o.beta1 = 0.9f;
-    o.beta2 = 0.999f;
-    o.grad_clip = 1.0f;
-    o.max_prompt_len = 512;
-    o.max_completion_len = 512;
-    o.eval_every = 50;
-    o.ckpt_every = 500;
-    o.keep_last = 2;
-    o.seed = 42;
+    o.h = trainer_hparams_defaults();
+    o.h.lr = 2e-5f;
+    o.h.epochs = 3;
     return o;
 }
 
@@ -98,46 +86,21 @@ static size_t loss_tokens(const ds_example *x)
     return n > first ? (size_t)(n - first) : 0;
 }
 
-static json_t *settings_json(const sft_opts *o, const char *model, size_t n)
-{
-    return json_pack("{s:s, s:s, s:s?, s:I, s:I, s:i, s:i, s:I, s:I, s:f, s:f, s:f, s:i, s:i}", "model", model, "data",
-                     o->data, "eval_data", o->eval_data, "examples", (json_int_t)n, "seed", (json_int_t)o->seed,
-                     "batch", o->batch, "accum", o->accum, "steps", (json_int_t)o->steps, "warmup",
-                     (json_int_t)o->warmup, "lr", (double)o->lr, "min_lr", (double)o->min_lr, "weight_decay",
-                     (double)o->weight_decay, "max_prompt_len", o->max_prompt_len, "max_completion_len",
-                     o->max_completion_len);
-}
-
-/* a resumed run must see the data in the same order: same examples, seed, batch and accumulation */
-static int check_resume(const trainer_state *st, const sft_opts *o, size_t n, const char *latest, char *err,
-                        size_t errlen)
-{
-    static const char *keys[] = {"examples", "seed", "batch", "accum"};
-    const long long now[] = {(long long)n, (long long)o->seed, o->batch, o->accum};
-    for (int i = 0; i < 4; i++) {
-        json_t *v = st->settings ? json_object_get(st->settings, keys[i]) : NULL;
-        if (!json_is_integer(v)) return fio_fail(err, errlen, "%s/trainer_state.json: settings lack \"%s\"", latest, keys[i]);
-        if ((long long)json_integer_value(v) != now[i])
-            return fio_fail(err, errlen, "cannot resume %s: it was trained with %s %lld, this run has %lld", latest, keys[i],
-                            (long long)json_integer_value(v), now[i]);
-    }
-    return 0;
-}
-
 int sft_run(const sft_opts *o, sft_result *res, char *err, size_t errlen)
 {
     sft_result dummy;
     if (!res) res = &dummy;
     memset(res, 0, sizeof *res);
     res->eval_loss = NAN;
-    if (o->batch < 1 || o->accum < 1) return fio_fail(err, errlen, "batch and accum must be positive");
-    if (o->steps <= 0 && !(o->epochs > 0)) return fio_fail(err, errlen, "give a positive number of steps or epochs");
-    int nt = o->threads > 0 ? o->threads : omp_get_max_threads();
+    const trainer_hparams *h = &o->h;
+    if (h->batch < 1 || h->accum < 1) return fio_fail(err, errlen, "batch and accum must be positive");
+    if (h->steps <= 0 && !(h->epochs > 0)) return fio_fail(err, errlen, "give a positive number of steps or epochs");
+    int nt = h->threads > 0 ? h->threads : omp_get_max_threads();
     omp_set_num_threads(nt);
     tok_tokenizer *t = NULL;
     if (tok_load(o->tokenizer, &t, err, errlen)) return -1;
     trainer tr;
-    trainer_opts to = {o->out, o->resume, o->tokenizer, o->ckpt_every, o->keep_last, o->stop_at, o->on_step, o->ud};
+    trainer_opts to = {o->out, o->resume, o->tokenizer, h->ckpt_every, h->keep_last, h->stop_at, o->on_step, o->ud};
     if (trainer_open(&tr, &to, err, errlen)) {
         tok_free(t);
         return -1;
@@ -153,12 +116,8 @@ int sft_run(const sft_opts *o, sft_result *res, char *err, size_t errlen)
     float *dlogp = NULL;
     if (trainer_start_model(&tr, o->model, t, nt, &m, &opt, &st, err, errlen)) goto done;
     res->resumed_from = st.step;
-    const gpt2_config *c = gpt2_cfg(m);
     /* the data, checked whole before anything is written */
-    ds_load_opts lo = ds_load_defaults();
-    lo.max_prompt_len = o->max_prompt_len;
-    lo.max_completion_len = o->max_completion_len;
-    lo.max_len = c->n_positions;
+    ds_load_opts lo = trainer_hparams_load_opts(h, gpt2_cfg(m)->n_positions, -1);
     if (ds_load(&d, t, o->data, &lo, err, errlen)) goto done;
     if (d.kind != DS_TEXT && d.kind != DS_PROMPT_COMPLETION) {
         fio_fail(err, errlen, "%s: SFT needs a text or prompt-completion dataset; this one is %s", o->data,
@@ -174,35 +133,33 @@ int sft_run(const sft_opts *o, sft_result *res, char *err, size_t errlen)
     res->n_eval = ev.n;
     res->n_prompt_cut = d.n_prompt_cut;
     res->n_completion_cut = d.n_completion_cut;
-    sft_opts so = *o; /* steps resolved from epochs */
-    if (so.steps <= 0) so.steps = (long)ceil(o->epochs * (double)d.n / ((double)o->batch * o->accum));
-    if (so.steps < 1) so.steps = 1;
-    res->steps = so.steps;
-    if (tr.resuming && check_resume(&st, o, d.n, tr.latest, err, errlen)) goto done;
+    const long steps = res->steps = trainer_hparams_steps(h, d.n);
+    if (tr.resuming && trainer_check_resume(&st, h, d.n, tr.latest, err, errlen)) goto done;
     trainer_state_free(&st);
-    st.settings = settings_json(&so, o->model ? o->model : "", d.n);
+    st.settings = trainer_hparams_json(h, steps, d.n);
+    json_object_set_new(st.settings, "model", json_string(o->model ? o->model : ""));
+    json_object_set_new(st.settings, "data", json_string(o->data));
     const int T = d.max_row > ev.max_row ? d.max_row : ev.max_row;
-    if (ds_batch_create(&b, o->batch, T, err, errlen) || trainer_reserve(m, o->batch, T, err, errlen)) goto done;
-    idx = malloc((size_t)o->batch * o->accum * sizeof *idx);
-    dlogp = malloc((size_t)o->batch * T * sizeof *dlogp);
-    if (!idx || !dlogp || ds_sampler_create(&smp, d.n, o->seed)) {
+    if (ds_batch_create(&b, h->batch, T, err, errlen) || trainer_reserve(m, h->batch, T, err, errlen)) goto done;
+    const size_t per_step = (size_t)h->batch * (size_t)h->accum;
+    idx = malloc(per_step * sizeof *idx);
+    dlogp = malloc((size_t)h->batch * T * sizeof *dlogp);
+    if (!idx || !dlogp || ds_sampler_create(&smp, d.n, h->seed)) {
         fio_fail(err, errlen, "out of memory");
         goto done;
     }
-    if (trainer_begin(&tr, st.step, so.steps, err, errlen)) goto done;
+    if (trainer_begin(&tr, st.step, steps, err, errlen)) goto done;
     adamw_range ranges[GPT2_NUM_TENSORS];
     gpt2_adamw_ranges(m, ranges);
-    const trainer_optim om = {o->warmup, so.steps, o->lr, o->min_lr, o->grad_clip,
-                              {o->lr, o->beta1, o->beta2, 1e-8f, o->weight_decay}};
-    const size_t per_step = (size_t)o->batch * (size_t)o->accum;
-    while (st.step < so.steps) {
+    const trainer_optim om = trainer_hparams_optim(h, steps);
+    while (st.step < steps) {
         ds_sampler_next(&smp, per_step, &st.cursor, idx);
         size_t ntok = 0;
         for (size_t i = 0; i < per_step; i++) ntok += loss_tokens(&d.ex[idx[i]]);
         gpt2_zero_grad(m);
         sft_stats tot = {0, 0, 0};
-        for (int a = 0; a < o->accum; a++) {
-            if (ds_batch_fill(&d, idx + (size_t)a * o->batch, (size_t)o->batch, &b, err, errlen)) goto done;
+        for (int a = 0; a < h->accum; a++) {
+            if (ds_batch_fill(&d, idx + (size_t)a * h->batch, (size_t)h->batch, &b, err, errlen)) goto done;
             for (int r = 0; r < b.B; r++) st.num_tokens += (uint64_t)b.lengths[r];
             if (ds_batch_loss_tokens(&b) == 0) continue; /* nothing to learn in this micro-batch */
             sft_stats s;
@@ -220,7 +177,7 @@ int sft_run(const sft_opts *o, sft_result *res, char *err, size_t errlen)
         st.step++;
         double loss = tot.count > 0 ? tot.nll / tot.count : NAN, acc = tot.count > 0 ? tot.correct / tot.count : NAN;
         double eval_loss = NAN, eval_acc = NAN;
-        if (ev.n > 0 && ((o->eval_every > 0 && st.step % o->eval_every == 0) || st.step == so.steps)) {
+        if (ev.n > 0 && ((h->eval_every > 0 && st.step % h->eval_every == 0) || st.step == steps)) {
             if (sft_evaluate(m, &ev, &b, &eval_loss, &eval_acc, err, errlen)) goto done;
             if (trainer_check_finite(st.step, "eval loss", eval_loss, err, errlen)) goto done;
             res->eval_loss = eval_loss;

@@ -32,23 +32,12 @@ typedef struct {
     const char *eval_data;    /* held-out JSONL of the same kind, or NULL */
     const char *out;          /* checkpoints, metrics.jsonl, model/ */
     int resume;
-    int batch, accum;         /* examples per micro-batch; micro-batches per step */
-    double epochs;            /* used when steps <= 0: steps = ceil(epochs * n / (batch * accum)) */
-    long steps, warmup;
-    float lr, min_lr, weight_decay, beta1, beta2, grad_clip;
-    int max_prompt_len, max_completion_len; /* <= 0: no limit but n_positions */
-    long eval_every, ckpt_every;            /* <= 0: at the end only */
-    int keep_last;
-    uint64_t seed;
-    int threads;
-    long stop_at;             /* > 0: leave after this step as if interrupted (tests) */
+    trainer_hparams h;        /* batch = examples per micro-batch */
     void (*on_step)(void *ud, const trainer_progress *p);
     void *ud;
 } sft_opts;
 
-/* TRL's SFTConfig defaults where they apply: lr 2e-5 decaying to 0, 3 epochs, batch 8, no warmup,
- * no weight decay, betas (0.9, 0.999), clip 1.0; prompt 512 and completion 512 tokens at most;
- * eval every 50 steps; checkpoint every 500; keep 2; seed 42. */
+/* trainer_hparams_defaults (TRL's) with SFTConfig's lr 2e-5 and 3 epochs. */
 sft_opts sft_defaults(void);
 
 typedef struct {
