@@ -140,22 +140,9 @@ void dpo_seq_logps(const float *logp, const float *mask, int B, int T, double *o
 dpo_opts dpo_defaults(void)
 {
     dpo_opts o = {0};
+    o.h = trainer_hparams_defaults();
+    o.h.lr = 1e-6f;
     o.loss = (dpo_loss_opts){DPO_SIGMOID, 0.1, 0};
-    o.batch = 8;
-    o.accum = 1;
-    o.epochs = 1;
-    o.lr = 1e-6f;
-    o.min_lr = 0;
-    o.weight_decay = 0;
-    o.beta1 = 0.9f;
-    o.beta2 = 0.999f;
-    o.grad_clip = 1.0f;
-    o.max_prompt_len = 512;
-    o.max_completion_len = 512;
-    o.eval_every = 50;
-    o.ckpt_every = 500;
-    o.keep_last = 2;
-    o.seed = 42;
     return o;
 }
 
@@ -273,30 +260,12 @@ static int ref_load(const char *path, double *tr, size_t n, double *ev, size_t m
     return rc;
 }
 
-static json_t *settings_json(const dpo_opts *o, size_t n)
-{
-    return json_pack("{s:s, s:s?, s:s, s:s?, s:I, s:I, s:i, s:i, s:I, s:I, s:s, s:f, s:f, s:f, s:f, s:f, s:i, s:i}",
-                     "model", o->model ? o->model : "", "ref", o->ref, "data", o->data, "eval_data", o->eval_data,
-                     "examples", (json_int_t)n, "seed", (json_int_t)o->seed, "batch", o->batch, "accum", o->accum,
-                     "steps", (json_int_t)o->steps, "warmup", (json_int_t)o->warmup, "loss_type",
-                     dpo_loss_name(o->loss.type), "beta", o->loss.beta, "label_smoothing", o->loss.label_smoothing,
-                     "lr", (double)o->lr, "min_lr", (double)o->min_lr, "weight_decay", (double)o->weight_decay,
-                     "max_prompt_len", o->max_prompt_len, "max_completion_len", o->max_completion_len);
-}
-
 /* a resumed run must see the data in the same order and optimise the same loss */
 static int check_resume(const trainer_state *st, const dpo_opts *o, size_t n, const char *latest, char *err,
                         size_t errlen)
 {
-    static const char *keys[] = {"examples", "seed", "batch", "accum"};
-    const long long now[] = {(long long)n, (long long)o->seed, o->batch, o->accum};
-    json_t *s = st->settings;
-    for (int i = 0; i < 4; i++) {
-        json_t *v = s ? json_object_get(s, keys[i]) : NULL;
-        if (!json_is_integer(v) || (long long)json_integer_value(v) != now[i])
-            return fio_fail(err, errlen, "cannot resume %s: its %s differs from this run's %lld", latest, keys[i], now[i]);
-    }
-    json_t *lt = json_object_get(s, "loss_type"), *be = json_object_get(s, "beta");
+    if (trainer_check_resume(st, &o->h, n, latest, err, errlen)) return -1;
+    json_t *s = st->settings, *lt = json_object_get(s, "loss_type"), *be = json_object_get(s, "beta");
     if (!json_is_string(lt) || strcmp(json_string_value(lt), dpo_loss_name(o->loss.type)) != 0 || !json_is_number(be) ||
         json_number_value(be) != o->loss.beta)
         return fio_fail(err, errlen, "cannot resume %s: it was trained with another loss type or beta", latest);
@@ -309,15 +278,16 @@ int dpo_run(const dpo_opts *o, dpo_result *res, char *err, size_t errlen)
     if (!res) res = &dummy;
     memset(res, 0, sizeof *res);
     res->eval.loss = NAN;
-    if (o->batch < 1 || o->accum < 1) return fio_fail(err, errlen, "batch and accum must be positive");
-    if (o->steps <= 0 && !(o->epochs > 0)) return fio_fail(err, errlen, "give a positive number of steps or epochs");
+    const trainer_hparams *h = &o->h;
+    if (h->batch < 1 || h->accum < 1) return fio_fail(err, errlen, "batch and accum must be positive");
+    if (h->steps <= 0 && !(h->epochs > 0)) return fio_fail(err, errlen, "give a positive number of steps or epochs");
     if (dpo_loss_check(&o->loss, err, errlen)) return -1;
-    const int nt = o->threads > 0 ? o->threads : omp_get_max_threads();
+    const int nt = h->threads > 0 ? h->threads : omp_get_max_threads();
     omp_set_num_threads(nt);
     tok_tokenizer *t = NULL;
     if (tok_load(o->tokenizer, &t, err, errlen)) return -1;
     trainer tr;
-    trainer_opts to = {o->out, o->resume, o->tokenizer, o->ckpt_every, o->keep_last, o->stop_at, o->on_step, o->ud};
+    trainer_opts to = {o->out, o->resume, o->tokenizer, h->ckpt_every, h->keep_last, h->stop_at, o->on_step, o->ud};
     if (trainer_open(&tr, &to, err, errlen)) {
         tok_free(t);
         return -1;
@@ -352,24 +322,24 @@ int dpo_run(const dpo_opts *o, dpo_result *res, char *err, size_t errlen)
     }
     gpt2_set_threads(m, nt);
     /* every input checked before anything is written */
-    ds_load_opts lo = ds_load_defaults();
-    lo.max_prompt_len = o->max_prompt_len;
-    lo.max_completion_len = o->max_completion_len;
-    lo.max_len = c->n_positions;
-    lo.require_kind = DS_PREFERENCE;
+    const ds_load_opts lo = trainer_hparams_load_opts(h, c->n_positions, DS_PREFERENCE);
     if (ds_load(&d, t, o->data, &lo, err, errlen)) goto done;
     if (o->eval_data && ds_load(&ev, t, o->eval_data, &lo, err, errlen)) goto done;
     res->n_train = d.n;
     res->n_eval = ev.n;
-    dpo_opts so = *o;
-    if (so.steps <= 0) so.steps = (long)ceil(o->epochs * (double)d.n / ((double)o->batch * o->accum));
-    if (so.steps < 1) so.steps = 1;
-    res->steps = so.steps;
+    const long steps = res->steps = trainer_hparams_steps(h, d.n);
     if (tr.resuming && check_resume(&st, o, d.n, tr.latest, err, errlen)) goto done;
     trainer_state_free(&st);
-    st.settings = settings_json(&so, d.n);
-    const int P = o->batch, T = d.max_row > ev.max_row ? d.max_row : ev.max_row;
-    const size_t per_step = (size_t)P * (size_t)o->accum, nmax = d.n > ev.n ? d.n : ev.n;
+    st.settings = trainer_hparams_json(h, steps, d.n);
+    if (!st.settings ||
+        json_object_update_new(st.settings, json_pack("{s:s, s:s?, s:s, s:f, s:f}", "model", o->model ? o->model : "", "ref",
+                                                  o->ref, "loss_type", dpo_loss_name(o->loss.type), "beta", o->loss.beta,
+                                                  "label_smoothing", o->loss.label_smoothing))) {
+        fio_fail(err, errlen, "out of memory");
+        goto done;
+    }
+    const int P = h->batch, T = d.max_row > ev.max_row ? d.max_row : ev.max_row;
+    const size_t per_step = (size_t)P * (size_t)h->accum, nmax = d.n > ev.n ? d.n : ev.n;
     idx = malloc(per_step * sizeof *idx);
     ref_tr = malloc(2 * d.n * sizeof *ref_tr);
     ref_ev = malloc((2 * ev.n + 1) * sizeof *ref_ev);
@@ -379,7 +349,7 @@ int dpo_run(const dpo_opts *o, dpo_result *res, char *err, size_t errlen)
     ftmp = malloc(2 * nmax * sizeof *ftmp);
     ref_c = malloc((size_t)2 * P * sizeof *ref_c); /* this micro-batch's reference log-probs */
     ref_r = ref_c ? ref_c + P : NULL;
-    if (!idx || !ref_tr || !ref_ev || !pol_ev || !ntok_ev || !tmp || !ftmp || !ref_c || ds_sampler_create(&smp, d.n, o->seed)) {
+    if (!idx || !ref_tr || !ref_ev || !pol_ev || !ntok_ev || !tmp || !ftmp || !ref_c || ds_sampler_create(&smp, d.n, h->seed)) {
         fio_fail(err, errlen, "out of memory");
         goto done;
     }
@@ -406,16 +376,15 @@ int dpo_run(const dpo_opts *o, dpo_result *res, char *err, size_t errlen)
         ref = NULL;
     }
     if (trainer_reserve(m, 2 * P, T, err, errlen)) goto done;
-    if (trainer_begin(&tr, st.step, so.steps, err, errlen)) goto done;
+    if (trainer_begin(&tr, st.step, steps, err, errlen)) goto done;
     adamw_range ranges[GPT2_NUM_TENSORS];
     gpt2_adamw_ranges(m, ranges);
-    const trainer_optim om = {o->warmup, so.steps, o->lr, o->min_lr, o->grad_clip,
-                              {o->lr, o->beta1, o->beta2, 1e-8f, o->weight_decay}};
-    while (st.step < so.steps) {
+    const trainer_optim om = trainer_hparams_optim(h, steps);
+    while (st.step < steps) {
         ds_sampler_next(&smp, per_step, &st.cursor, idx);
         gpt2_zero_grad(m);
         dpo_stats tot = {0};
-        for (int a = 0; a < o->accum; a++) {
+        for (int a = 0; a < h->accum; a++) {
             const size_t *ix = idx + (size_t)a * P;
             if (ds_batch_fill(&d, ix, (size_t)P, &b, err, errlen)) goto done;
             for (int q = 0; q < b.B; q++) st.num_tokens += (uint64_t)b.lengths[q];
@@ -426,13 +395,13 @@ int dpo_run(const dpo_opts *o, dpo_result *res, char *err, size_t errlen)
             dpo_stats s;
             if (dpo_step(m, &b, &o->loss, ref_c, ref_r, (double)P / (double)per_step, &wk, &s, err, errlen)) goto done;
             if (trainer_check_finite(st.step + 1, "loss", s.loss, err, errlen)) goto done;
-            tot.loss += s.loss / o->accum;
-            tot.rewards_chosen += s.rewards_chosen / o->accum;
-            tot.rewards_rejected += s.rewards_rejected / o->accum;
-            tot.rewards_margins += s.rewards_margins / o->accum;
-            tot.rewards_accuracies += s.rewards_accuracies / o->accum;
-            tot.logps_chosen += s.logps_chosen / o->accum;
-            tot.logps_rejected += s.logps_rejected / o->accum;
+            tot.loss += s.loss / h->accum;
+            tot.rewards_chosen += s.rewards_chosen / h->accum;
+            tot.rewards_rejected += s.rewards_rejected / h->accum;
+            tot.rewards_margins += s.rewards_margins / h->accum;
+            tot.rewards_accuracies += s.rewards_accuracies / h->accum;
+            tot.logps_chosen += s.logps_chosen / h->accum;
+            tot.logps_rejected += s.logps_rejected / h->accum;
         }
         double norm;
         float lr;
@@ -445,7 +414,7 @@ int dpo_run(const dpo_opts *o, dpo_result *res, char *err, size_t errlen)
         memset(&e, 0, sizeof e);
         e.loss = e.rewards_chosen = e.rewards_rejected = e.rewards_margins = e.rewards_accuracies = e.logps_chosen =
             e.logps_rejected = NAN;
-        if (ev.n > 0 && ((o->eval_every > 0 && st.step % o->eval_every == 0) || st.step == so.steps)) {
+        if (ev.n > 0 && ((h->eval_every > 0 && st.step % h->eval_every == 0) || st.step == steps)) {
             if (dpo_dataset_logps(m, &ev, &b, P, pol_ev, ntok_ev, err, errlen)) goto done;
             interleaved_stats(&o->loss, ev.n, pol_ev, ref_ev, ntok_ev, tmp, ftmp, &e);
             if (trainer_check_finite(st.step, "eval loss", e.loss, err, errlen)) goto done;

@@ -72,24 +72,13 @@ typedef struct {
     const char *eval_data;   /* held-out preference JSONL, or NULL */
     const char *out;         /* checkpoints, metrics.jsonl, model/ */
     int resume;
+    trainer_hparams h;       /* batch = preference pairs per micro-batch */
     dpo_loss_opts loss;
-    int batch, accum;        /* pairs per micro-batch; micro-batches per step */
-    double epochs;           /* used when steps <= 0 */
-    long steps, warmup;
-    float lr, min_lr, weight_decay, beta1, beta2, grad_clip;
-    int max_prompt_len, max_completion_len;
-    long eval_every, ckpt_every;
-    int keep_last;
-    uint64_t seed;
-    int threads;
-    long stop_at;            /* > 0: leave after this step as if interrupted (tests) */
     void (*on_step)(void *ud, const trainer_progress *p);
     void *ud;
 } dpo_opts;
 
-/* TRL's DPOConfig where it applies: sigmoid loss, beta 0.1, lr 1e-6 decaying to 0, no warmup, no
- * weight decay, betas (0.9, 0.999), clip 1.0, batch 8 pairs; 1 epoch; prompt 512 and completion 512
- * tokens at most; eval every 50 steps; checkpoint every 500; keep 2; seed 42. */
+/* trainer_hparams_defaults (TRL's) with DPOConfig's sigmoid loss, beta 0.1 and lr 1e-6. */
 dpo_opts dpo_defaults(void);
 
 typedef struct {

@@ -412,21 +412,9 @@ int rm_normalize(rm_model *r, gpt2 *ref, const int32_t *const *prompts, const in
 rm_opts rm_defaults(void)
 {
     rm_opts o = {0};
-    o.batch = 8;
-    o.accum = 1;
-    o.epochs = 1;
-    o.lr = 1e-4f;
-    o.min_lr = 0;
-    o.weight_decay = 0;
-    o.beta1 = 0.9f;
-    o.beta2 = 0.999f;
-    o.grad_clip = 1.0f;
-    o.max_prompt_len = 512;
-    o.max_completion_len = 512;
-    o.eval_every = 50;
-    o.ckpt_every = 500;
-    o.keep_last = 2;
-    o.seed = 42;
+    o.h = trainer_hparams_defaults();
+    o.h.lr = 1e-4f;
+    o.h.epochs = 1;
     o.normalize_samples = 256;
     o.normalize_max_new_tokens = 32;
     o.normalize_temperature = 1.0f;
@@ -483,16 +471,6 @@ static int joint_update(const trainer_optim *om, rm_model *r, adamw *opt, adamw 
     return 0;
 }
 
-static json_t *settings_json(const rm_opts *o, size_t n)
-{
-    return json_pack("{s:s, s:s, s:s?, s:I, s:I, s:i, s:i, s:I, s:I, s:f, s:f, s:f, s:f, s:i, s:i}", "model",
-                     o->model ? o->model : "", "data", o->data, "eval_data", o->eval_data, "examples", (json_int_t)n,
-                     "seed", (json_int_t)o->seed, "batch", o->batch, "accum", o->accum, "steps", (json_int_t)o->steps,
-                     "warmup", (json_int_t)o->warmup, "lr", (double)o->lr, "min_lr", (double)o->min_lr,
-                     "weight_decay", (double)o->weight_decay, "center_rewards_coefficient", o->center,
-                     "max_prompt_len", o->max_prompt_len, "max_completion_len", o->max_completion_len);
-}
-
 /* eval: every pair of ev scored in file order, then the loss and metrics over all of them */
 static int evaluate(rm_model *r, const ds_dataset *ev, const float *margins, int batch, double center, float *buf,
                     rm_stats *s, char *err, size_t errlen)
@@ -505,19 +483,6 @@ static int evaluate(rm_model *r, const ds_dataset *ev, const float *margins, int
         rr[i] = buf[2 * i + 1];
     }
     rm_bt_loss(rc, rr, margins, (int)ev->n, center, NULL, NULL, s);
-    return 0;
-}
-
-/* a resumed run must see the data in the same order: same examples, seed, batch and accumulation */
-static int check_resume(const trainer_state *st, const rm_opts *o, size_t n, const char *latest, char *err, size_t errlen)
-{
-    static const char *keys[] = {"examples", "seed", "batch", "accum"};
-    const long long now[] = {(long long)n, (long long)o->seed, o->batch, o->accum};
-    for (int i = 0; i < 4; i++) {
-        json_t *v = st->settings ? json_object_get(st->settings, keys[i]) : NULL;
-        if (!json_is_integer(v) || (long long)json_integer_value(v) != now[i])
-            return fio_fail(err, errlen, "cannot resume %s: its %s differs from this run's %lld", latest, keys[i], now[i]);
-    }
     return 0;
 }
 
@@ -558,9 +523,9 @@ static int normalize_final(rm_model *r, const rm_opts *o, const ds_dataset *p, i
     so.temperature = o->normalize_temperature;
     so.max_new_tokens = o->normalize_max_new_tokens;
     so.stop_token = eos;
-    so.seed = rng_stream(o->seed, 0x6e6f726dull); /* "norm" */
+    so.seed = rng_stream(o->h.seed, 0x6e6f726dull); /* "norm" */
     if (rc == 0)
-        rc = rm_normalize(r, ref, pr, pl, (int)p->n, o->normalize_samples, o->batch * 2, &so, ns, err, errlen);
+        rc = rm_normalize(r, ref, pr, pl, (int)p->n, o->normalize_samples, o->h.batch * 2, &so, ns, err, errlen);
     free(pr);
     free(pl);
     gpt2_free(ref);
@@ -573,15 +538,16 @@ int rm_run(const rm_opts *o, rm_result *res, char *err, size_t errlen)
     if (!res) res = &dummy;
     memset(res, 0, sizeof *res);
     res->eval = (rm_stats){NAN, NAN, NAN, NAN, NAN};
-    if (o->batch < 1 || o->accum < 1) return fio_fail(err, errlen, "batch and accum must be positive");
-    if (o->steps <= 0 && !(o->epochs > 0)) return fio_fail(err, errlen, "give a positive number of steps or epochs");
+    const trainer_hparams *h = &o->h;
+    if (h->batch < 1 || h->accum < 1) return fio_fail(err, errlen, "batch and accum must be positive");
+    if (h->steps <= 0 && !(h->epochs > 0)) return fio_fail(err, errlen, "give a positive number of steps or epochs");
     if (!(o->center >= 0)) return fio_fail(err, errlen, "the centering coefficient must not be negative");
-    const int nt = o->threads > 0 ? o->threads : omp_get_max_threads();
+    const int nt = h->threads > 0 ? h->threads : omp_get_max_threads();
     omp_set_num_threads(nt);
     tok_tokenizer *t = NULL;
     if (tok_load(o->tokenizer, &t, err, errlen)) return -1;
     trainer tr;
-    trainer_opts to = {o->out, o->resume, o->tokenizer, o->ckpt_every, o->keep_last, o->stop_at, o->on_step, o->ud};
+    trainer_opts to = {o->out, o->resume, o->tokenizer, h->ckpt_every, h->keep_last, h->stop_at, o->on_step, o->ud};
     if (trainer_open(&tr, &to, err, errlen)) {
         tok_free(t);
         return -1;
@@ -613,7 +579,7 @@ int rm_run(const rm_opts *o, rm_result *res, char *err, size_t errlen)
         }
         if (head_opt_load(fio_join(p, sizeof p, tr.latest, RM_HEAD_OPT_FILE), &hopt, err, errlen)) goto done;
     } else {
-        if (rm_init(o->model, o->seed, eos, &r, err, errlen)) goto done;
+        if (rm_init(o->model, h->seed, eos, &r, err, errlen)) goto done;
         if (adamw_create(&opt, gpt2_num_params(r->m)) || adamw_create(&hopt, head_num_params(r->h))) {
             fio_fail(err, errlen, "out of memory for the optimizer");
             goto done;
@@ -629,11 +595,7 @@ int rm_run(const rm_opts *o, rm_result *res, char *err, size_t errlen)
     gpt2_set_threads(r->m, nt);
     head_set_threads(r->h, nt);
     /* every input checked before anything is written */
-    ds_load_opts lo = ds_load_defaults();
-    lo.max_prompt_len = o->max_prompt_len;
-    lo.max_completion_len = o->max_completion_len;
-    lo.max_len = c->n_positions;
-    lo.require_kind = DS_PREFERENCE;
+    const ds_load_opts lo = trainer_hparams_load_opts(h, c->n_positions, DS_PREFERENCE);
     if (ds_load(&d, t, o->data, &lo, err, errlen) || rm_read_margins(&d, &margins, err, errlen)) goto done;
     if (o->eval_data && (ds_load(&ev, t, o->eval_data, &lo, err, errlen) || rm_read_margins(&ev, &ev_margins, err, errlen)))
         goto done;
@@ -641,15 +603,17 @@ int rm_run(const rm_opts *o, rm_result *res, char *err, size_t errlen)
     res->n_train = d.n;
     res->n_eval = ev.n;
     res->margins = margins != NULL;
-    rm_opts so = *o;
-    if (so.steps <= 0) so.steps = (long)ceil(o->epochs * (double)d.n / ((double)o->batch * o->accum));
-    if (so.steps < 1) so.steps = 1;
-    res->steps = so.steps;
-    if (tr.resuming && check_resume(&st, o, d.n, tr.latest, err, errlen)) goto done;
+    const long steps = res->steps = trainer_hparams_steps(h, d.n);
+    if (tr.resuming && trainer_check_resume(&st, h, d.n, tr.latest, err, errlen)) goto done;
     trainer_state_free(&st);
-    st.settings = settings_json(&so, d.n);
-    const int P = o->batch, T = d.max_row > ev.max_row ? d.max_row : ev.max_row;
-    const size_t per_step = (size_t)P * (size_t)o->accum;
+    st.settings = trainer_hparams_json(h, steps, d.n);
+    if (!st.settings || json_object_set_new(st.settings, "model", json_string(o->model ? o->model : "")) ||
+        json_object_set_new(st.settings, "center_rewards_coefficient", json_real(o->center))) {
+        fio_fail(err, errlen, "out of memory");
+        goto done;
+    }
+    const int P = h->batch, T = d.max_row > ev.max_row ? d.max_row : ev.max_row;
+    const size_t per_step = (size_t)P * (size_t)h->accum;
     if (ds_batch_create(&b, 2 * P, T, err, errlen)) goto done;
     {
         /* size the trunk's activations once for the largest batch (hidden states only) */
@@ -663,19 +627,18 @@ int rm_run(const rm_opts *o, rm_result *res, char *err, size_t errlen)
     dsc = sc + 2 * P;
     mg = malloc((size_t)P * sizeof *mg);
     evbuf = malloc((4 * ev.n + 1) * sizeof *evbuf);
-    if (!idx || !sc || !mg || !evbuf || ds_sampler_create(&smp, d.n, o->seed)) {
+    if (!idx || !sc || !mg || !evbuf || ds_sampler_create(&smp, d.n, h->seed)) {
         fio_fail(err, errlen, "out of memory");
         goto done;
     }
-    if (trainer_begin(&tr, st.step, so.steps, err, errlen)) goto done;
-    const trainer_optim om = {o->warmup, so.steps, o->lr, o->min_lr, o->grad_clip,
-                              {o->lr, o->beta1, o->beta2, 1e-8f, o->weight_decay}};
-    while (st.step < so.steps) {
+    if (trainer_begin(&tr, st.step, steps, err, errlen)) goto done;
+    const trainer_optim om = trainer_hparams_optim(h, steps);
+    while (st.step < steps) {
         ds_sampler_next(&smp, per_step, &st.cursor, idx);
         gpt2_zero_grad(r->m);
         head_zero_grad(r->h);
         rm_stats tot = {0};
-        for (int a = 0; a < o->accum; a++) {
+        for (int a = 0; a < h->accum; a++) {
             const size_t *ix = idx + (size_t)a * P;
             if (ds_batch_fill(&d, ix, (size_t)P, &b, err, errlen)) goto done;
             for (int q = 0; q < b.B; q++) st.num_tokens += (uint64_t)b.lengths[q];
@@ -687,11 +650,11 @@ int rm_run(const rm_opts *o, rm_result *res, char *err, size_t errlen)
             /* rm_bt_loss differentiates this micro-batch's mean: weigh it as P of the step's pairs */
             for (int q = 0; q < 2 * P; q++) dsc[q] *= (float)((double)P / (double)per_step);
             if (rm_backward(r, dsc, err, errlen)) goto done;
-            tot.loss += s.loss / o->accum;
-            tot.accuracy += s.accuracy / o->accum;
-            tot.margin += s.margin / o->accum;
-            tot.chosen += s.chosen / o->accum;
-            tot.rejected += s.rejected / o->accum;
+            tot.loss += s.loss / h->accum;
+            tot.accuracy += s.accuracy / h->accum;
+            tot.margin += s.margin / h->accum;
+            tot.chosen += s.chosen / h->accum;
+            tot.rejected += s.rejected / h->accum;
         }
         double norm;
         float lr;
@@ -699,7 +662,7 @@ int rm_run(const rm_opts *o, rm_result *res, char *err, size_t errlen)
         st.step++;
         res->train = tot;
         rm_stats e = {NAN, NAN, NAN, NAN, NAN};
-        if (ev.n > 0 && ((o->eval_every > 0 && st.step % o->eval_every == 0) || st.step == so.steps)) {
+        if (ev.n > 0 && ((h->eval_every > 0 && st.step % h->eval_every == 0) || st.step == steps)) {
             if (evaluate(r, &ev, ev_margins, 2 * P, o->center, evbuf, &e, err, errlen)) goto done;
             if (trainer_check_finite(st.step, "eval loss", e.loss, err, errlen)) goto done;
             res->eval = e;

@@ -108,17 +108,8 @@ typedef struct {
     const char *eval_data;    /* held-out preference JSONL, or NULL */
     const char *out;          /* checkpoints, metrics.jsonl, model/ */
     int resume;
-    int batch, accum;         /* pairs per micro-batch; micro-batches per step */
-    double epochs;            /* used when steps <= 0 */
-    long steps, warmup;
-    float lr, min_lr, weight_decay, beta1, beta2, grad_clip;
+    trainer_hparams h;        /* batch = preference pairs per micro-batch; seed also draws the head */
     double center;            /* center_rewards_coefficient (0: off) */
-    int max_prompt_len, max_completion_len;
-    long eval_every, ckpt_every;
-    int keep_last;
-    uint64_t seed;
-    int threads;
-    long stop_at;             /* > 0: leave after this step as if interrupted (tests) */
     /* optional normalisation of the final model (NULL: none) */
     const char *normalize_prompts; /* prompt-only JSONL */
     const char *normalize_ref;     /* the reference policy's folder; NULL: `model` */
@@ -128,10 +119,9 @@ typedef struct {
     void *ud;
 } rm_opts;
 
-/* TRL's RewardConfig where it applies: lr 1e-4 decaying to 0, no warmup, no weight decay, betas
- * (0.9, 0.999), clip 1.0, batch 8 pairs; 1 epoch (reward models overfit beyond, as InstructGPT
- * reports); prompt 512 and completion 512 tokens at most; eval every 50 steps; checkpoint every
- * 500; keep 2; seed 42; normalisation 256 samples of up to 32 new tokens at temperature 1. */
+/* trainer_hparams_defaults (TRL's) with RewardConfig's lr 1e-4 and 1 epoch (reward models overfit
+ * beyond one, as InstructGPT reports); no centering; normalisation 256 samples of up to 32 new
+ * tokens at temperature 1. */
 rm_opts rm_defaults(void);
 
 typedef struct {

@@ -21,7 +21,7 @@ static head *make_head(uint64_t seed)
     cr_assert(head_create(&h, C, err, sizeof err) == 0, "%s", err);
     head_init(h, 0.5, seed);
     head_params(h)[C] = 0.3f; /* a non-zero bias */
-    head_set_threads(h, 2);
+    head_set_threads(h, 1);
     return h;
 }
 

@@ -2,8 +2,12 @@
 #include "testutil.h"
 
 #include "fileio.h"
+#include "gpt2.h"
+#include "hf.h"
+#include "tok.h"
 
 #include <criterion/criterion.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -87,4 +91,33 @@ size_t tu_lines(const char *s)
     size_t n = 0;
     for (; *s; s++) n += *s == '\n';
     return n;
+}
+
+void tu_tiny_bpe_and_model(const char *text, size_t n, const char *tok_dir, const char *model_dir)
+{
+    tok_train_opts o = tok_train_defaults();
+    o.vocab_size = 300;
+    const char *texts[] = {text};
+    size_t lens[] = {n};
+    tok_tokenizer *t;
+    char err[512];
+    cr_assert(tok_train(texts, lens, 1, &o, &t, err, sizeof err) == 0, "%s", err);
+    cr_assert(tok_save(t, tok_dir, err, sizeof err) == 0, "%s", err);
+    tok_free(t);
+    gpt2_config c = {2, 2, 32, 300, 32, 1e-5f};
+    gpt2 *m;
+    cr_assert(gpt2_create(&m, &c, err, sizeof err) == 0, "%s", err);
+    gpt2_init_random(m, 5);
+    cr_assert(hf_save_gpt2(m, model_dir, err, sizeof err) == 0, "%s", err);
+    gpt2_free(m);
+}
+
+void tu_nan_model(const char *src, const char *dst)
+{
+    char err[512];
+    gpt2 *m;
+    cr_assert(hf_load_gpt2(src, &m, err, sizeof err) == 0, "%s", err);
+    gpt2_params(m)[gpt2_param_table(m)[GPT2_LNFB].offset] = NAN;
+    cr_assert(hf_save_gpt2(m, dst, err, sizeof err) == 0, "%s", err);
+    gpt2_free(m);
 }

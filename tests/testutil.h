@@ -18,5 +18,10 @@ void tu_write(const char *path, const char *data, size_t len);
 int tu_run(const char *args, const char *in_path, char **out, char **err);
 /* count lines in s */
 size_t tu_lines(const char *s);
+/* The trainers' tests' fixture: a 300-id byte-level BPE trained on text, saved to tok_dir, and a
+ * tiny random GPT-2 (2 layers, 2 heads, 32 wide, 300 ids, 32 positions, seed 5) saved to model_dir. */
+void tu_tiny_bpe_and_model(const char *text, size_t n, const char *tok_dir, const char *model_dir);
+/* A copy of the GPT-2 folder src at dst with one NaN weight (ln_f.bias[0]): every forward gives NaN. */
+void tu_nan_model(const char *src, const char *dst);
 
 #endif

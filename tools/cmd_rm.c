@@ -18,12 +18,9 @@
 int cmd_rm(int argc, char **argv)
 {
     rm_opts o = rm_defaults();
-    long batch = o.batch, accum = o.accum, seed = (long)o.seed, threads = 0, keep = o.keep_last;
-    long max_prompt = o.max_prompt_len, max_completion = o.max_completion_len;
     long nsamples = o.normalize_samples, nnew = o.normalize_max_new_tokens;
-    double lr = o.lr, min_lr = o.min_lr, wd = o.weight_decay, clip = o.grad_clip, b1 = o.beta1, b2 = o.beta2;
     double ntemp = o.normalize_temperature;
-    const cli_opt opts[] = {
+    cli_opt opts[14 + TRAIN_CLI_NOPTS] = {
         {"--model", OPT_STR, &o.model, "DIR", "GPT-2 folder (pretrained or SFT) for the trunk, or a reward-model folder", 1},
         {"--tokenizer", OPT_STR, &o.tokenizer, "DIR", "tokenizer folder", 1},
         {"--data", OPT_STR, &o.data, "FILE",
@@ -31,48 +28,19 @@ int cmd_rm(int argc, char **argv)
         {"--eval-data", OPT_STR, &o.eval_data, "FILE", "held-out preference JSONL (eval_loss, eval_accuracy, ...)", 0},
         {"--out", OPT_STR, &o.out, "DIR", "output: checkpoints, metrics.jsonl, model/", 1},
         {"--resume", OPT_FLAG, &o.resume, NULL, "continue from DIR/latest when there is one", 0},
-        {"--epochs", OPT_DOUBLE, &o.epochs, "X", "passes over the data (when --steps is not given)", 0},
-        {"--steps", OPT_INT, &o.steps, "N", "optimizer steps in all (overrides --epochs)", 0},
-        {"--batch", OPT_INT, &batch, "B", "preference pairs per micro-batch", 0},
-        {"--accum", OPT_INT, &accum, "N", "micro-batches per optimizer step", 0},
-        {"--lr", OPT_DOUBLE, &lr, "X", "peak learning rate", 0},
-        {"--min-lr", OPT_DOUBLE, &min_lr, "X", "learning rate at the end of the cosine decay", 0},
-        {"--warmup", OPT_INT, &o.warmup, "N", "linear warm-up steps", 0},
-        {"--weight-decay", OPT_DOUBLE, &wd, "X", "AdamW weight decay (2-D weights only)", 0},
-        {"--beta1", OPT_DOUBLE, &b1, "X", "AdamW beta1", 0},
-        {"--beta2", OPT_DOUBLE, &b2, "X", "AdamW beta2", 0},
-        {"--grad-clip", OPT_DOUBLE, &clip, "X", "global gradient-norm clip (0: off)", 0},
         {"--center-rewards", OPT_DOUBLE, &o.center, "X", "TRL's center_rewards_coefficient: + X mean((r_c + r_r)^2)", 0},
-        {"--max-prompt-len", OPT_INT, &max_prompt, "N", "prompt tokens kept, from the end (0: no limit)", 0},
-        {"--max-completion-len", OPT_INT, &max_completion, "N",
-         "completion tokens kept, EOS included, from the start (0: no limit)", 0},
-        {"--eval-every", OPT_INT, &o.eval_every, "N", "evaluate every N steps (and at the end)", 0},
-        {"--ckpt-every", OPT_INT, &o.ckpt_every, "N", "checkpoint every N steps (and at the end)", 0},
-        {"--keep", OPT_INT, &keep, "N", "checkpoints kept", 0},
-        {"--seed", OPT_INT, &seed, "S", "seed for the head's initialisation, the data order and the normalisation", 0},
-        {"--threads", OPT_INT, &threads, "N", "threads (0: all cores; resume with the same number)", 0},
-        {"--stop-at", OPT_INT, &o.stop_at, "N", "leave after step N as if interrupted (resume later)", 0},
         {"--normalize-prompts", OPT_STR, &o.normalize_prompts, "FILE",
          "prompt-only JSONL: after training, set gain and bias so the reference's samples score mean 0, std 1", 0},
         {"--normalize-ref", OPT_STR, &o.normalize_ref, "DIR", "reference policy for the normalisation (default: --model)", 0},
         {"--normalize-samples", OPT_INT, &nsamples, "N", "samples drawn for the normalisation", 0},
         {"--normalize-max-new-tokens", OPT_INT, &nnew, "N", "length of those samples", 0},
         {"--normalize-temperature", OPT_DOUBLE, &ntemp, "X", "their sampling temperature", 0},
-        {0}};
+    };
+    size_t k = 12;
+    train_cli tc;
+    train_cli_options(&tc, &o.h, "preference pairs per micro-batch", opts, &k);
     cli_parse("rm", "Train a Bradley-Terry reward model on preference pairs (or continue with --resume).", argc, argv, opts);
-    o.batch = (int)batch;
-    o.accum = (int)accum;
-    o.seed = (uint64_t)seed;
-    o.threads = (int)threads;
-    o.keep_last = (int)keep;
-    o.max_prompt_len = (int)max_prompt;
-    o.max_completion_len = (int)max_completion;
-    o.lr = (float)lr;
-    o.min_lr = (float)min_lr;
-    o.weight_decay = (float)wd;
-    o.grad_clip = (float)clip;
-    o.beta1 = (float)b1;
-    o.beta2 = (float)b2;
+    train_cli_apply(&tc);
     o.normalize_samples = (int)nsamples;
     o.normalize_max_new_tokens = (int)nnew;
     o.normalize_temperature = (float)ntemp;
