@@ -36,9 +36,10 @@ static void on_update(void *ud, const control_metrics *m)
         r->y[r->n++] = m->episodic_return;
         r->last_return = m->episodic_return;
     }
-    char extra[160];
-    snprintf(extra, sizeof extra, " return %.1f  kl %.4f  clip %.3f  %.0f steps/s", r->last_return, m->approx_kl_k3,
-             m->clipfrac, m->sps);
+    char extra[160], ret[32] = "-";
+    if (!isnan(r->last_return)) snprintf(ret, sizeof ret, "%.1f", r->last_return);
+    snprintf(extra, sizeof extra, " return %s  kl %.4f  clip %.3f  %.0f steps/s", ret, m->approx_kl_k3, m->clipfrac,
+             m->sps);
     cli_progress_update(&r->prog, (double)m->update, (double)m->n_updates, extra);
 }
 
