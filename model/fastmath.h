@@ -1,4 +1,4 @@
-/* fastmath.h — exp and tanh in a form the compiler vectorises (a range reduction, a degree-6
+/* fastmath.h — exp, tanh and GELU in a form the compiler vectorises (a range reduction, a degree-6
  * polynomial and an exponent built from bits: about 2 ulp on [-87, 88]), for softmax, log-softmax
  * and GELU, where libm's scalar calls cost more than the arithmetic around them.
  * Inputs below -87.3 return ~1e-38 rather than 0, which no softmax can tell apart; NaN gives NaN. */
@@ -37,5 +37,10 @@ static inline float fm_tanhf(float u)
     float t = 1.0f - 2.0f / (fm_expf(2.0f * a) + 1.0f);
     return u < 0 ? -t : t;
 }
+
+#define FM_GELU_K 0.7978845608028654f /* sqrt(2/pi) */
+
+/* GELU, tanh form: the forward of op_gelu_fwd, one value (also used inside decode steps) */
+static inline float fm_gelu(float x) { return 0.5f * x * (1.0f + fm_tanhf(FM_GELU_K * (x + 0.044715f * x * x * x))); }
 
 #endif

@@ -11,6 +11,9 @@
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+
+#define KV_PAD 16 /* floats that pad the MLP's hidden rows apart in decode steps (see kv_layers) */
 
 struct gpt2_kv {
     int B, maxT, L, C, NH, V;
@@ -18,7 +21,7 @@ struct gpt2_kv {
     int *len;     /* (B) */
     int cap_rows;
     float *x, *ln, *mean, *rstd, *qkv, *atty, *tmp, *fch, *lnsel, *attbuf;
-    int *pos;
+    int *pos, *sel;
     int att_threads;  /* attbuf holds maxT floats for this many threads */
     uint16_t *w16;    /* bf16 copy of the matrices for decode steps, or NULL (fp32) */
     mm_weight *wd;    /* (L * 4 + 1): qkv, attproj, fc, fcproj per layer, then the LM head; NULL: fp32 */
@@ -63,6 +66,7 @@ static void free_rows(gpt2_kv *kv)
     free(kv->lnsel);
     free(kv->attbuf);
     free(kv->pos);
+    free(kv->sel);
 }
 
 void gpt2_kv_free(gpt2_kv *kv)
@@ -93,12 +97,13 @@ static int ensure_rows(gpt2_kv *kv, int R, int nthreads)
     kv->qkv = malloc(r * 3 * C * 4);
     kv->atty = malloc(r * C * 4);
     kv->tmp = malloc(r * C * 4);
-    kv->fch = malloc(r * 4 * C * 4);
+    kv->fch = malloc(r * (4 * C + KV_PAD) * 4);
     kv->lnsel = malloc(r * C * 4);
     kv->attbuf = malloc((size_t)nt * (size_t)kv->maxT * 4);
     kv->pos = malloc(r * sizeof(int));
+    kv->sel = malloc(r * sizeof(int));
     if (!kv->x || !kv->ln || !kv->mean || !kv->rstd || !kv->qkv || !kv->atty || !kv->tmp || !kv->fch || !kv->lnsel ||
-        !kv->attbuf || !kv->pos) {
+        !kv->attbuf || !kv->pos || !kv->sel) {
         kv->cap_rows = 0;
         return -1;
     }
@@ -107,88 +112,269 @@ static int ensure_rows(gpt2_kv *kv, int R, int nthreads)
     return 0;
 }
 
+/* ---- one step ------------------------------------------------------------------------------------
+ * A call of up to KV_DECODE_ROWS rows (a decode step: one row per sequence) runs as ONE parallel
+ * region: each thread computes its columns of every matrix product with the decode kernels
+ * (mm_decode_nn / _nt), the other ops are shared out by rows or (row, head), with a barrier
+ * between ops; that saves ~170 fork/joins per step, which matter at 2 threads. Larger calls
+ * (prompts) run the same sequence of ops, each op its own parallel region, the products in BLIS. */
+#define KV_DECODE_ROWS 16
+
+enum { KV_QKV, KV_ATTPROJ, KV_FC, KV_FCPROJ, KV_MATS };
+static const int kv_mat_tensor[KV_MATS] = {GPT2_QKVW, GPT2_ATTPROJW, GPT2_FCW, GPT2_FCPROJW};
+
+/* what the ops of one step share; each thread of the decode region holds its own copy (l changes) */
+typedef struct {
+    gpt2_kv *kv;
+    const float *P;
+    const gpt2_tensor *tb;
+    const int *seq, *sel;
+    const int32_t *tok;
+    int l, decode, nt;
+    float eps, scale;
+} kv_step;
+
+/* matrix w of layer l (w == KV_MATS: the LM head, wte read transposed): the bf16 copy in decode
+ * steps when there is one, else the fp32 parameters */
+static mm_weight kv_weight(const kv_step *s, int w)
+{
+    const gpt2_kv *kv = s->kv;
+    if (s->decode && kv->wd) return kv->wd[w == KV_MATS ? kv->L * KV_MATS : s->l * KV_MATS + w];
+    if (w == KV_MATS) return (mm_weight){s->P + s->tb[GPT2_WTE].offset, NULL, kv->C};
+    const int t = kv_mat_tensor[w];
+    return (mm_weight){s->P + gpt2_off(s->tb, t, s->l), NULL, s->tb[t].shape[1]};
+}
+
+/* a buffer the decode steps stream through: 2 MiB pages where the kernel gives them (fewer TLB
+ * misses and page faults than 4 KiB pages over ~250 MB) */
+static void *alloc_big(size_t bytes)
+{
+    const size_t huge = (size_t)2 << 20;
+    void *p = NULL;
+    if (posix_memalign(&p, huge, (bytes + huge - 1) / huge * huge)) return NULL;
+#ifdef MADV_HUGEPAGE
+    madvise(p, (bytes + huge - 1) / huge * huge, MADV_HUGEPAGE);
+#endif
+    return p;
+}
+
+int gpt2_weights_parse(const char *name, gpt2_weights *out)
+{
+    if (strcmp(name, "fp32") == 0) *out = GPT2_W_F32;
+    else if (strcmp(name, "bf16") == 0) *out = GPT2_W_BF16;
+    else return -1;
+    return 0;
+}
+
+int gpt2_kv_set_weights(gpt2_kv *kv, const gpt2 *m, gpt2_weights w, char *err, size_t errlen)
+{
+    free(kv->w16);
+    free(kv->wd);
+    kv->w16 = NULL;
+    kv->wd = NULL;
+    if (w == GPT2_W_F32) return 0;
+    if (w != GPT2_W_BF16) return fio_fail(err, errlen, "kv cache: unknown weight type %d", (int)w);
+    const gpt2_config *c = gpt2_cfg(m);
+    if (c->n_layer != kv->L || c->n_embd != kv->C || c->vocab_size != kv->V)
+        return fio_fail(err, errlen, "kv cache: the cache was made for another model shape");
+    const float *P = gpt2_params_const(m);
+    const gpt2_tensor *tb = gpt2_param_table(m);
+    size_t total = (size_t)kv->V * kv->C;
+    for (int l = 0; l < kv->L; l++)
+        for (int q = 0; q < KV_MATS; q++) total += mm_bf16_nn_size(tb[kv_mat_tensor[q]].shape[0], tb[kv_mat_tensor[q]].shape[1]);
+    kv->w16 = alloc_big(total * sizeof *kv->w16);
+    kv->wd = malloc(((size_t)kv->L * KV_MATS + 1) * sizeof *kv->wd);
+    if (!kv->w16 || !kv->wd) {
+        free(kv->w16);
+        free(kv->wd);
+        kv->w16 = NULL;
+        kv->wd = NULL;
+        return fio_fail(err, errlen, "kv cache: out of memory for the bf16 weights (%zu MB)", total * 2 >> 20);
+    }
+    size_t at = 0;
+    for (int l = 0; l < kv->L; l++)
+        for (int q = 0; q < KV_MATS; q++) {
+            const gpt2_tensor *t = &tb[kv_mat_tensor[q]];
+            kv->wd[l * KV_MATS + q] = mm_bf16_pack_nn(kv->w16 + at, P + gpt2_off(tb, kv_mat_tensor[q], l), t->shape[1],
+                                                      t->shape[0], t->shape[1]);
+            at += mm_bf16_nn_size(t->shape[0], t->shape[1]);
+        }
+    kv->wd[kv->L * KV_MATS] = mm_bf16_pack_nt(kv->w16 + at, P + tb[GPT2_WTE].offset, kv->C, kv->V, kv->C);
+    return 0;
+}
+
+/* f(s, i) for i < n: shared by the decode region's threads, or in a parallel region of its own */
+typedef void (*kv_task)(const kv_step *s, int i);
+static void kv_for(const kv_step *s, int n, kv_task f)
+{
+    if (s->decode) {
+#pragma omp for schedule(static)
+        for (int i = 0; i < n; i++) f(s, i);
+    } else {
+#pragma omp parallel for schedule(static) num_threads(s->nt)
+        for (int i = 0; i < n; i++) f(s, i);
+    }
+}
+
+static void task_embed(const kv_step *s, int r)
+{
+    const gpt2_kv *kv = s->kv;
+    const int C = kv->C;
+    const float *e = s->P + s->tb[GPT2_WTE].offset + (size_t)s->tok[r] * C;
+    const float *p = s->P + s->tb[GPT2_WPE].offset + (size_t)kv->pos[r] * C;
+    for (int i = 0; i < C; i++) kv->x[(size_t)r * C + i] = e[i] + p[i];
+}
+
+static void task_ln(const kv_step *s, int r, int w, int b)
+{
+    const gpt2_kv *kv = s->kv;
+    op_layernorm_row(kv->ln + (size_t)r * kv->C, kv->mean + r, kv->rstd + r, kv->x + (size_t)r * kv->C,
+                     s->P + gpt2_off(s->tb, w, s->l), s->P + gpt2_off(s->tb, b, s->l), kv->C, s->eps);
+}
+static void task_ln1(const kv_step *s, int r) { task_ln(s, r, GPT2_LN1W, GPT2_LN1B); }
+static void task_ln2(const kv_step *s, int r) { task_ln(s, r, GPT2_LN2W, GPT2_LN2B); }
+
+/* the final LayerNorm of the rows whose logits are wanted (sel) */
+static void task_lnf(const kv_step *s, int q)
+{
+    const gpt2_kv *kv = s->kv;
+    op_layernorm_row(kv->lnsel + (size_t)q * kv->C, kv->mean + q, kv->rstd + q, kv->x + (size_t)s->sel[q] * kv->C,
+                     s->P + s->tb[GPT2_LNFW].offset, s->P + s->tb[GPT2_LNFB].offset, kv->C, s->eps);
+}
+
+static float *kv_cache(const kv_step *s, int which) /* layer l's keys (0) or values (1): (B, maxT, C) */
+{
+    const gpt2_kv *kv = s->kv;
+    return (which ? kv->v : kv->k) + (size_t)s->l * kv->B * kv->maxT * kv->C;
+}
+
+static void task_store_kv(const kv_step *s, int r)
+{
+    const gpt2_kv *kv = s->kv;
+    const int C = kv->C;
+    size_t at = ((size_t)s->seq[r] * kv->maxT + kv->pos[r]) * C;
+    memcpy(kv_cache(s, 0) + at, kv->qkv + (size_t)r * 3 * C + C, (size_t)C * 4);
+    memcpy(kv_cache(s, 1) + at, kv->qkv + (size_t)r * 3 * C + 2 * C, (size_t)C * 4);
+}
+
+/* attention of row r, head h (i = r * NH + h) over its sequence's positions 0..pos[r] */
+static void task_attend(const kv_step *s, int i)
+{
+    const gpt2_kv *kv = s->kv;
+    const int C = kv->C, NH = kv->NH, hs = C / NH, maxT = kv->maxT, r = i / NH, h = i % NH;
+    float *a = kv->attbuf + (size_t)omp_get_thread_num() * maxT;
+    const float *q = kv->qkv + (size_t)r * 3 * C + h * hs;
+    const float *kb = kv_cache(s, 0) + (size_t)s->seq[r] * maxT * C + h * hs;
+    const float *vb = kv_cache(s, 1) + (size_t)s->seq[r] * maxT * C + h * hs;
+    const int p = kv->pos[r];
+    float mx = -INFINITY;
+    for (int t = 0; t <= p; t++) {
+        float d = 0;
+        for (int c = 0; c < hs; c++) d += q[c] * kb[(size_t)t * C + c];
+        d *= s->scale;
+        a[t] = d;
+        mx = d > mx ? d : mx;
+    }
+    float sum = 0;
+    for (int t = 0; t <= p; t++) sum += (a[t] = fm_expf(a[t] - mx));
+    float inv = 1.0f / sum;
+    float *o = kv->atty + (size_t)r * C + h * hs;
+    for (int c = 0; c < hs; c++) o[c] = 0;
+    for (int t = 0; t <= p; t++) {
+        float w = a[t] * inv;
+        for (int c = 0; c < hs; c++) o[c] += w * vb[(size_t)t * C + c];
+    }
+}
+
+/* out (R, n) = inp (R, k) @ matrix w + its bias; then GELU (KV_GELU), or added into the residual
+ * stream out (KV_RESID). Decoding: this thread's columns (the GELU too), then a barrier; row strides
+ * ldo / ldi (otherwise n and k: BLIS's ops take contiguous rows). */
+enum { KV_PLAIN, KV_GELU, KV_RESID };
+static void kv_linear(const kv_step *s, int R, int w, float *out, int ldo, const float *inp, int ldi, int k, int n,
+                      int mode)
+{
+    const mm_weight W = kv_weight(s, w);
+    const float *bias = s->P + gpt2_off(s->tb, kv_mat_tensor[w] + 1, s->l); /* each weight's bias follows it */
+    if (s->decode) {
+        int j0, j1;
+        mm_cols(n, omp_get_thread_num(), omp_get_num_threads(), &j0, &j1);
+        mm_decode_nn(R, k, j0, j1, 1.0f, inp, ldi, W, mode == KV_RESID ? 1.0f : 0.0f, bias, out, ldo);
+        if (mode == KV_GELU)
+            for (int r = 0; r < R; r++)
+                for (int j = j0; j < j1; j++) out[(size_t)r * ldo + j] = fm_gelu(out[(size_t)r * ldo + j]);
+#pragma omp barrier
+        return;
+    }
+    float *dst = mode == KV_RESID ? s->kv->tmp : out;
+    op_matmul_fwd(dst, inp, W.f32, bias, R, k, n, s->nt);
+    if (mode == KV_GELU) op_gelu_fwd(out, out, (long)R * n);
+    if (mode == KV_RESID) op_residual_fwd(out, out, dst, (long)R * n);
+}
+
+/* the rows' way through the blocks and the LM head; run by every thread of the step's region */
+static void kv_layers(kv_step *s, int R, int S, float *logits)
+{
+    gpt2_kv *kv = s->kv;
+    const int C = kv->C, V = kv->V;
+    /* the MLP's hidden rows (4C floats, 12 KiB at GPT-2's C) padded apart when decoding: see mm.c */
+    const int ldf = s->decode ? 4 * C + KV_PAD : 4 * C;
+    kv_for(s, R, task_embed);
+    for (int l = 0; l < kv->L; l++) {
+        s->l = l;
+        kv_for(s, R, task_ln1);
+        kv_linear(s, R, KV_QKV, kv->qkv, 3 * C, kv->ln, C, C, 3 * C, KV_PLAIN);
+        kv_for(s, R, task_store_kv);
+        kv_for(s, R * kv->NH, task_attend);
+        kv_linear(s, R, KV_ATTPROJ, kv->x, C, kv->atty, C, C, C, KV_RESID);
+        kv_for(s, R, task_ln2);
+        kv_linear(s, R, KV_FC, kv->fch, ldf, kv->ln, C, C, 4 * C, KV_GELU);
+        kv_linear(s, R, KV_FCPROJ, kv->x, C, kv->fch, ldf, 4 * C, C, KV_RESID);
+    }
+    if (S == 0) return;
+    kv_for(s, S, task_lnf);
+    const mm_weight W = kv_weight(s, KV_MATS);
+    if (s->decode) {
+        int j0, j1;
+        mm_cols(V, omp_get_thread_num(), omp_get_num_threads(), &j0, &j1);
+        mm_decode_nt(S, C, j0, j1, 1.0f, kv->lnsel, C, W, 0.0f, NULL, logits, V);
+    } else {
+        mm_sgemm(0, 1, S, V, C, 1.0f, kv->lnsel, C, W.f32, C, 0.0f, logits, V, s->nt);
+    }
+}
+
 int gpt2_kv_forward(gpt2 *m, gpt2_kv *kv, int R, const int *seq, const int32_t *tok, const uint8_t *want,
                     float *logits, char *err, size_t errlen)
 {
     if (R < 1) return 0;
-    if (ensure_rows(kv, R)) return fio_fail(err, errlen, "kv forward: out of memory for %d rows", R);
-    const int C = kv->C, NH = kv->NH, hs = C / NH, V = kv->V, L = kv->L, maxT = kv->maxT, nt = gpt2_threads(m);
-    const float eps = gpt2_cfg(m)->ln_eps;
-    const float *P = gpt2_params_const(m);
-    const gpt2_tensor *tb = gpt2_param_table(m);
+    const int nt = gpt2_threads(m) > 0 ? gpt2_threads(m) : 1;
+    if (ensure_rows(kv, R, nt)) return fio_fail(err, errlen, "kv forward: out of memory for %d rows", R);
+    const gpt2_config *c = gpt2_cfg(m);
+    if (c->n_layer != kv->L || c->n_embd != kv->C || c->n_head != kv->NH || c->vocab_size != kv->V)
+        return fio_fail(err, errlen, "kv forward: the cache was made for another model shape");
     /* positions: each row goes after what its sequence holds, rows of a sequence in order */
     for (int r = 0; r < R; r++) {
         if (seq[r] < 0 || seq[r] >= kv->B) return fio_fail(err, errlen, "kv forward: row %d: sequence %d out of range", r, seq[r]);
-        if (tok[r] < 0 || tok[r] >= V) return fio_fail(err, errlen, "kv forward: row %d: token %d outside the vocabulary", r, tok[r]);
+        if (tok[r] < 0 || tok[r] >= kv->V) return fio_fail(err, errlen, "kv forward: row %d: token %d outside the vocabulary", r, tok[r]);
     }
     for (int r = 0; r < R; r++) {
         kv->pos[r] = kv->len[seq[r]]++;
-        if (kv->pos[r] >= maxT) {
+        if (kv->pos[r] >= kv->maxT) {
             for (int q = 0; q <= r; q++) kv->len[seq[q]]--;
-            return fio_fail(err, errlen, "kv forward: sequence %d is full (%d tokens)", seq[r], maxT);
+            return fio_fail(err, errlen, "kv forward: sequence %d is full (%d tokens)", seq[r], kv->maxT);
         }
     }
-    const float *wte = P + tb[GPT2_WTE].offset, *wpe = P + tb[GPT2_WPE].offset;
-#pragma omp parallel for
-    for (int r = 0; r < R; r++)
-        for (int i = 0; i < C; i++) kv->x[(size_t)r * C + i] = wte[(size_t)tok[r] * C + i] + wpe[(size_t)kv->pos[r] * C + i];
-    const float scale = 1.0f / sqrtf((float)hs);
-    for (int l = 0; l < L; l++) {
-        float *kc = kv->k + (size_t)l * kv->B * maxT * C, *vc = kv->v + (size_t)l * kv->B * maxT * C;
-        op_layernorm_fwd(kv->ln, kv->mean, kv->rstd, kv->x, P + gpt2_off(tb, GPT2_LN1W, l),
-                         P + gpt2_off(tb, GPT2_LN1B, l), R, C, eps);
-        op_matmul_fwd(kv->qkv, kv->ln, P + gpt2_off(tb, GPT2_QKVW, l),
-                      P + gpt2_off(tb, GPT2_QKVB, l), R, C, 3 * C, nt);
-        for (int r = 0; r < R; r++) {
-            size_t at = ((size_t)seq[r] * maxT + kv->pos[r]) * C;
-            memcpy(kc + at, kv->qkv + (size_t)r * 3 * C + C, (size_t)C * 4);
-            memcpy(vc + at, kv->qkv + (size_t)r * 3 * C + 2 * C, (size_t)C * 4);
-        }
-#pragma omp parallel for collapse(2)
-        for (int r = 0; r < R; r++)
-            for (int h = 0; h < NH; h++) {
-                float *a = kv->attbuf + (size_t)omp_get_thread_num() * maxT;
-                const float *q = kv->qkv + (size_t)r * 3 * C + h * hs;
-                const float *kb = kc + (size_t)seq[r] * maxT * C + h * hs, *vb = vc + (size_t)seq[r] * maxT * C + h * hs;
-                const int p = kv->pos[r];
-                float mx = -INFINITY;
-                for (int t = 0; t <= p; t++) {
-                    float s = 0;
-                    for (int i = 0; i < hs; i++) s += q[i] * kb[(size_t)t * C + i];
-                    s *= scale;
-                    a[t] = s;
-                    mx = s > mx ? s : mx;
-                }
-                float sum = 0;
-                for (int t = 0; t <= p; t++) sum += (a[t] = fm_expf(a[t] - mx));
-                float inv = 1.0f / sum;
-                float *o = kv->atty + (size_t)r * C + h * hs;
-                for (int i = 0; i < hs; i++) o[i] = 0;
-                for (int t = 0; t <= p; t++) {
-                    float w = a[t] * inv;
-                    for (int i = 0; i < hs; i++) o[i] += w * vb[(size_t)t * C + i];
-                }
-            }
-        op_matmul_fwd(kv->tmp, kv->atty, P + gpt2_off(tb, GPT2_ATTPROJW, l),
-                      P + gpt2_off(tb, GPT2_ATTPROJB, l), R, C, C, nt);
-        op_residual_fwd(kv->x, kv->x, kv->tmp, (long)R * C);
-        op_layernorm_fwd(kv->ln, kv->mean, kv->rstd, kv->x, P + gpt2_off(tb, GPT2_LN2W, l),
-                         P + gpt2_off(tb, GPT2_LN2B, l), R, C, eps);
-        op_matmul_fwd(kv->fch, kv->ln, P + gpt2_off(tb, GPT2_FCW, l),
-                      P + gpt2_off(tb, GPT2_FCB, l), R, C, 4 * C, nt);
-        op_gelu_fwd(kv->fch, kv->fch, (long)R * 4 * C);
-        op_matmul_fwd(kv->tmp, kv->fch, P + gpt2_off(tb, GPT2_FCPROJW, l),
-                      P + gpt2_off(tb, GPT2_FCPROJB, l), R, 4 * C, C, nt);
-        op_residual_fwd(kv->x, kv->x, kv->tmp, (long)R * C);
-    }
-    /* final LayerNorm and the LM head, only for the rows asked for */
+    /* the rows whose logits are wanted, in row order (kv->sel: R ints) */
     int S = 0;
     for (int r = 0; r < R; r++)
-        if (!want || want[r]) memcpy(kv->tmp + (size_t)S++ * C, kv->x + (size_t)r * C, (size_t)C * 4);
-    if (S == 0) return 0;
-    op_layernorm_fwd(kv->lnsel, kv->mean, kv->rstd, kv->tmp, P + tb[GPT2_LNFW].offset, P + tb[GPT2_LNFB].offset, S, C,
-                     eps);
-    mm_sgemm(0, 1, S, V, C, 1.0f, kv->lnsel, C, wte, C, 0.0f, logits, V, nt);
+        if (!want || want[r]) kv->sel[S++] = r;
+    const kv_step base = {kv, gpt2_params_const(m), gpt2_param_table(m), seq, kv->sel, tok, 0, R <= KV_DECODE_ROWS,
+                          nt, c->ln_eps, 1.0f / sqrtf((float)(kv->C / kv->NH))};
+    /* decoding: one region, all threads; otherwise a region of one thread whose ops open their own */
+#pragma omp parallel num_threads(base.decode ? nt : 1)
+    {
+        kv_step s = base;
+        kv_layers(&s, R, S, logits);
+    }
     return 0;
 }
 
@@ -196,7 +382,7 @@ int gpt2_kv_forward(gpt2 *m, gpt2_kv *kv, int R, const int *seq, const int32_t *
 
 gpt2_sample_opts gpt2_sample_defaults(void)
 {
-    gpt2_sample_opts o = {1.0f, 0, 1.0f, 64, -1, 1234};
+    gpt2_sample_opts o = {1.0f, 0, 1.0f, 64, -1, 1234, GPT2_W_F32};
     return o;
 }
 
@@ -339,6 +525,10 @@ int gpt2_sample(gpt2 *m, int B, const int32_t *const *prompts, const int *plen, 
                         gpt2_cfg(m)->n_positions);
     gpt2_kv *kv;
     if (gpt2_kv_create(&kv, m, B, maxp + MN, err, errlen)) return -1;
+    if (gpt2_kv_set_weights(kv, m, o->weights, err, errlen)) {
+        gpt2_kv_free(kv);
+        return -1;
+    }
     int *seq = malloc((size_t)(R > B ? R : B) * sizeof *seq);
     int32_t *tok = malloc((size_t)(R > B ? R : B) * sizeof *tok);
     uint8_t *want = malloc((size_t)(R > B ? R : B));

@@ -12,6 +12,7 @@
 
 #include <blis.h>
 #include <omp.h>
+#include <string.h>
 
 static cntx_t *pick_cntx(int m, int n)
 {
@@ -43,18 +44,6 @@ void mm_cols(int n, int t, int nt, int *j0, int *j1)
     *j1 = 16 * b1 < n ? 16 * b1 : n;
 }
 
-/* C[r, j0..j1) = beta * C + bias (the accumulators' start) */
-static void init_cols(int m, int j0, int j1, float beta, const float *bias, float *C, int ldc)
-{
-    for (int r = 0; r < m; r++) {
-        float *c = C + (size_t)r * ldc;
-        if (beta == 0)
-            for (int j = j0; j < j1; j++) c[j] = bias ? bias[j] : 0.0f;
-        else
-            for (int j = j0; j < j1; j++) c[j] = beta * c[j] + (bias ? bias[j] : 0.0f);
-    }
-}
-
 /* out = alpha * dot + beta * out + bias[j] */
 static inline void put(float *c, float dot, float alpha, float beta, const float *bias, int j)
 {
@@ -66,8 +55,8 @@ static inline void put(float *c, float dot, float alpha, float beta, const float
 #include <immintrin.h>
 
 #define AI static inline __attribute__((always_inline))
-#define NN_KB 8 /* weight rows per pass */
 #define UNROLL _Pragma("GCC unroll 16") /* constant trip counts: arrays indexed by constants stay in registers */
+#define NN_KB 8 /* weight rows per pass */
 
 /* rows i..i+KB of W, columns j..j+16 (lanes in msk), as floats */
 AI void nn_rows(__m512 *w, const int KB, const int BF, mm_weight W, int i, int j, __mmask16 msk)
@@ -129,12 +118,13 @@ AI void nn_block(const int KB, const int BF, int m, int k, int i, int j0, int j1
     for (int r0 = 0; r0 < m; r0 += 8) {
         const int mr = m - r0 < 8 ? m - r0 : 8;
         for (int r = 0; r < mr; r++)
-            for (int q = 0; q < KB; q++)
-                xs[r * KB + q] = i + q < k ? alpha * A[(size_t)(r0 + r) * lda + i + q] : 0.0f;
+            for (int q = 0; q < KB; q++) xs[r * KB + q] = i + q < k ? alpha * A[(size_t)(r0 + r) * lda + i + q] : 0.0f;
         nn_pass(KB, BF, mr, xs, W, i, j0, j1, C + (size_t)r0 * ldc, ldc);
     }
 }
 
+/* C's slice is the accumulator, in L1/L2 while the weights stream past (callers keep C's rows from
+ * being a multiple of 4 KiB apart: 8 of them and 8 weight rows on one L1 set would thrash it) */
 static void decode_nn(int m, int k, int j0, int j1, float alpha, const float *A, int lda, mm_weight W, float *C,
                       int ldc)
 {
@@ -170,7 +160,14 @@ AI void nt_tile(const int MR, const int NJ, const int BF, int k, int j, float al
         const __mmask16 msk = k - kk >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (k - kk)) - 1);
         __m512 w[8];
         UNROLL
-        for (int q = 0; q < NJ; q++) w[q] = nt_load(BF, W, j + q, kk, msk);
+        for (int q = 0; q < NJ; q++) {
+            /* the next tile's rows, same columns: the hardware prefetcher alone left these loads
+             * waiting on memory (NJ short streams crossing pages) */
+            _mm_prefetch((const char *)(BF ? (const void *)(W.bf16 + (size_t)(j + NJ + q) * (size_t)W.ld + kk)
+                                            : (const void *)(W.f32 + (size_t)(j + NJ + q) * (size_t)W.ld + kk)),
+                         _MM_HINT_T0);
+            w[q] = nt_load(BF, W, j + q, kk, msk);
+        }
         UNROLL
         for (int r = 0; r < MR; r++) {
             const __m512 a = _mm512_maskz_loadu_ps(msk, A + (size_t)r * lda + kk);
@@ -266,7 +263,10 @@ void mm_decode_nn(int m, int k, int j0, int j1, float alpha, const float *A, int
                   const float *bias, float *C, int ldc)
 {
     if (m <= 0 || j0 >= j1) return;
-    init_cols(m, j0, j1, beta, bias, C, ldc);
+    for (int r = 0; r < m; r++) { /* C's slice is the accumulator: it starts as beta * C + bias */
+        float *c = C + (size_t)r * ldc;
+        for (int j = j0; j < j1; j++) c[j] = (beta == 0 ? 0.0f : beta * c[j]) + (bias ? bias[j] : 0.0f);
+    }
     decode_nn(m, k, j0, j1, alpha, A, lda, W, C, ldc);
 }
 
@@ -278,16 +278,6 @@ void mm_decode_nt(int m, int k, int j0, int j1, float alpha, const float *A, int
 }
 
 /* ---- bf16 copies --------------------------------------------------------------------------------- */
-
-uint16_t mm_bf16(float x)
-{
-    union {
-        float f;
-        uint32_t u;
-    } v = {x};
-    if ((v.u & 0x7FFFFFFFu) > 0x7F800000u) return (uint16_t)((v.u >> 16) | 0x40); /* NaN stays a (quiet) NaN */
-    return (uint16_t)((v.u + 0x7FFFu + ((v.u >> 16) & 1u)) >> 16);                 /* round to nearest even */
-}
 
 size_t mm_bf16_nn_size(int k, int n) { return (size_t)((k + 1) / 2) * (size_t)n * 2; }
 

@@ -47,8 +47,16 @@ void mm_decode_nn(int m, int k, int j0, int j1, float alpha, const float *A, int
 void mm_decode_nt(int m, int k, int j0, int j1, float alpha, const float *A, int lda, mm_weight W, float beta,
                   const float *bias, float *C, int ldc);
 
-/* bf16 (round to nearest even; NaN stays NaN) and back */
-uint16_t mm_bf16(float x);
+/* bf16 (round to nearest even; NaN stays NaN) and back; branch-free, so loops of it vectorise */
+static inline uint16_t mm_bf16(float x)
+{
+    union {
+        float f;
+        uint32_t u;
+    } v = {x};
+    const uint32_t rne = (v.u + 0x7FFFu + ((v.u >> 16) & 1u)) >> 16, quiet = (v.u >> 16) | 0x40u;
+    return (uint16_t)((v.u & 0x7FFFFFFFu) > 0x7F800000u ? quiet : rne);
+}
 static inline float mm_bf16_f32(uint16_t h)
 {
     union {

@@ -36,27 +36,30 @@ void op_encoder_bwd(float *dwte, float *dwpe, const float *dout, const int32_t *
 
 /* ---- LayerNorm --------------------------------------------------------------------------------- */
 
+void op_layernorm_row(float *o, float *mean, float *rstd, const float *x, const float *w, const float *b, int C,
+                      float eps)
+{
+    float m = 0;
+    for (int i = 0; i < C; i++) m += x[i];
+    m /= (float)C;
+    float v = 0;
+    for (int i = 0; i < C; i++) {
+        float d = x[i] - m;
+        v += d * d;
+    }
+    v /= (float)C;
+    float s = 1.0f / sqrtf(v + eps);
+    for (int i = 0; i < C; i++) o[i] = (x[i] - m) * s * w[i] + b[i];
+    *mean = m;
+    *rstd = s;
+}
+
 void op_layernorm_fwd(float *out, float *mean, float *rstd, const float *inp, const float *w, const float *b,
                       int N, int C, float eps)
 {
 #pragma omp parallel for
-    for (int n = 0; n < N; n++) {
-        const float *x = inp + (long)n * C;
-        float m = 0;
-        for (int i = 0; i < C; i++) m += x[i];
-        m /= (float)C;
-        float v = 0;
-        for (int i = 0; i < C; i++) {
-            float d = x[i] - m;
-            v += d * d;
-        }
-        v /= (float)C;
-        float s = 1.0f / sqrtf(v + eps);
-        float *o = out + (long)n * C;
-        for (int i = 0; i < C; i++) o[i] = (x[i] - m) * s * w[i] + b[i];
-        mean[n] = m;
-        rstd[n] = s;
-    }
+    for (int n = 0; n < N; n++)
+        op_layernorm_row(out + (long)n * C, mean + n, rstd + n, inp + (long)n * C, w, b, C, eps);
 }
 
 void op_layernorm_bwd(float *dinp, float *dw, float *db, const float *dout, const float *inp, const float *w,
@@ -188,15 +191,12 @@ void op_attention_bwd(float *dqkv, const float *dout, const float *qkv, const fl
 
 /* ---- GELU (tanh approximation, as GPT-2) ------------------------------------------------------- */
 
-#define GELU_K 0.7978845608028654f /* sqrt(2/pi) */
+#define GELU_K FM_GELU_K
 
 void op_gelu_fwd(float *out, const float *inp, long n)
 {
 #pragma omp parallel for simd
-    for (long i = 0; i < n; i++) {
-        float x = inp[i];
-        out[i] = 0.5f * x * (1.0f + fm_tanhf(GELU_K * (x + 0.044715f * x * x * x)));
-    }
+    for (long i = 0; i < n; i++) out[i] = fm_gelu(inp[i]);
 }
 
 void op_gelu_bwd(float *dinp, const float *inp, const float *dout, long n)

@@ -15,6 +15,9 @@ void op_encoder_bwd(float *dwte, float *dwpe, const float *dout, const int32_t *
 /* out (N,C) = LayerNorm(inp) * w + b; keeps mean, rstd (N) for backward */
 void op_layernorm_fwd(float *out, float *mean, float *rstd, const float *inp, const float *w, const float *b,
                       int N, int C, float eps);
+/* one row of it (no OpenMP: for callers that are inside a parallel region already) */
+void op_layernorm_row(float *out, float *mean, float *rstd, const float *x, const float *w, const float *b, int C,
+                      float eps);
 /* dinp += ..., dw += ..., db += ... */
 void op_layernorm_bwd(float *dinp, float *dw, float *db, const float *dout, const float *inp, const float *w,
                       const float *mean, const float *rstd, int N, int C);

@@ -1,4 +1,6 @@
-/* test_kv.c — KV-cache inference equals full recomputation (prefill, decode, ragged batches), and
+/* test_kv.c — KV-cache inference equals full recomputation (prefill through BLIS and through the
+ * one-region decode path, decode, ragged batches, one and two threads), bf16 decode weights stay
+ * close to fp32 and sample deterministically, and
  * sampling is reproducible: the same seed gives the same tokens, a sequence's tokens do not depend
  * on the rest of the batch, greedy decoding follows the argmax of the full forward, the stop token
  * ends a sequence, and top-k 1 is greedy. */
@@ -217,5 +219,103 @@ Test(kv, sampling_frequencies_follow_the_distribution)
     free(out);
     free(ol);
     free(lg);
+    gpt2_free(m);
+}
+
+/* prompts of 20 + 7 + 13 = 40 rows in one call (BLIS, an op per region), then decode steps (the
+ * decode kernels in one region), at one and two threads: the logits of every row equal the full
+ * forward's */
+Test(kv, prefill_of_many_rows_then_decode_equals_full_recomputation)
+{
+    gpt2 *m = model();
+    const int V = 50, B = 3;
+    int32_t seqs[3][24];
+    int lens[3] = {20, 7, 13};
+    for (int b = 0; b < B; b++)
+        for (int i = 0; i < 24; i++) seqs[b][i] = (int32_t)((b * 13 + i * 7 + i * i * 3) % V);
+    float *ref[3];
+    for (int b = 0; b < B; b++) ref[b] = full_logits(m, seqs[b], lens[b] + 4);
+    for (int nt = 1; nt <= 2; nt++) {
+        gpt2_set_threads(m, nt);
+        gpt2_kv *kv;
+        char err[GPT2_ERR_LEN];
+        cr_assert(gpt2_kv_create(&kv, m, B, 24, err, sizeof err) == 0, "%s", err);
+        int seq[40];
+        int32_t tok[40];
+        int R = 0;
+        for (int b = 0; b < B; b++)
+            for (int i = 0; i < lens[b]; i++, R++) {
+                seq[R] = b;
+                tok[R] = seqs[b][i];
+            }
+        float *lg = malloc((size_t)R * V * sizeof *lg);
+        cr_assert(gpt2_kv_forward(m, kv, R, seq, tok, NULL, lg, err, sizeof err) == 0, "%s", err);
+        double worst = 0;
+        for (int b = 0, r = 0; b < B; b++)
+            for (int i = 0; i < lens[b]; i++, r++)
+                for (int v = 0; v < V; v++) worst = fmax(worst, fabs(lg[(size_t)r * V + v] - ref[b][(size_t)i * V + v]));
+        for (int i = 0; i < 4; i++) {
+            for (int b = 0; b < B; b++) {
+                seq[b] = b;
+                tok[b] = seqs[b][lens[b] + i];
+            }
+            cr_assert(gpt2_kv_forward(m, kv, B, seq, tok, NULL, lg, err, sizeof err) == 0, "%s", err);
+            for (int b = 0; b < B; b++)
+                for (int v = 0; v < V; v++)
+                    worst = fmax(worst, fabs(lg[(size_t)b * V + v] - ref[b][(size_t)(lens[b] + i) * V + v]));
+        }
+        cr_assert(worst < 1e-4, "%d threads: KV-cache logits differ from full recomputation by %g", nt, worst);
+        free(lg);
+        gpt2_kv_free(kv);
+    }
+    for (int b = 0; b < B; b++) free(ref[b]);
+    gpt2_free(m);
+}
+
+/* bf16 decode weights: the same decode steps' logits stay within 2% of the logits' spread of the
+ * fp32 ones (bf16 keeps 8 significant bits: each weight is off by up to 2^-9 relatively, and those
+ * errors average out in the dot products), yet differ (the copy is really used); sampling with
+ * them is deterministic */
+Test(kv, bf16_weights_stay_close_to_fp32_and_sample_deterministically)
+{
+    gpt2 *m = model();
+    const int V = 50, B = 2, N = 12;
+    char err[GPT2_ERR_LEN];
+    gpt2_kv *k32, *k16;
+    cr_assert(gpt2_kv_create(&k32, m, B, N, err, sizeof err) == 0, "%s", err);
+    cr_assert(gpt2_kv_create(&k16, m, B, N, err, sizeof err) == 0, "%s", err);
+    cr_assert(gpt2_kv_set_weights(k16, m, GPT2_W_BF16, err, sizeof err) == 0, "%s", err);
+    float l32[2 * 50], l16[2 * 50];
+    double worst = 0, lo = 1e30, hi = -1e30;
+    for (int i = 0; i < N; i++) {
+        int seq[2] = {0, 1};
+        int32_t tok[2] = {(int32_t)((i * 7 + 3) % V), (int32_t)((i * i + 11) % V)};
+        cr_assert(gpt2_kv_forward(m, k32, B, seq, tok, NULL, l32, err, sizeof err) == 0, "%s", err);
+        cr_assert(gpt2_kv_forward(m, k16, B, seq, tok, NULL, l16, err, sizeof err) == 0, "%s", err);
+        for (int v = 0; v < B * V; v++) {
+            worst = fmax(worst, fabs(l32[v] - l16[v]));
+            lo = fmin(lo, l32[v]);
+            hi = fmax(hi, l32[v]);
+        }
+    }
+    cr_assert(worst > 0, "bf16 weights gave exactly the fp32 logits: the copy is not used");
+    cr_assert(worst < 0.02 * (hi - lo), "bf16 logits differ by %g, spread of the logits %g", worst, hi - lo);
+    gpt2_kv_free(k32);
+    gpt2_kv_free(k16);
+    /* sampling */
+    int32_t p0[] = {1, 2}, p1[] = {9};
+    const int32_t *pr[] = {p0, p1};
+    int pl[] = {2, 1};
+    gpt2_sample_opts o = gpt2_sample_defaults();
+    o.max_new_tokens = 15;
+    o.weights = GPT2_W_BF16;
+    int32_t a[30], b[30];
+    int la[2], lb[2];
+    run(m, 2, pr, pl, &o, a, la);
+    run(m, 2, pr, pl, &o, b, lb);
+    cr_assert(memcmp(a, b, sizeof a) == 0 && memcmp(la, lb, sizeof la) == 0, "bf16: same seed, different tokens");
+    o.weights = (gpt2_weights)7;
+    cr_assert(gpt2_sample(m, 2, pr, pl, &o, a, la, NULL, err, sizeof err) != 0);
+    cr_assert(strstr(err, "weight"), "%s", err);
     gpt2_free(m);
 }

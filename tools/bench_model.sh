@@ -4,7 +4,8 @@
 #   training step, batch 4 x 64 tokens (forward + backward + AdamW):
 #     rlhf.c  vs  PyTorch with its BLAS swapped for the OpenMP build of BLIS and of OpenBLAS (the
 #             faster one counts)  vs  llm.c's CPU train_gpt2.c (built from LLMC_DIR, if given)
-#   KV-cache sampling, batch 1 and batch 8: rlhf.c vs the same PyTorch.
+#   KV-cache sampling, batch 1 and batch 8: rlhf.c (fp32 weights, and bf16 decode weights — a
+#             rounded copy, fp32 activations — reported separately) vs the same PyTorch (fp32).
 # Prints each figure and the ratios. Run it on a quiet machine: spinning OpenMP threads make every
 # figure meaningless when another process holds a core.
 set -euo pipefail
@@ -47,10 +48,13 @@ if [ -n "$LLMC_DIR" ]; then
   echo "llm.c train_gpt2.c (-Ofast, its Makefile's setting): train_step_ms ${llmc:-failed}"
 fi
 
-echo "== KV-cache sampling, gpt2-small, 64 new tokens"
-declare -A ours_s torch_s torch_v
+echo "== KV-cache sampling, gpt2-small, 64 new tokens (rlhf.c with fp32 and with bf16 decode weights)"
+declare -A ours_s ours_h ours_share torch_s torch_v
 for b in 1 8; do
   ours_s[$b]=$("$RLHF" bench sample --config gpt2-small --batch "$b" --new-tokens 64 --threads "$THREADS" | tee /dev/stderr | field tokens_per_s)
+  out=$("$RLHF" bench sample --config gpt2-small --batch "$b" --new-tokens 64 --weights bf16 --threads "$THREADS" | tee /dev/stderr)
+  ours_h[$b]=$(field tokens_per_s <<<"$out")
+  ours_share[$b]=$(field bandwidth_share <<<"$out")
   torch_s[$b]=""
   for v in "${variants[@]}"; do
     t=$(torch_run "$v" --mode sample --config gpt2-small --batch "$b" --new-tokens 64 | field tokens_per_s) || continue
@@ -64,5 +68,7 @@ awk -v o="$ours" -v t="$best_torch" -v l="$best_var" 'BEGIN{printf "train step: 
 if [ -n "$llmc" ]; then awk -v o="$ours" -v t="$llmc" 'BEGIN{printf "train step: llm.c %.0f ms -> %.2fx\n", t, t/o}'; fi
 for b in 1 8; do
   awk -v o="${ours_s[$b]}" -v t="${torch_s[$b]}" -v b="$b" -v l="${torch_v[$b]}" \
-    'BEGIN{printf "sampling batch %d: rlhf.c %.1f tok/s, best PyTorch (%s) %.1f tok/s -> %.2fx\n", b, o, l, t, o/t}'
+    'BEGIN{printf "sampling batch %d, fp32 weights: rlhf.c %.1f tok/s, best PyTorch (%s) %.1f tok/s -> %.2fx\n", b, o, l, t, o/t}'
+  awk -v o="${ours_h[$b]}" -v t="${torch_s[$b]}" -v b="$b" -v s="${ours_share[$b]}" \
+    'BEGIN{printf "sampling batch %d, bf16 weights: rlhf.c %.1f tok/s -> %.2fx (PyTorch fp32); %.0f%% of the read-bandwidth bound\n", b, o, o/t, 100*s}'
 done

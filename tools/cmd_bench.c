@@ -1,7 +1,8 @@
 /* cmd_bench.c — `rlhf bench train|matmul|sample`: speed of a full training step (forward + backward +
- * AdamW) on random weights, and of each matrix product in it, for comparison with PyTorch and
- * llm.c run on the same shapes (tools/bench/). The last line of `bench train` is
- * `train_step_ms: X`. */
+ * AdamW) on random weights, of each matrix product in it, and of KV-cache sampling (with the read
+ * bandwidth and the share of it a decode step reaches), for comparison with PyTorch and llm.c run
+ * on the same shapes (tools/bench/). The last line of `bench train` is `train_step_ms: X`, of
+ * `bench sample` `tokens_per_s: X`. */
 #include "cli.h"
 #include "commands.h"
 #include "gpt2.h"
@@ -10,6 +11,9 @@
 
 #include <omp.h>
 #include <stdlib.h>
+#ifdef __AVX512F__
+#include <immintrin.h>
+#endif
 #include <string.h>
 
 typedef struct {
@@ -162,25 +166,39 @@ static int bench_matmul(int argc, char **argv)
     return 0;
 }
 
-/* read bandwidth with every thread: sum a 512 MiB array in 16 float lanes per block (vectorised;
- * a plain double reduction measures the adder, not the memory), best of 3 */
+/* Read bandwidth with every thread: each sums its share of a 512 MiB array with four independent
+ * 16-lane accumulators (one would measure the adder's latency, not the memory), best of 3. The
+ * bound a decode step can reach is this rate divided by the bytes of weights it reads. */
 static double read_bandwidth_gbs(void)
 {
-    const size_t n = (size_t)1 << 27, blk = 4096;
-    float *a = malloc(n * sizeof *a);
+    const size_t n = (size_t)1 << 27; /* floats */
+    float *a = aligned_alloc(64, n * sizeof *a);
     if (!a) return 0;
-#pragma omp parallel for
+#pragma omp parallel for schedule(static)
     for (size_t i = 0; i < n; i++) a[i] = (float)(i & 7);
     double best = 1e9, sink = 0;
     for (int r = 0; r < 3; r++) {
         double t0 = cli_now(), s = 0;
-#pragma omp parallel for reduction(+ : s)
-        for (size_t c = 0; c < n; c += blk) {
-            float lane[16] = {0};
-            for (size_t i = c; i < c + blk; i += 16)
+#pragma omp parallel reduction(+ : s)
+        {
+            const size_t t = (size_t)omp_get_thread_num(), T = (size_t)omp_get_num_threads();
+            const size_t i0 = n / 64 * t / T * 64, i1 = n / 64 * (t + 1) / T * 64;
+#ifdef __AVX512F__
+            __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+            for (size_t i = i0; i < i1; i += 64) {
+                s0 = _mm512_add_ps(s0, _mm512_load_ps(a + i));
+                s1 = _mm512_add_ps(s1, _mm512_load_ps(a + i + 16));
+                s2 = _mm512_add_ps(s2, _mm512_load_ps(a + i + 32));
+                s3 = _mm512_add_ps(s3, _mm512_load_ps(a + i + 48));
+            }
+            s = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3)));
+#else
+            float lane[64] = {0};
+            for (size_t i = i0; i < i1; i += 64)
 #pragma omp simd
-                for (int j = 0; j < 16; j++) lane[j] += a[i + j];
-            for (int j = 0; j < 16; j++) s += lane[j];
+                for (int j = 0; j < 64; j++) lane[j] += a[i + j];
+            for (int j = 0; j < 64; j++) s += lane[j];
+#endif
         }
         double t = cli_now() - t0;
         sink += s;
@@ -190,18 +208,43 @@ static double read_bandwidth_gbs(void)
     return sink >= 0 ? (double)n * sizeof(float) / best / 1e9 : 0;
 }
 
+/* bytes of weights one decode step reads: the matrices (and wte, the LM head) at the decode
+ * weights' width, biases and LayerNorms in fp32 (wpe: one row, not counted) */
+static double step_weight_bytes(const gpt2 *m, gpt2_weights w)
+{
+    const gpt2_tensor *tb = gpt2_param_table(m);
+    double bytes = 0;
+    for (int i = 0; i < GPT2_NUM_TENSORS; i++) {
+        if (i == GPT2_WPE) continue;
+        int matrix = i == GPT2_WTE || i == GPT2_QKVW || i == GPT2_ATTPROJW || i == GPT2_FCW || i == GPT2_FCPROJW;
+        bytes += (double)tb[i].numel * (matrix && w == GPT2_W_BF16 ? 2 : 4);
+    }
+    return bytes;
+}
+
+static int by_value(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
 static int bench_sample(int argc, char **argv)
 {
     bench_opts o = {"gpt2-small", 1, 0, 0, 0, 50257};
-    long newtok = 128;
+    long newtok = 128, runs = 3;
+    const char *wname = "fp32";
     const cli_opt opts[] = {
         {"--config", OPT_STR, &o.config, "NAME", "model shape", 0},
         {"--batch", OPT_INT, &o.batch, "B", "sequences decoded together", 0},
         {"--new-tokens", OPT_INT, &newtok, "N", "tokens generated per sequence", 0},
+        {"--weights", OPT_STR, &wname, "fp32|bf16", "decode weights (bf16: a copy made per generation, timed)", 0},
+        {"--runs", OPT_INT, &runs, "N", "timed generations (the median counts)", 0},
         {"--threads", OPT_INT, &o.threads, "N", "threads (0: all cores)", 0},
         {0}};
     cli_parse("bench sample", "Time KV-cache sampling from a one-token prompt on random weights.", argc, argv, opts);
-    if (o.batch < 1 || newtok < 1) cli_die("bench sample", "--batch and --new-tokens must be positive");
+    if (o.batch < 1 || newtok < 1 || runs < 1) cli_die("bench sample", "--batch, --new-tokens and --runs must be positive");
+    gpt2_weights wt;
+    if (gpt2_weights_parse(wname, &wt)) cli_die("bench sample", "--weights: expected fp32 or bf16, got '%s'", wname);
     int nt = o.threads > 0 ? (int)o.threads : omp_get_max_threads();
     omp_set_num_threads(nt);
     gpt2_config cfg;
@@ -212,29 +255,48 @@ static int bench_sample(int argc, char **argv)
     const int32_t **pr = malloc((size_t)B * sizeof *pr);
     int *pl = malloc((size_t)B * sizeof *pl), *ol = malloc((size_t)B * sizeof *ol);
     int32_t *out = malloc((size_t)B * (size_t)newtok * sizeof *out);
+    double *tps = malloc((size_t)runs * sizeof *tps);
+    if (!pr || !pl || !ol || !out || !tps) cli_die("bench sample", "out of memory");
     for (int b = 0; b < B; b++) {
         pr[b] = prompt;
         pl[b] = 1;
     }
     gpt2_sample_opts so = gpt2_sample_defaults();
-    so.max_new_tokens = (int)newtok;
+    so.weights = wt;
     char err[GPT2_ERR_LEN];
-    /* warm-up, then the timed run */
+    /* the bf16 copy on its own (it is also inside every timed generation) */
+    double conv_ms = 0;
+    if (wt == GPT2_W_BF16) {
+        gpt2_kv *kv;
+        if (gpt2_kv_create(&kv, m, 1, 1, err, sizeof err)) cli_die("bench sample", "%s", err);
+        double t0 = cli_now();
+        if (gpt2_kv_set_weights(kv, m, wt, err, sizeof err)) cli_die("bench sample", "%s", err);
+        conv_ms = 1e3 * (cli_now() - t0);
+        gpt2_kv_free(kv);
+    }
+    /* warm-up, then the timed generations */
     so.max_new_tokens = 4;
     if (gpt2_sample(m, B, pr, pl, &so, out, ol, NULL, err, sizeof err)) cli_die("bench sample", "%s", err);
     so.max_new_tokens = (int)newtok;
-    double t0 = cli_now();
-    if (gpt2_sample(m, B, pr, pl, &so, out, ol, NULL, err, sizeof err)) cli_die("bench sample", "%s", err);
-    double dt = cli_now() - t0;
-    double tps = (double)B * (double)newtok / dt;
-    double bw = read_bandwidth_gbs();
-    double bytes = (double)gpt2_num_params(m) * sizeof(float); /* every weight is read once per decode step */
-    double bound = bw * 1e9 / bytes * B;
-    printf("config %s: %.1fM parameters (%.0f MB); batch %d, %ld new tokens each, %d threads\n", o.config,
-           gpt2_num_params(m) / 1e6, bytes / 1e6, B, newtok, nt);
-    printf("%.1f ms per decode step; read bandwidth %.1f GB/s -> bound %.1f tokens/s; reached %.0f%%\n",
-           1e3 * dt / (double)newtok, bw, bound, 100.0 * tps / bound);
-    printf("tokens_per_s: %.2f\n", tps);
+    for (long r = 0; r < runs; r++) {
+        double t0 = cli_now();
+        if (gpt2_sample(m, B, pr, pl, &so, out, ol, NULL, err, sizeof err)) cli_die("bench sample", "%s", err);
+        tps[r] = (double)B * (double)newtok / (cli_now() - t0);
+    }
+    qsort(tps, (size_t)runs, sizeof *tps, by_value);
+    const double med = runs % 2 ? tps[runs / 2] : 0.5 * (tps[runs / 2 - 1] + tps[runs / 2]);
+    const double bw = read_bandwidth_gbs();
+    const double bytes = step_weight_bytes(m, wt);
+    const double share = bytes * (med / B) / (bw * 1e9); /* weight bytes read per second / bandwidth */
+    printf("config %s: %.1fM parameters; batch %d, %ld new tokens each, %d threads, %s decode weights (%.0f MB per step)\n",
+           o.config, gpt2_num_params(m) / 1e6, B, newtok, nt, wname, bytes / 1e6);
+    if (wt == GPT2_W_BF16) printf("bf16 copy of the weights: %.1f ms (inside every timed generation)\n", conv_ms);
+    printf("%.2f ms per decode step (median of %ld generations; slowest %.2f); bound at this bandwidth: %.1f tokens/s\n",
+           1e3 * B / med, runs, 1e3 * B / tps[0], bw * 1e9 / bytes * B);
+    printf("read_bandwidth_gb_s: %.1f\n", bw);
+    printf("bandwidth_share: %.2f\n", share);
+    printf("tokens_per_s: %.2f\n", med);
+    free(tps);
     free(pr);
     free(pl);
     free(ol);
@@ -251,7 +313,7 @@ int cmd_bench(int argc, char **argv)
     if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
         printf("usage: rlhf bench train [--config NAME --batch B --seq T --steps N --threads N]\n"
                "       rlhf bench matmul [--config NAME --batch B --seq T --threads N]\n"
-               "       rlhf bench sample [--config NAME --batch B --new-tokens N --threads N]\n");
+               "       rlhf bench sample [--config NAME --batch B --new-tokens N --weights fp32|bf16 --runs N --threads N]\n");
         return 0;
     }
     cli_die("bench", "expected 'train', 'matmul' or 'sample' (see 'rlhf bench --help')");

@@ -21,7 +21,7 @@ static gpt2 *load_model(const char *cmd, const char *dir, long threads)
 
 int cmd_sample(int argc, char **argv)
 {
-    const char *model = NULL, *tokdir = NULL, *prompt = "";
+    const char *model = NULL, *tokdir = NULL, *prompt = "", *wname = "fp32";
     long n = 1, maxnew = 64, topk = 0, seed = 1234, threads = 0;
     double temp = 1.0, topp = 1.0;
     int nostop = 0;
@@ -36,11 +36,14 @@ int cmd_sample(int argc, char **argv)
         {"--top-p", OPT_DOUBLE, &topp, "P", "keep the smallest set with probability >= P (1: all)", 0},
         {"--seed", OPT_INT, &seed, "S", "random seed (same seed, same text)", 0},
         {"--no-stop", OPT_FLAG, &nostop, NULL, "do not stop at <|endoftext|>", 0},
+        {"--weights", OPT_STR, &wname, "fp32|bf16", "decode weights (bf16: a rounded copy, ~2x faster)", 0},
         {"--threads", OPT_INT, &threads, "N", "threads (0: all cores)", 0},
         {0}};
     cli_parse("sample", "Generate text with a KV cache.", argc, argv, opts);
     if (n < 1 || maxnew < 0) cli_die("sample", "--n must be positive and --max-new-tokens not negative");
     if (temp < 0 || topp <= 0 || topp > 1 || topk < 0) cli_die("sample", "bad sampling settings (temperature >= 0, 0 < top-p <= 1, top-k >= 0)");
+    gpt2_weights wt;
+    if (gpt2_weights_parse(wname, &wt)) cli_die("sample", "--weights: expected fp32 or bf16, got '%s'", wname);
     char err[TOK_ERR_LEN];
     tok_tokenizer *t;
     if (tok_load(tokdir ? tokdir : model, &t, err, sizeof err)) cli_die("sample", "%s", err);
@@ -61,6 +64,7 @@ int cmd_sample(int argc, char **argv)
     so.max_new_tokens = (int)maxnew;
     so.stop_token = nostop ? -1 : tok_eot_id(t);
     so.seed = (uint64_t)seed;
+    so.weights = wt;
     const int32_t **prompts = malloc((size_t)n * sizeof *prompts);
     int *plen = malloc((size_t)n * sizeof *plen), *olen = malloc((size_t)n * sizeof *olen);
     int32_t *out = malloc((size_t)n * (size_t)(maxnew ? maxnew : 1) * sizeof *out);
