@@ -9,7 +9,6 @@
 
 #include <jansson.h>
 #include <math.h>
-#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -282,16 +281,11 @@ int dpo_run(const dpo_opts *o, dpo_result *res, char *err, size_t errlen)
     if (h->batch < 1 || h->accum < 1) return fio_fail(err, errlen, "batch and accum must be positive");
     if (h->steps <= 0 && !(h->epochs > 0)) return fio_fail(err, errlen, "give a positive number of steps or epochs");
     if (dpo_loss_check(&o->loss, err, errlen)) return -1;
-    const int nt = h->threads > 0 ? h->threads : omp_get_max_threads();
-    omp_set_num_threads(nt);
-    tok_tokenizer *t = NULL;
-    if (tok_load(o->tokenizer, &t, err, errlen)) return -1;
     trainer tr;
-    trainer_opts to = {o->out, o->resume, o->tokenizer, h->ckpt_every, h->keep_last, h->stop_at, o->on_step, o->ud};
-    if (trainer_open(&tr, &to, err, errlen)) {
-        tok_free(t);
-        return -1;
-    }
+    tok_tokenizer *t;
+    int nt;
+    const trainer_opts to = {o->out, o->resume, o->tokenizer, h->ckpt_every, h->keep_last, h->stop_at, o->on_step, o->ud};
+    if (trainer_setup(&tr, &to, h->threads, &t, &nt, err, errlen)) return -1;
     int rc = -1;
     gpt2 *m = NULL, *ref = NULL;
     adamw opt = {0};
@@ -304,23 +298,9 @@ int dpo_run(const dpo_opts *o, dpo_result *res, char *err, size_t errlen)
     float *ntok_ev = NULL, *ftmp = NULL;
     dpo_work wk = {0};
     uint8_t *rbytes = NULL;
-    if (tr.resuming) {
-        if (trainer_load(&tr, &m, &opt, &st, err, errlen)) goto done;
-    } else {
-        if (hf_load_gpt2(o->model, &m, err, errlen)) goto done;
-        if (adamw_create(&opt, gpt2_num_params(m))) {
-            fio_fail(err, errlen, "out of memory for the optimizer");
-            goto done;
-        }
-    }
+    if (trainer_start_model(&tr, o->model, t, nt, &m, &opt, &st, err, errlen)) goto done;
     res->resumed_from = st.step;
     const gpt2_config *c = gpt2_cfg(m);
-    if (c->vocab_size < (int)tok_vocab_size(t)) {
-        fio_fail(err, errlen, "%s: the model's vocabulary (%d) is smaller than the tokenizer's (%zu)",
-                 tr.resuming ? tr.latest : o->model, c->vocab_size, tok_vocab_size(t));
-        goto done;
-    }
-    gpt2_set_threads(m, nt);
     /* every input checked before anything is written */
     const ds_load_opts lo = trainer_hparams_load_opts(h, c->n_positions, DS_PREFERENCE);
     if (ds_load(&d, t, o->data, &lo, err, errlen)) goto done;
@@ -438,17 +418,16 @@ int dpo_run(const dpo_opts *o, dpo_result *res, char *err, size_t errlen)
                                      {"eval_rewards/accuracies", e.rewards_accuracies},
                                      {"eval_logps/chosen", e.logps_chosen},
                                      {"eval_logps/rejected", e.logps_rejected}};
-        if (trainer_log(&tr, st.step, mx, sizeof mx / sizeof *mx, err, errlen)) goto done;
-        if (trainer_ckpt_due(&tr, st.step)) {
-            size_t nr;
-            if (ref_to_mem(ref_tr, d.n, ref_ev, ev.n, &rbytes, &nr, err, errlen)) goto done;
-            const ckpt_file ex[] = {{DPO_REF_FILE, rbytes, nr}};
-            if (trainer_checkpoint(&tr, m, &opt, &st, ex, 1, err, errlen)) goto done;
-            free(rbytes);
-            rbytes = NULL;
-        }
-        if (trainer_should_stop(&tr, st.step)) {
-            rc = 0;
+        /* a checkpoint carries the cached reference log-probs */
+        size_t nr = 0;
+        const int due = trainer_ckpt_due(&tr, st.step);
+        if (due && ref_to_mem(ref_tr, d.n, ref_ev, ev.n, &rbytes, &nr, err, errlen)) goto done;
+        const ckpt_file ex[] = {{DPO_REF_FILE, rbytes, nr}};
+        const int end = trainer_step_end(&tr, m, &opt, &st, mx, sizeof mx / sizeof *mx, ex, due ? 1 : 0, err, errlen);
+        free(rbytes);
+        rbytes = NULL;
+        if (end) {
+            rc = end > 0 ? 0 : -1;
             goto done;
         }
     }

@@ -84,21 +84,6 @@ int eval_distinct(const int32_t *const *ids, const int *len, int n, double *d1, 
 
 static const uint8_t k_replacement[3] = {0xEF, 0xBF, 0xBD}; /* U+FFFD */
 
-/* append n bytes to b (0, or -1 when out of memory) */
-static int bytes_add(tok_bytes *b, const void *p, size_t n)
-{
-    if (b->n + n > b->cap) {
-        const size_t cap = (b->cap ? b->cap * 2 : 256) + n;
-        uint8_t *d = realloc(b->data, cap);
-        if (!d) return -1;
-        b->data = d;
-        b->cap = cap;
-    }
-    memcpy(b->data + b->n, p, n);
-    b->n += n;
-    return 0;
-}
-
 /* Append the bytes of ids to out; an id beyond the tokenizer (a model whose vocabulary is padded past
  * it can sample one) becomes U+FFFD instead of an error. */
 static int decode_lenient(const tok_tokenizer *t, const int32_t *ids, int n, tok_bytes *out, char *err, size_t errlen)
@@ -110,7 +95,7 @@ static int decode_lenient(const tok_tokenizer *t, const int32_t *ids, int n, tok
         if (k && tok_decode(t, ids + i, (size_t)k, out, err, errlen)) return -1;
         i += k;
         if (i < n) {
-            if (bytes_add(out, k_replacement, 3)) return fio_fail(err, errlen, "out of memory");
+            if (tok_bytes_append(out, k_replacement, 3)) return fio_fail(err, errlen, "out of memory");
             i++;
         }
     }
@@ -161,7 +146,7 @@ static json_t *json_text(const uint8_t *s, size_t n)
     while (i < n && ok) {
         utf8proc_int32_t cp;
         const utf8proc_ssize_t k = utf8proc_iterate(s + i, (utf8proc_ssize_t)(n - i), &cp);
-        ok = k > 0 ? !bytes_add(&o, s + i, (size_t)k) : !bytes_add(&o, k_replacement, 3);
+        ok = k > 0 ? !tok_bytes_append(&o, s + i, (size_t)k) : !tok_bytes_append(&o, k_replacement, 3);
         i += k > 0 ? (size_t)k : 1;
     }
     json_t *j = ok ? json_stringn(o.n ? (const char *)o.data : "", o.n) : NULL;
@@ -212,7 +197,7 @@ static int sample_line(const tok_tokenizer *t, const ppo_lm_rollout *r, int b, i
     }
     char *s = j ? json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9)) : NULL;
     json_decref(j);
-    const int rc = !s || bytes_add(buf, s, strlen(s)) || bytes_add(buf, "\n", 1);
+    const int rc = !s || tok_bytes_append(buf, s, strlen(s)) || tok_bytes_append(buf, "\n", 1);
     free(s);
     return rc ? fio_fail(err, errlen, "out of memory") : 0;
 }

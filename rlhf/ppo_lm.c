@@ -6,7 +6,6 @@
 #include "hf.h"
 #include "ppo.h"
 #include "rng.h"
-#include "safetensors.h"
 #include "tok.h"
 
 #include <jansson.h>
@@ -397,24 +396,18 @@ static int joint_update(ppo_lm *p, double *norm, float *lr, char *err, size_t er
 {
     head *vh = value_head(p);
     const ppo_lm_hparams *h = &p->h;
-    const double a = grad_norm(gpt2_grads(p->pol), gpt2_num_params(p->pol), p->opt.partial),
-                 b = grad_norm(head_grads(vh), head_num_params(vh), p->hopt.partial),
-                 c = p->vm ? grad_norm(gpt2_grads(p->vm->m), gpt2_num_params(p->vm->m), p->vopt.partial) : 0.0;
-    *norm = sqrt(a * a + b * b + c * c);
-    if (trainer_check_finite((long)p->opt.t + 1, "gradient norm", *norm, err, errlen)) return -1;
-    *lr = lr_schedule((long)p->opt.t, h->warmup, p->total_steps, h->lr, h->min_lr);
-    const float sc = clip_scale(*norm, h->grad_clip);
-    const adamw_hparams ah = {h->lr, h->beta1, h->beta2, 1e-8f, h->weight_decay};
-    adamw_range tr[GPT2_NUM_TENSORS], hr[2];
-    gpt2_adamw_ranges(p->pol, tr);
-    adamw_step_scaled(&p->opt, gpt2_params(p->pol), gpt2_grads(p->pol), sc, tr, GPT2_NUM_TENSORS, &ah, *lr);
+    const trainer_optim om = {h->warmup, p->total_steps, h->lr, h->min_lr, h->grad_clip,
+                              {h->lr, h->beta1, h->beta2, 1e-8f, h->weight_decay}};
+    adamw_range pr[GPT2_NUM_TENSORS], hr[2], vr[GPT2_NUM_TENSORS];
+    gpt2_adamw_ranges(p->pol, pr);
     head_adamw_ranges(vh, hr);
-    adamw_step_scaled(&p->hopt, head_params(vh), head_grads(vh), sc, hr, 2, &ah, *lr);
-    if (p->vm) {
-        gpt2_adamw_ranges(p->vm->m, tr);
-        adamw_step_scaled(&p->vopt, gpt2_params(p->vm->m), gpt2_grads(p->vm->m), sc, tr, GPT2_NUM_TENSORS, &ah, *lr);
-    }
-    return 0;
+    if (p->vm) gpt2_adamw_ranges(p->vm->m, vr);
+    const trainer_block b[3] = {
+        {gpt2_params(p->pol), gpt2_grads(p->pol), gpt2_num_params(p->pol), &p->opt, pr, GPT2_NUM_TENSORS},
+        {head_params(vh), head_grads(vh), head_num_params(vh), &p->hopt, hr, 2},
+        {p->vm ? gpt2_params(p->vm->m) : NULL, p->vm ? gpt2_grads(p->vm->m) : NULL, p->vm ? gpt2_num_params(p->vm->m) : 0,
+         &p->vopt, vr, GPT2_NUM_TENSORS}};
+    return trainer_update_blocks(&om, b, p->vm ? 3 : 2, 1.0f, (long)p->opt.t, norm, lr, err, errlen);
 }
 
 static void zero_grads(ppo_lm *p)
@@ -665,39 +658,6 @@ ppo_lm_opts ppo_lm_defaults(void)
 #define PPO_STATE_FILE "ppo_state.json"
 #define PPO_HEAD_PREFIX "v_head.summary." /* TRL's AutoModelForCausalLMWithValueHead names */
 
-/* AdamW moments of a block (and, when params != NULL, the block itself) as a safetensors image, the
- * layout of model/checkpoint.c's optimizer.safetensors */
-static int moments_to_mem(const adamw *o, const float *params, uint8_t **out, size_t *len, char *err, size_t errlen)
-{
-    char step[32];
-    snprintf(step, sizeof step, "%lld", (long long)o->t);
-    st_out t[3] = {{"exp_avg", ST_F32, 1, {(int64_t)o->n}, o->m},
-                   {"exp_avg_sq", ST_F32, 1, {(int64_t)o->n}, o->v},
-                   {"params", ST_F32, 1, {(int64_t)o->n}, params}};
-    st_meta meta[] = {{"format", "rlhf.c-adamw"}, {"step", step}};
-    return st_write_mem(t, params ? 3 : 2, meta, 2, out, len, err, errlen);
-}
-
-static int moments_load(const char *path, adamw *o, float *params, char *err, size_t errlen)
-{
-    st_file *f;
-    if (st_open(path, &f, err, errlen)) return -1;
-    const st_tensor *a = st_find(f, "exp_avg"), *b = st_find(f, "exp_avg_sq"), *w = st_find(f, "params");
-    const char *step = st_metadata(f, "step");
-    char *end = NULL;
-    long long t = step ? strtoll(step, &end, 10) : -1;
-    int rc = 0;
-    if (!a || !b || !step || *end || t < 0 || a->numel != o->n || b->numel != o->n || (params && (!w || w->numel != o->n)))
-        rc = fio_fail(err, errlen, "%s: expected exp_avg and exp_avg_sq%s of %zu values and a step", path,
-                      params ? " and params" : "", o->n);
-    if (rc == 0) rc = st_read_f32(f, a, o->m, o->n, err, errlen);
-    if (rc == 0) rc = st_read_f32(f, b, o->v, o->n, err, errlen);
-    if (rc == 0 && params) rc = st_read_f32(f, w, params, o->n, err, errlen);
-    if (rc == 0) o->t = t;
-    st_close(f);
-    return rc;
-}
-
 static json_t *settings_json(const ppo_lm_opts *o, long steps, size_t n)
 {
     const ppo_lm_hparams *h = &o->h;
@@ -737,11 +697,11 @@ static int extras_make(ppo_lm *p, int with_state, ckpt_extras *x, char *err, siz
     if (head_write_mem(vh, PPO_HEAD_PREFIX, &x->bytes[0], &len, err, errlen)) return -1;
     x->f[x->n++] = (ckpt_file){PPO_HEAD_FILE, x->bytes[0], len};
     if (!with_state) return 0;
-    if (moments_to_mem(ppo_lm_value_optimizer(p, 0), NULL, &x->bytes[1], &len, err, errlen)) return -1;
+    if (trainer_block_moments_to_mem(ppo_lm_value_optimizer(p, 0), NULL, &x->bytes[1], &len, err, errlen)) return -1;
     x->f[x->n++] = (ckpt_file){PPO_HEAD_OPT_FILE, x->bytes[1], len};
     rm_model *vm = ppo_lm_value_model(p);
     if (vm) {
-        if (moments_to_mem(ppo_lm_value_optimizer(p, 1), gpt2_params_const(vm->m), &x->bytes[2], &len, err, errlen))
+        if (trainer_block_moments_to_mem(ppo_lm_value_optimizer(p, 1), gpt2_params_const(vm->m), &x->bytes[2], &len, err, errlen))
             return -1;
         x->f[x->n++] = (ckpt_file){PPO_VALUE_FILE, x->bytes[2], len};
     }
@@ -762,10 +722,10 @@ static int extras_load(ppo_lm *p, const char *dir, char *err, size_t errlen)
     int rc = head_dim(h) == head_dim(vh) ? 0 : fio_fail(err, errlen, "%s: value head of width %d, expected %d", path, head_dim(h), head_dim(vh));
     if (rc == 0) memcpy(head_params(vh), head_params(h), head_num_params(h) * sizeof(float));
     head_free(h);
-    if (rc == 0) rc = moments_load(fio_join(path, sizeof path, dir, PPO_HEAD_OPT_FILE), ppo_lm_value_optimizer(p, 0), NULL, err, errlen);
+    if (rc == 0) rc = trainer_block_moments_load(fio_join(path, sizeof path, dir, PPO_HEAD_OPT_FILE), ppo_lm_value_optimizer(p, 0), NULL, err, errlen);
     rm_model *vm = ppo_lm_value_model(p);
     if (rc == 0 && vm)
-        rc = moments_load(fio_join(path, sizeof path, dir, PPO_VALUE_FILE), ppo_lm_value_optimizer(p, 1), gpt2_params(vm->m),
+        rc = trainer_block_moments_load(fio_join(path, sizeof path, dir, PPO_VALUE_FILE), ppo_lm_value_optimizer(p, 1), gpt2_params(vm->m),
                           err, errlen);
     if (rc) return -1;
     size_t n;
@@ -793,16 +753,11 @@ int ppo_lm_run(const ppo_lm_opts *o, ppo_lm_result *res, char *err, size_t errle
     if (o->batch % mb || mb % o->h.accum)
         return fio_fail(err, errlen, "the batch (%d) must split into mini-batches of %d rows and those into %d micro-batches",
                         o->batch, mb, o->h.accum);
-    const int nt = o->threads > 0 ? o->threads : omp_get_max_threads();
-    omp_set_num_threads(nt);
-    tok_tokenizer *t = NULL;
-    if (tok_load(o->tokenizer, &t, err, errlen)) return -1;
     trainer tr;
-    trainer_opts to = {o->out, o->resume, o->tokenizer, o->ckpt_every, o->keep_last, o->stop_at, o->on_step, o->ud};
-    if (trainer_open(&tr, &to, err, errlen)) {
-        tok_free(t);
-        return -1;
-    }
+    tok_tokenizer *t;
+    int nt;
+    const trainer_opts to = {o->out, o->resume, o->tokenizer, o->ckpt_every, o->keep_last, o->stop_at, o->on_step, o->ud};
+    if (trainer_setup(&tr, &to, o->threads, &t, &nt, err, errlen)) return -1;
     int rc = -1;
     gpt2 *pol = NULL, *ref = NULL;
     rm_model *rmm = NULL, *vm = NULL;
@@ -907,15 +862,12 @@ int ppo_lm_run(const ppo_lm_opts *o, ppo_lm_result *res, char *err, size_t errle
         res->last = s;
         trainer_metric mx[PPO_LM_NMETRICS];
         ppo_lm_metrics(&s, (double)st.step * o->batch, mx);
-        if (trainer_log(&tr, st.step, mx, PPO_LM_NMETRICS, err, errlen)) goto done;
-        if (trainer_ckpt_due(&tr, st.step)) {
-            if (extras_make(p, 1, &x, err, errlen) ||
-                trainer_checkpoint(&tr, ppo_lm_policy(p), ppo_lm_optimizer(p), &st, x.f, x.n, err, errlen))
-                goto done;
-            extras_free(&x);
-        }
-        if (trainer_should_stop(&tr, st.step)) {
-            rc = 0;
+        if (trainer_ckpt_due(&tr, st.step) && extras_make(p, 1, &x, err, errlen)) goto done;
+        const int end = trainer_step_end(&tr, ppo_lm_policy(p), ppo_lm_optimizer(p), &st, mx, PPO_LM_NMETRICS, x.f, x.n,
+                                         err, errlen);
+        extras_free(&x);
+        if (end) {
+            rc = end > 0 ? 0 : -1;
             goto done;
         }
     }

@@ -12,7 +12,6 @@
 
 #include <jansson.h>
 #include <math.h>
-#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -82,29 +81,20 @@ int pretrain_run(const pretrain_opts *o, long *resumed_from, char *err, size_t e
     if (o->batch < 1 || o->seq < 1 || o->accum < 1 || o->steps < 1)
         return fio_fail(err, errlen, "batch, seq, accum and steps must be positive");
     if (resumed_from) *resumed_from = 0;
-    int nt = o->threads > 0 ? o->threads : omp_get_max_threads();
-    omp_set_num_threads(nt);
-    tok_tokenizer *t = NULL;
-    if (tok_load(o->tokenizer, &t, err, errlen)) return -1;
+    trainer tr;
+    tok_tokenizer *t;
+    int nt;
+    const trainer_opts to = {o->out, o->resume, o->tokenizer, o->ckpt_every, o->keep_last, o->stop_at, NULL, NULL};
+    if (trainer_setup(&tr, &to, o->threads, &t, &nt, err, errlen)) return -1;
     int rc = -1;
     gpt2 *m = NULL;
     adamw opt = {0};
     ds_tokens d = {0};
-    trainer tr;
     trainer_state st = {0};
     int32_t *inp = NULL, *tgt = NULL;
-    trainer_opts to = {o->out, o->resume, o->tokenizer, o->ckpt_every, o->keep_last, o->stop_at, NULL, NULL};
-    if (trainer_open(&tr, &to, err, errlen)) {
-        tok_free(t);
-        return -1;
-    }
     if (tr.resuming) {
         if (trainer_load(&tr, &m, &opt, &st, err, errlen)) goto done;
-        if (gpt2_cfg(m)->vocab_size < (int)tok_vocab_size(t)) {
-            fio_fail(err, errlen, "%s: the model's vocabulary (%d) is smaller than the tokenizer's (%zu)", tr.latest,
-                     gpt2_cfg(m)->vocab_size, tok_vocab_size(t));
-            goto done;
-        }
+        if (trainer_check_vocab(&tr, NULL, m, t, err, errlen)) goto done;
         if (resumed_from) *resumed_from = st.step;
     } else {
         gpt2_config c;

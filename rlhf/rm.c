@@ -4,14 +4,12 @@
 #include "fileio.h"
 #include "hf.h"
 #include "rng.h"
-#include "safetensors.h"
 #include "tok.h"
 
 #include <errno.h>
 #include <dirent.h>
 #include <jansson.h>
 #include <math.h>
-#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -424,53 +422,6 @@ rm_opts rm_defaults(void)
 #define RM_HEAD_FILE "score_head.safetensors"
 #define RM_HEAD_OPT_FILE "score_head_optimizer.safetensors"
 
-/* The head's AdamW moments travel in each checkpoint beside the trunk's optimizer.safetensors. */
-static int head_opt_to_mem(const adamw *o, uint8_t **out, size_t *len, char *err, size_t errlen)
-{
-    char step[32];
-    snprintf(step, sizeof step, "%lld", (long long)o->t);
-    st_out t[2] = {{"exp_avg", ST_F32, 1, {(int64_t)o->n}, o->m}, {"exp_avg_sq", ST_F32, 1, {(int64_t)o->n}, o->v}};
-    st_meta meta[] = {{"format", "rlhf.c-adamw"}, {"step", step}};
-    return st_write_mem(t, 2, meta, 2, out, len, err, errlen);
-}
-
-static int head_opt_load(const char *path, adamw *o, char *err, size_t errlen)
-{
-    st_file *f;
-    if (st_open(path, &f, err, errlen)) return -1;
-    const st_tensor *a = st_find(f, "exp_avg"), *b = st_find(f, "exp_avg_sq");
-    const char *step = st_metadata(f, "step");
-    char *end = NULL;
-    long long t = step ? strtoll(step, &end, 10) : -1;
-    int rc = 0;
-    if (!a || !b || !step || *end || t < 0 || a->numel != o->n || b->numel != o->n)
-        rc = fio_fail(err, errlen, "%s: expected exp_avg and exp_avg_sq of %zu values and a step", path, o->n);
-    if (rc == 0) rc = st_read_f32(f, a, o->m, o->n, err, errlen);
-    if (rc == 0) rc = st_read_f32(f, b, o->v, o->n, err, errlen);
-    if (rc == 0) o->t = t;
-    st_close(f);
-    return rc;
-}
-
-/* One optimizer step over the trunk and the head together: one global gradient norm over both
- * blocks (torch's clip_grad_norm_ over all parameters), the same clip factor and learning rate. */
-static int joint_update(const trainer_optim *om, rm_model *r, adamw *opt, adamw *hopt, long step, double *norm,
-                        float *lr, char *err, size_t errlen)
-{
-    adamw_range tr[GPT2_NUM_TENSORS], hr[2];
-    gpt2_adamw_ranges(r->m, tr);
-    head_adamw_ranges(r->h, hr);
-    const double a = grad_norm(gpt2_grads(r->m), gpt2_num_params(r->m), opt->partial),
-                 b = grad_norm(head_grads(r->h), head_num_params(r->h), hopt->partial);
-    *norm = sqrt(a * a + b * b);
-    if (trainer_check_finite(step + 1, "gradient norm", *norm, err, errlen)) return -1;
-    *lr = lr_schedule(step, om->warmup, om->total, om->lr, om->min_lr);
-    const float sc = clip_scale(*norm, om->clip);
-    adamw_step_scaled(opt, gpt2_params(r->m), gpt2_grads(r->m), sc, tr, GPT2_NUM_TENSORS, &om->h, *lr);
-    adamw_step_scaled(hopt, head_params(r->h), head_grads(r->h), sc, hr, 2, &om->h, *lr);
-    return 0;
-}
-
 /* eval: every pair of ev scored in file order, then the loss and metrics over all of them */
 static int evaluate(rm_model *r, const ds_dataset *ev, const float *margins, int batch, double center, float *buf,
                     rm_stats *s, char *err, size_t errlen)
@@ -542,16 +493,11 @@ int rm_run(const rm_opts *o, rm_result *res, char *err, size_t errlen)
     if (h->batch < 1 || h->accum < 1) return fio_fail(err, errlen, "batch and accum must be positive");
     if (h->steps <= 0 && !(h->epochs > 0)) return fio_fail(err, errlen, "give a positive number of steps or epochs");
     if (!(o->center >= 0)) return fio_fail(err, errlen, "the centering coefficient must not be negative");
-    const int nt = h->threads > 0 ? h->threads : omp_get_max_threads();
-    omp_set_num_threads(nt);
-    tok_tokenizer *t = NULL;
-    if (tok_load(o->tokenizer, &t, err, errlen)) return -1;
     trainer tr;
-    trainer_opts to = {o->out, o->resume, o->tokenizer, h->ckpt_every, h->keep_last, h->stop_at, o->on_step, o->ud};
-    if (trainer_open(&tr, &to, err, errlen)) {
-        tok_free(t);
-        return -1;
-    }
+    tok_tokenizer *t;
+    int nt;
+    const trainer_opts to = {o->out, o->resume, o->tokenizer, h->ckpt_every, h->keep_last, h->stop_at, o->on_step, o->ud};
+    if (trainer_setup(&tr, &to, h->threads, &t, &nt, err, errlen)) return -1;
     int rc = -1;
     const int32_t eos = tok_eot_id(t);
     rm_model *r = NULL;
@@ -577,7 +523,8 @@ int rm_run(const rm_opts *o, rm_result *res, char *err, size_t errlen)
             fio_fail(err, errlen, "out of memory for the optimizer");
             goto done;
         }
-        if (head_opt_load(fio_join(p, sizeof p, tr.latest, RM_HEAD_OPT_FILE), &hopt, err, errlen)) goto done;
+        if (trainer_block_moments_load(fio_join(p, sizeof p, tr.latest, RM_HEAD_OPT_FILE), &hopt, NULL, err, errlen))
+            goto done;
     } else {
         if (rm_init(o->model, h->seed, eos, &r, err, errlen)) goto done;
         if (adamw_create(&opt, gpt2_num_params(r->m)) || adamw_create(&hopt, head_num_params(r->h))) {
@@ -587,11 +534,7 @@ int rm_run(const rm_opts *o, rm_result *res, char *err, size_t errlen)
     }
     res->resumed_from = st.step;
     const gpt2_config *c = gpt2_cfg(r->m);
-    if (c->vocab_size < (int)tok_vocab_size(t)) {
-        fio_fail(err, errlen, "%s: the model's vocabulary (%d) is smaller than the tokenizer's (%zu)",
-                 tr.resuming ? tr.latest : o->model, c->vocab_size, tok_vocab_size(t));
-        goto done;
-    }
+    if (trainer_check_vocab(&tr, o->model, r->m, t, err, errlen)) goto done;
     gpt2_set_threads(r->m, nt);
     head_set_threads(r->h, nt);
     /* every input checked before anything is written */
@@ -633,6 +576,13 @@ int rm_run(const rm_opts *o, rm_result *res, char *err, size_t errlen)
     }
     if (trainer_begin(&tr, st.step, steps, err, errlen)) goto done;
     const trainer_optim om = trainer_hparams_optim(h, steps);
+    /* the trunk and the head, stepped together */
+    adamw_range trunk_r[GPT2_NUM_TENSORS], head_r[2];
+    gpt2_adamw_ranges(r->m, trunk_r);
+    head_adamw_ranges(r->h, head_r);
+    const trainer_block blocks[2] = {
+        {gpt2_params(r->m), gpt2_grads(r->m), gpt2_num_params(r->m), &opt, trunk_r, GPT2_NUM_TENSORS},
+        {head_params(r->h), head_grads(r->h), head_num_params(r->h), &hopt, head_r, 2}};
     while (st.step < steps) {
         ds_sampler_next(&smp, per_step, &st.cursor, idx);
         gpt2_zero_grad(r->m);
@@ -658,7 +608,7 @@ int rm_run(const rm_opts *o, rm_result *res, char *err, size_t errlen)
         }
         double norm;
         float lr;
-        if (joint_update(&om, r, &opt, &hopt, st.step, &norm, &lr, err, errlen)) goto done;
+        if (trainer_update_blocks(&om, blocks, 2, 1.0f, st.step, &norm, &lr, err, errlen)) goto done;
         st.step++;
         res->train = tot;
         rm_stats e = {NAN, NAN, NAN, NAN, NAN};
@@ -681,20 +631,19 @@ int rm_run(const rm_opts *o, rm_result *res, char *err, size_t errlen)
                                      {"eval_margin", e.margin},
                                      {"eval_rewards/chosen", e.chosen},
                                      {"eval_rewards/rejected", e.rejected}};
-        if (trainer_log(&tr, st.step, mx, sizeof mx / sizeof *mx, err, errlen)) goto done;
-        if (trainer_ckpt_due(&tr, st.step)) {
-            size_t nh, no;
-            if (head_write_mem(r->h, "score.", &hbytes, &nh, err, errlen) ||
-                head_opt_to_mem(&hopt, &obytes, &no, err, errlen))
-                goto done;
-            const ckpt_file ex[] = {{RM_HEAD_FILE, hbytes, nh}, {RM_HEAD_OPT_FILE, obytes, no}};
-            if (trainer_checkpoint(&tr, r->m, &opt, &st, ex, 2, err, errlen)) goto done;
-            free(hbytes);
-            free(obytes);
-            hbytes = obytes = NULL;
-        }
-        if (trainer_should_stop(&tr, st.step)) {
-            rc = 0;
+        /* a checkpoint carries the head and its optimizer beside the trunk's */
+        size_t nh = 0, no = 0;
+        const int due = trainer_ckpt_due(&tr, st.step);
+        if (due && (head_write_mem(r->h, "score.", &hbytes, &nh, err, errlen) ||
+                    trainer_block_moments_to_mem(&hopt, NULL, &obytes, &no, err, errlen)))
+            goto done;
+        const ckpt_file ex[] = {{RM_HEAD_FILE, hbytes, nh}, {RM_HEAD_OPT_FILE, obytes, no}};
+        const int end = trainer_step_end(&tr, r->m, &opt, &st, mx, sizeof mx / sizeof *mx, ex, due ? 2 : 0, err, errlen);
+        free(hbytes);
+        free(obytes);
+        hbytes = obytes = NULL;
+        if (end) {
+            rc = end > 0 ? 0 : -1;
             goto done;
         }
     }

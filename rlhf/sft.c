@@ -95,16 +95,11 @@ int sft_run(const sft_opts *o, sft_result *res, char *err, size_t errlen)
     const trainer_hparams *h = &o->h;
     if (h->batch < 1 || h->accum < 1) return fio_fail(err, errlen, "batch and accum must be positive");
     if (h->steps <= 0 && !(h->epochs > 0)) return fio_fail(err, errlen, "give a positive number of steps or epochs");
-    int nt = h->threads > 0 ? h->threads : omp_get_max_threads();
-    omp_set_num_threads(nt);
-    tok_tokenizer *t = NULL;
-    if (tok_load(o->tokenizer, &t, err, errlen)) return -1;
     trainer tr;
-    trainer_opts to = {o->out, o->resume, o->tokenizer, h->ckpt_every, h->keep_last, h->stop_at, o->on_step, o->ud};
-    if (trainer_open(&tr, &to, err, errlen)) {
-        tok_free(t);
-        return -1;
-    }
+    tok_tokenizer *t;
+    int nt;
+    const trainer_opts to = {o->out, o->resume, o->tokenizer, h->ckpt_every, h->keep_last, h->stop_at, o->on_step, o->ud};
+    if (trainer_setup(&tr, &to, h->threads, &t, &nt, err, errlen)) return -1;
     int rc = -1;
     gpt2 *m = NULL;
     adamw opt = {0};

@@ -4,6 +4,7 @@
 
 #include "fileio.h"
 #include "hf.h"
+#include "safetensors.h"
 
 #include <inttypes.h>
 #include <math.h>
@@ -58,6 +59,21 @@ int trainer_open(trainer *tr, const trainer_opts *o, char *err, size_t errlen)
     }
     tr->resuming = have;
     if (!have) tr->latest[0] = 0;
+    return 0;
+}
+
+int trainer_setup(trainer *tr, const trainer_opts *o, int threads, tok_tokenizer **t, int *nt, char *err,
+                  size_t errlen)
+{
+    *nt = threads > 0 ? threads : omp_get_max_threads();
+    omp_set_num_threads(*nt);
+    *t = NULL;
+    if (tok_load(o->tokenizer, t, err, errlen)) return -1;
+    if (trainer_open(tr, o, err, errlen)) {
+        tok_free(*t);
+        *t = NULL;
+        return -1;
+    }
     return 0;
 }
 
@@ -126,11 +142,18 @@ int trainer_start_model(trainer *tr, const char *model_dir, const tok_tokenizer 
             return fio_fail(err, errlen, "out of memory for the optimizer");
         }
     }
-    int V = gpt2_cfg(*m)->vocab_size;
+    if (trainer_check_vocab(tr, model_dir, *m, t, err, errlen)) return -1;
+    gpt2_set_threads(*m, nthreads);
+    return 0;
+}
+
+int trainer_check_vocab(const trainer *tr, const char *model_dir, const gpt2 *m, const tok_tokenizer *t, char *err,
+                        size_t errlen)
+{
+    const int V = gpt2_cfg(m)->vocab_size;
     if (V < (int)tok_vocab_size(t))
         return fio_fail(err, errlen, "%s: the model's vocabulary (%d) is smaller than the tokenizer's (%zu)",
                         tr->resuming ? tr->latest : model_dir, V, tok_vocab_size(t));
-    gpt2_set_threads(*m, nthreads);
     return 0;
 }
 
@@ -268,20 +291,66 @@ int trainer_check_finite(long step, const char *what, double v, char *err, size_
                     isnan(v) ? "nan" : (v > 0 ? "inf" : "-inf"));
 }
 
+int trainer_update_blocks(const trainer_optim *o, const trainer_block *b, size_t nb, float grad_scale, long step,
+                          double *norm, float *lr_out, char *err, size_t errlen)
+{
+    double gn = 0;
+    for (size_t k = 0; k < nb; k++) {
+        if (grad_scale != 1.0f) {
+            float *g = b[k].grads;
+            const size_t n = b[k].n;
+#pragma omp parallel for
+            for (size_t i = 0; i < n; i++) g[i] *= grad_scale;
+        }
+        const double x = grad_norm(b[k].grads, b[k].n, b[k].opt->partial);
+        gn = nb == 1 ? x : gn + x * x; /* one block: its norm as it is, not sqrt(x * x) */
+    }
+    if (nb > 1) gn = sqrt(gn);
+    if (norm) *norm = gn;
+    if (trainer_check_finite(step + 1, "gradient norm", gn, err, errlen)) return -1;
+    const float lr = lr_schedule(step, o->warmup, o->total, o->lr, o->min_lr), sc = clip_scale(gn, o->clip);
+    if (lr_out) *lr_out = lr;
+    for (size_t k = 0; k < nb; k++) adamw_step_scaled(b[k].opt, b[k].params, b[k].grads, sc, b[k].r, b[k].nr, &o->h, lr);
+    return 0;
+}
+
 int trainer_update(const trainer_optim *o, adamw *opt, float *params, float *grads, size_t n, const adamw_range *r,
                    size_t nr, float grad_scale, long step, double *norm, float *lr_out, char *err, size_t errlen)
 {
-    if (grad_scale != 1.0f) {
-#pragma omp parallel for
-        for (size_t i = 0; i < n; i++) grads[i] *= grad_scale;
-    }
-    double gn = grad_norm(grads, n, opt->partial);
-    if (norm) *norm = gn;
-    if (trainer_check_finite(step + 1, "gradient norm", gn, err, errlen)) return -1;
-    float lr = lr_schedule(step, o->warmup, o->total, o->lr, o->min_lr);
-    if (lr_out) *lr_out = lr;
-    adamw_step_scaled(opt, params, grads, clip_scale(gn, o->clip), r, nr, &o->h, lr);
-    return 0;
+    const trainer_block b = {params, grads, n, opt, r, nr};
+    return trainer_update_blocks(o, &b, 1, grad_scale, step, norm, lr_out, err, errlen);
+}
+
+int trainer_block_moments_to_mem(const adamw *o, const float *params, uint8_t **out, size_t *len, char *err,
+                                 size_t errlen)
+{
+    char step[32];
+    snprintf(step, sizeof step, "%lld", (long long)o->t);
+    st_out t[3] = {{"exp_avg", ST_F32, 1, {(int64_t)o->n}, o->m},
+                   {"exp_avg_sq", ST_F32, 1, {(int64_t)o->n}, o->v},
+                   {"params", ST_F32, 1, {(int64_t)o->n}, params}};
+    st_meta meta[] = {{"format", "rlhf.c-adamw"}, {"step", step}};
+    return st_write_mem(t, params ? 3 : 2, meta, 2, out, len, err, errlen);
+}
+
+int trainer_block_moments_load(const char *path, adamw *o, float *params, char *err, size_t errlen)
+{
+    st_file *f;
+    if (st_open(path, &f, err, errlen)) return -1;
+    const st_tensor *a = st_find(f, "exp_avg"), *b = st_find(f, "exp_avg_sq"), *w = st_find(f, "params");
+    const char *step = st_metadata(f, "step");
+    char *end = NULL;
+    long long t = step ? strtoll(step, &end, 10) : -1;
+    int rc = 0;
+    if (!a || !b || !step || *end || t < 0 || a->numel != o->n || b->numel != o->n || (params && (!w || w->numel != o->n)))
+        rc = fio_fail(err, errlen, "%s: expected exp_avg and exp_avg_sq%s of %zu values and a step", path,
+                      params ? " and params" : "", o->n);
+    if (rc == 0) rc = st_read_f32(f, a, o->m, o->n, err, errlen);
+    if (rc == 0) rc = st_read_f32(f, b, o->v, o->n, err, errlen);
+    if (rc == 0 && params) rc = st_read_f32(f, w, params, o->n, err, errlen);
+    if (rc == 0) o->t = t;
+    st_close(f);
+    return rc;
 }
 
 int trainer_reserve(gpt2 *m, int B, int T, char *err, size_t errlen)

@@ -15,13 +15,14 @@
  * state), "num_tokens", "settings": {...the caller's options, for the record}}.
  *
  * Typical use (see rlhf/sft.c):
- *   trainer_open(&tr, &opts)            no file is touched: finds OUT/latest, refuses an existing
- *                                       run without resume
+ *   trainer_setup(&tr, &opts, ...)      threads, tokenizer, trainer_open: no file is touched; finds
+ *                                       OUT/latest, refuses an existing run without resume
  *   trainer_start_model(...)            fine-tuning: the checkpoint when resuming, else an HF
  *                                       folder (pretrain: trainer_load or a fresh random model)
  *   ... load and check the data (a bad dataset fails here: nothing written yet) ...
  *   trainer_begin(&tr, st.step)         creates OUT, trims or starts metrics.jsonl
- *   loop: trainer_update(...) ; trainer_step_end(...) (log, checkpoint when due, interruption)
+ *   loop: trainer_update(...) (or trainer_update_blocks for a trunk and a head) ;
+ *         trainer_step_end(...) (log, checkpoint when due, interruption)
  *   trainer_export(&tr, m)              OUT/model
  *   trainer_close(&tr)
  */
@@ -137,6 +138,12 @@ typedef struct {
 int trainer_open(trainer *tr, const trainer_opts *o, char *err, size_t errlen);
 void trainer_close(trainer *tr);
 
+/* The start every trainer shares: OpenMP's thread count set (threads <= 0: OpenMP's default; *nt
+ * gets the count used), the tokenizer o->tokenizer loaded into *t, then trainer_open. On error
+ * nothing is left to free; on success the caller frees *t (tok_free) and closes tr. */
+int trainer_setup(trainer *tr, const trainer_opts *o, int threads, tok_tokenizer **t, int *nt, char *err,
+                  size_t errlen);
+
 /* Load tr->latest: the model, the optimizer state (opt zeroed: created here) and the state. */
 int trainer_load(trainer *tr, gpt2 **m, adamw *opt, trainer_state *st, char *err, size_t errlen);
 /* Parse a trainer_state.json text (exposed for tools and tests). */
@@ -147,6 +154,10 @@ int trainer_state_parse(const char *json, const char *name, trainer_state *st, c
  * model's vocabulary holds the tokenizer's and sets its thread count. */
 int trainer_start_model(trainer *tr, const char *model_dir, const tok_tokenizer *t, int nthreads, gpt2 **m, adamw *opt,
                         trainer_state *st, char *err, size_t errlen);
+/* "<folder>: the model's vocabulary (V) is smaller than the tokenizer's (N)" when m cannot hold t's
+ * ids; the folder is tr->latest when resuming, else model_dir. */
+int trainer_check_vocab(const trainer *tr, const char *model_dir, const gpt2 *m, const tok_tokenizer *t, char *err,
+                        size_t errlen);
 
 /* Create OUT and start metrics.jsonl: kept up to step `step` when resuming, emptied otherwise.
  * total: the steps the run will reach (for the progress callback). */
@@ -175,14 +186,35 @@ int trainer_export(trainer *tr, const gpt2 *m, const ckpt_file *extra, size_t ne
 /* "step N: the <what> is nan; stopping without a checkpoint" when v is not finite; else 0. */
 int trainer_check_finite(long step, const char *what, double v, char *err, size_t errlen);
 
-/* One optimizer step over a flat block after `accum` micro-batches whose gradients were summed:
- * grads *= grad_scale (e.g. 1/accum; 1: untouched), the global norm (NaN/Inf: an error naming
- * `step`), clipping fused into AdamW (clip <= 0: off), lr from the schedule for `step` (0-based:
- * steps done before this one). *norm and *lr_out (may be NULL) get the norm before clipping and
- * the rate used. Allocates nothing. */
+/* One block of parameters an optimizer step moves: a flat array, its gradients, its AdamW state and
+ * the ranges that say which tensors decay (gpt2_adamw_ranges, head_adamw_ranges). */
+typedef struct {
+    float *params, *grads;
+    size_t n;
+    adamw *opt;
+    const adamw_range *r;
+    size_t nr;
+} trainer_block;
 
+/* One optimizer step over blocks trained together (e.g. a trunk and a scalar head) after `accum`
+ * micro-batches whose gradients were summed: grads *= grad_scale (e.g. 1/accum; 1: untouched), one
+ * global norm over every block (torch's clip_grad_norm_ over all parameters; NaN/Inf: an error
+ * naming `step`), the same clip factor fused into each block's AdamW (clip <= 0: off) and the same
+ * lr from the schedule for `step` (0-based: steps done before this one). *norm and *lr_out (may be
+ * NULL) get the norm before clipping and the rate used. Allocates nothing. */
+int trainer_update_blocks(const trainer_optim *o, const trainer_block *b, size_t nb, float grad_scale, long step,
+                          double *norm, float *lr_out, char *err, size_t errlen);
+/* trainer_update_blocks over one block */
 int trainer_update(const trainer_optim *o, adamw *opt, float *params, float *grads, size_t n, const adamw_range *r,
                    size_t nr, float grad_scale, long step, double *norm, float *lr_out, char *err, size_t errlen);
+
+/* The AdamW moments of a block that is not the checkpoint's model (a head, a second trunk), as a
+ * file travelling beside optimizer.safetensors in the same layout: exp_avg, exp_avg_sq and, when
+ * params != NULL, the block's parameters ("params"); metadata step = o->t. *out: malloc'd. */
+int trainer_block_moments_to_mem(const adamw *o, const float *params, uint8_t **out, size_t *len, char *err,
+                                 size_t errlen);
+/* Read such a file back into o (created with o->n values) and, when params != NULL, the parameters. */
+int trainer_block_moments_load(const char *path, adamw *o, float *params, char *err, size_t errlen);
 
 /* monotonic seconds (step timings) */
 double trainer_now(void);

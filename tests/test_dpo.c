@@ -276,7 +276,7 @@ Test(dpo_model, step_gradient_matches_finite_differences)
  * where the rejected one holds " no". The preferred policy puts more probability on " yes" in that
  * context; DPO must move the policy there, and its implicit reward must rank held-out pairs. */
 
-static char tok_dir[4200], model_dir[4200], train_path[4200], eval_path[4200];
+static tu_fixture fx;
 
 static size_t make_pairs(char *buf, size_t cap, int n, uint64_t seed)
 {
@@ -298,26 +298,18 @@ static size_t make_pairs(char *buf, size_t cap, int n, uint64_t seed)
 
 static void fixtures(void)
 {
-    const char *d = tu_tmpdir("dpo-fix");
-    snprintf(tok_dir, sizeof tok_dir, "%s/tok", d);
-    snprintf(model_dir, sizeof model_dir, "%s/model", d);
-    snprintf(train_path, sizeof train_path, "%s/train.jsonl", d);
-    snprintf(eval_path, sizeof eval_path, "%s/eval.jsonl", d);
-    static char buf[65536];
-    size_t n = make_pairs(buf, sizeof buf, 48, 1);
-    tu_write(train_path, buf, n);
-    tu_tiny_bpe_and_model(buf, n, tok_dir, model_dir);
-    n = make_pairs(buf, sizeof buf, 16, 2);
-    tu_write(eval_path, buf, n);
+    static char tb[65536], eb[65536];
+    const size_t nt = make_pairs(tb, sizeof tb, 48, 1), ne = make_pairs(eb, sizeof eb, 16, 2);
+    tu_fixture_make(&fx, "dpo-fix", tb, nt, eb, ne);
 }
 
 static dpo_opts opts(const char *out)
 {
     dpo_opts o = dpo_defaults();
-    o.model = model_dir;
-    o.tokenizer = tok_dir;
-    o.data = train_path;
-    o.eval_data = eval_path;
+    o.model = fx.model;
+    o.tokenizer = fx.tok;
+    o.data = fx.train;
+    o.eval_data = fx.eval;
     o.out = out;
     o.h.batch = 8;
     o.h.steps = 30;
@@ -334,7 +326,7 @@ static double target_logp(const char *model)
 {
     char err[512];
     tok_tokenizer *t;
-    cr_assert(tok_load(tok_dir, &t, err, sizeof err) == 0, "%s", err);
+    cr_assert(tok_load(fx.tok, &t, err, sizeof err) == 0, "%s", err);
     tok_encoder *e = tok_encoder_create(t);
     tok_ids ids = {0};
     cr_assert(tok_encode(e, " yes", 4, 0, &ids) == 0 && ids.n == 1, "\" yes\" must be one token");
@@ -343,7 +335,7 @@ static double target_logp(const char *model)
     tok_encoder_free(e);
     ds_dataset d = {0};
     ds_load_opts lo = ds_load_defaults();
-    cr_assert(ds_load(&d, t, eval_path, &lo, err, sizeof err) == 0, "%s", err);
+    cr_assert(ds_load(&d, t, fx.eval, &lo, err, sizeof err) == 0, "%s", err);
     ds_batch b = {0};
     cr_assert(ds_batch_create(&b, 2 * (int)d.n, d.max_row, err, sizeof err) == 0);
     size_t idx[64];
@@ -373,11 +365,7 @@ static double target_logp(const char *model)
 /* the first and last value of a metric in OUT/metrics.jsonl */
 static void metric_ends(const char *out, const char *name, double *first, double *last)
 {
-    char p[4400], err[512];
-    size_t n;
-    snprintf(p, sizeof p, "%s/metrics.jsonl", out);
-    char *s = fio_read_all(p, &n, err, sizeof err);
-    cr_assert(s, "%s", err);
+    char *s = tu_read(out, "metrics.jsonl", NULL);
     *first = *last = NAN;
     for (char *line = strtok(s, "\n"); line; line = strtok(NULL, "\n")) {
         json_t *j = json_loads(line, 0, NULL);
@@ -399,7 +387,7 @@ Test(dpo_train, moves_the_policy_toward_the_known_optimum, .init = fixtures, .ti
     dpo_result r;
     cr_assert(dpo_run(&o, &r, err, sizeof err) == 0, "%s", err);
     cr_assert(r.n_train == 48 && r.n_eval == 16 && r.steps == 30);
-    const double before = target_logp(model_dir), after = target_logp(fio_join(p, sizeof p, out, "model"));
+    const double before = target_logp(fx.model), after = target_logp(fio_join(p, sizeof p, out, "model"));
     cr_assert(after > before + 1.0, "log p(target) %g -> %g", before, after);
     /* the implicit reward ranks held-out pairs; at step 1 the policy is the reference: all rewards 0 */
     double a0, a1, m0, m1;
@@ -410,9 +398,7 @@ Test(dpo_train, moves_the_policy_toward_the_known_optimum, .init = fixtures, .ti
     cr_assert(r.eval.rewards_accuracies >= 0.9 && r.eval.loss < log(2.0), "eval accuracy %g loss %g",
               r.eval.rewards_accuracies, r.eval.loss);
     /* TRL's names in every line */
-    char *mt;
-    size_t n;
-    cr_assert((mt = fio_read_all(fio_join(p, sizeof p, out, "metrics.jsonl"), &n, err, sizeof err)));
+    char *mt = tu_read(out, "metrics.jsonl", NULL);
     cr_assert(tu_lines(mt) == 30);
     const char *names[] = {"\"loss\"", "\"rewards/chosen\"", "\"rewards/rejected\"", "\"logps/chosen\"",
                            "\"logps/rejected\"", "\"eval_rewards/accuracies\"", "\"eval_logps/chosen\""};
@@ -432,7 +418,7 @@ Test(dpo_train, a_large_beta_keeps_the_policy_near_the_reference, .init = fixtur
     o.out = b;
     o.loss.beta = 50;
     cr_assert(dpo_run(&o, NULL, err, sizeof err) == 0, "%s", err);
-    const double ref = target_logp(model_dir), small = target_logp(fio_join(p, sizeof p, a, "model")),
+    const double ref = target_logp(fx.model), small = target_logp(fio_join(p, sizeof p, a, "model")),
                  large = target_logp(fio_join(p, sizeof p, b, "model"));
     cr_assert(fabs(large - ref) < 0.5 * fabs(small - ref), "log p(target): reference %g, beta 0.1 %g, beta 50 %g", ref,
               small, large);
@@ -465,7 +451,7 @@ Test(dpo_train, resume_and_an_explicit_reference, .init = fixtures, .timeout = 1
     /* the starting model named as the reference gives the same run as the default */
     o.out = c;
     o.resume = 0;
-    o.ref = model_dir;
+    o.ref = fx.model;
     cr_assert(dpo_run(&o, NULL, err, sizeof err) == 0, "%s", err);
     gpt2 *x, *y, *z;
     cr_assert(hf_load_gpt2(fio_join(p, sizeof p, a, "model"), &x, err, sizeof err) == 0, "%s", err);
@@ -489,7 +475,7 @@ Test(dpo_train, cli_losses_and_refusals, .init = fixtures, .timeout = 120)
     for (int i = 0; i < 3; i++) {
         snprintf(out, sizeof out, "%s/ok%d", d, i);
         snprintf(args, sizeof args, "dpo --model '%s' --tokenizer '%s' --data '%s' --out '%s' --steps 2 --batch 4 --threads 1 %s",
-                 model_dir, tok_dir, train_path, out, losses[i]);
+                 fx.model, fx.tok, fx.train, out, losses[i]);
         char *so, *se;
         cr_assert(tu_run(args, NULL, &so, &se) == 0, "%s: %s", losses[i], se);
         cr_assert(fio_exists(fio_join(p, sizeof p, out, "model/model.safetensors")));
@@ -502,12 +488,12 @@ Test(dpo_train, cli_losses_and_refusals, .init = fixtures, .timeout = 120)
     const struct {
         const char *data, *extra, *want;
     } cases[] = {{path, "", "a preference dataset is needed here"},
-                 {train_path, "--loss ipo --label-smoothing 0.1", "not ipo"},
-                 {train_path, "--loss kto", "--loss 'kto'"},
-                 {train_path, "--beta 0", "beta 0 must be a positive number"}};
+                 {fx.train, "--loss ipo --label-smoothing 0.1", "not ipo"},
+                 {fx.train, "--loss kto", "--loss 'kto'"},
+                 {fx.train, "--beta 0", "beta 0 must be a positive number"}};
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         snprintf(args, sizeof args, "dpo --model '%s' --tokenizer '%s' --data '%s' --out '%s' --steps 2 --threads 1 %s",
-                 model_dir, tok_dir, cases[i].data, out, cases[i].extra);
+                 fx.model, fx.tok, cases[i].data, out, cases[i].extra);
         char *so, *se;
         cr_assert(tu_run(args, NULL, &so, &se) == 1, "case %zu: %s", i, se);
         cr_assert(tu_lines(se) == 1 && strstr(se, cases[i].want), "case %zu: %s", i, se);
@@ -524,7 +510,7 @@ Test(dpo_train, nan_stops_without_a_checkpoint, .init = fixtures, .timeout = 60)
     char bad[4300], out[4300], err[1024], p[4400];
     snprintf(bad, sizeof bad, "%s/nan-model", d);
     snprintf(out, sizeof out, "%s/run", d);
-    tu_nan_model(model_dir, bad);
+    tu_nan_model(fx.model, bad);
     dpo_opts o = opts(out);
     o.model = bad;
     cr_assert(dpo_run(&o, NULL, err, sizeof err) == -1);

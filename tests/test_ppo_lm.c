@@ -439,19 +439,10 @@ static int run_ppo(const char *out, const char *extra, char **errtext)
     return rc;
 }
 
-static char *slurp(const char *dir, const char *name, size_t *n)
-{
-    char p[8500], err[512];
-    snprintf(p, sizeof p, "%s/%s", dir, name);
-    char *s = fio_read_all(p, n, err, sizeof err);
-    cr_assert(s, "%s", err);
-    return s;
-}
-
 static void same_file(const char *a, const char *b, const char *name)
 {
     size_t na, nb;
-    char *x = slurp(a, name, &na), *y = slurp(b, name, &nb);
+    char *x = tu_read(a, name, &na), *y = tu_read(b, name, &nb);
     cr_assert(na == nb && memcmp(x, y, na) == 0, "%s differs between %s and %s", name, a, b);
     free(x);
     free(y);
@@ -469,7 +460,7 @@ Test(ppo_cli, metrics_checkpoints_and_resume, .timeout = 120)
     free(e);
     /* one metrics line per iteration, with TRL's names */
     size_t n;
-    char *m = slurp(a, "metrics.jsonl", &n);
+    char *m = tu_read(a, "metrics.jsonl", &n);
     cr_assert_eq(tu_lines(m), 4);
     static const char *names[] = {"objective/kl", "objective/kl_coef", "objective/entropy", "objective/scores",
                                   "objective/non_score_reward", "objective/rlhf_reward", "policy/approxkl",
@@ -497,13 +488,13 @@ Test(ppo_cli, metrics_checkpoints_and_resume, .timeout = 120)
     snprintf(md, sizeof md, "%s/model", a);
     static const char *ckf[] = {"model.safetensors", "optimizer.safetensors", "trainer_state.json", "value_head.safetensors",
                                 "value_head_optimizer.safetensors", "ppo_state.json", "vocab.json"};
-    for (size_t i = 0; i < sizeof ckf / sizeof *ckf; i++) free(slurp(ck, ckf[i], &n));
-    free(slurp(md, "value_head.safetensors", &n));
-    free(slurp(md, "merges.txt", &n));
+    for (size_t i = 0; i < sizeof ckf / sizeof *ckf; i++) free(tu_read(ck, ckf[i], &n));
+    free(tu_read(md, "value_head.safetensors", &n));
+    free(tu_read(md, "merges.txt", &n));
     /* interrupted after 2 iterations and resumed: the same model, value head and β as the straight run */
     cr_assert(run_ppo(b, "--target-kl 0.5 --kl-horizon 50 --missing-eos-penalty 1 --stop-at 2", &e) == 0, "%s", e);
     free(e);
-    free(slurp(b, "step-00000002/ppo_state.json", &n));
+    free(tu_read(b, "step-00000002/ppo_state.json", &n));
     cr_assert(run_ppo(b, "--target-kl 0.5 --kl-horizon 50 --missing-eos-penalty 1 --resume", &e) == 0, "%s", e);
     free(e);
     char mb[4400];
@@ -543,7 +534,7 @@ Test(ppo_cli, separate_value_model_resumes_exactly, .timeout = 120)
     same_file(va, vb, "model.safetensors");
     /* it was trained: its weights left the reward model's */
     size_t n1, n2;
-    char *s1 = slurp(rm_dir, "model.safetensors", &n1), *s2 = slurp(a, "value_model/model.safetensors", &n2);
+    char *s1 = tu_read(rm_dir, "model.safetensors", &n1), *s2 = tu_read(a, "value_model/model.safetensors", &n2);
     cr_assert(n1 == n2 && memcmp(s1, s2, n1) != 0);
     free(s1);
     free(s2);
@@ -595,7 +586,7 @@ Test(ppo_cli, eval_reports_score_kl_and_diversity, .timeout = 60)
     free(o);
     free(e);
     size_t n;
-    char *s = slurp(d, "samples.jsonl", &n);
+    char *s = tu_read(d, "samples.jsonl", &n);
     cr_assert_eq(tu_lines(s), 6);
     free(s);
     /* a prompt file of the wrong kind: one line */

@@ -36,15 +36,7 @@ static void fixtures(void)
         n += strlen(l);
     }
     tu_write(corpus_path, text, n);
-    tok_train_opts o = tok_train_defaults();
-    o.vocab_size = 300;
-    const char *texts[] = {text};
-    size_t lens[] = {n};
-    tok_tokenizer *t;
-    char err[512];
-    cr_assert(tok_train(texts, lens, 1, &o, &t, err, sizeof err) == 0, "%s", err);
-    cr_assert(tok_save(t, tok_dir, err, sizeof err) == 0, "%s", err);
-    tok_free(t);
+    tu_tiny_bpe(text, n, tok_dir);
     free(text);
     const char *cfg = "{\"model_type\": \"gpt2\", \"n_layer\": 2, \"n_head\": 2, \"n_embd\": 32, \"vocab_size\": 300, "
                       "\"n_positions\": 32}";
@@ -87,16 +79,6 @@ static float *final_params(const char *out, size_t *n)
     return v;
 }
 
-static char *read_text(const char *dir, const char *name)
-{
-    char p[4300], err[512];
-    size_t n;
-    snprintf(p, sizeof p, "%s/%s", dir, name);
-    char *s = fio_read_all(p, &n, err, sizeof err);
-    cr_assert(s, "%s", err);
-    return s;
-}
-
 Test(pretrain, learns_checkpoints_and_resumes_bit_exactly, .timeout = 120)
 {
     fixtures();
@@ -112,7 +94,7 @@ Test(pretrain, learns_checkpoints_and_resumes_bit_exactly, .timeout = 120)
     pretrain_opts ob = opts(b);
     ob.stop_at = 6;
     cr_assert(pretrain_run(&ob, &from, err, sizeof err) == 0, "%s", err);
-    char *latest = read_text(b, "latest");
+    char *latest = tu_read(b, "latest", NULL);
     cr_assert(strncmp(latest, "step-00000004", 13) == 0, "latest is %s", latest);
     free(latest);
     /* without --resume an existing run is refused */
@@ -127,7 +109,7 @@ Test(pretrain, learns_checkpoints_and_resumes_bit_exactly, .timeout = 120)
     cr_assert_eq(na, nb);
     cr_assert(memcmp(pa, pb, na * sizeof *pa) == 0, "resumed run differs from the uninterrupted one");
     /* metrics: one line per step, the same losses in both runs (B's lines past step 4 were redone) */
-    char *ma = read_text(a, "metrics.jsonl"), *mb = read_text(b, "metrics.jsonl");
+    char *ma = tu_read(a, "metrics.jsonl", NULL), *mb = tu_read(b, "metrics.jsonl", NULL);
     cr_assert_eq(tu_lines(ma), 12);
     cr_assert_eq(tu_lines(mb), 12);
     const char *la = ma, *lb = mb;

@@ -323,7 +323,8 @@ Test(rm_model, folder_is_a_transformers_sequence_classifier)
 
 /* ---- training on a toy task -------------------------------------------------------------------- */
 
-static char tok_dir[4200], model_dir[4200], train_path[4200], eval_path[4200], prompts_path[4200];
+static tu_fixture fx;
+static char prompts_path[4200];
 
 static const char *const good[] = {" good", " great", " nice", " fine"};
 static const char *const bad[] = {" bad", " awful", " poor", " sad"};
@@ -356,18 +357,10 @@ static size_t make_pairs(char *buf, size_t cap, int n, uint64_t seed, int with_m
 
 static void fixtures(void)
 {
-    const char *d = tu_tmpdir("rm-fix");
-    snprintf(tok_dir, sizeof tok_dir, "%s/tok", d);
-    snprintf(model_dir, sizeof model_dir, "%s/model", d);
-    snprintf(train_path, sizeof train_path, "%s/train.jsonl", d);
-    snprintf(eval_path, sizeof eval_path, "%s/eval.jsonl", d);
-    snprintf(prompts_path, sizeof prompts_path, "%s/prompts.jsonl", d);
-    static char buf[65536];
-    size_t n = make_pairs(buf, sizeof buf, 64, 1, 0);
-    tu_write(train_path, buf, n);
-    tu_tiny_bpe_and_model(buf, n, tok_dir, model_dir); /* a BPE trained on the pairs' words */
-    n = make_pairs(buf, sizeof buf, 24, 2, 0);
-    tu_write(eval_path, buf, n);
+    static char tb[65536], eb[65536];
+    const size_t nt = make_pairs(tb, sizeof tb, 64, 1, 0), ne = make_pairs(eb, sizeof eb, 24, 2, 0);
+    tu_fixture_make(&fx, "rm-fix", tb, nt, eb, ne); /* a BPE trained on the pairs' words */
+    fio_join(prompts_path, sizeof prompts_path, fx.dir, "prompts.jsonl");
     const char pr[] = "{\"prompt\": \"review:\"}\n{\"prompt\": \"review: the film\"}\n";
     tu_write(prompts_path, pr, sizeof pr - 1);
 }
@@ -375,10 +368,10 @@ static void fixtures(void)
 static rm_opts opts(const char *out)
 {
     rm_opts o = rm_defaults();
-    o.model = model_dir;
-    o.tokenizer = tok_dir;
-    o.data = train_path;
-    o.eval_data = eval_path;
+    o.model = fx.model;
+    o.tokenizer = fx.tok;
+    o.data = fx.train;
+    o.eval_data = fx.eval;
     o.out = out;
     o.h.batch = 8;
     o.h.accum = 1;
@@ -407,9 +400,7 @@ Test(rm_train, learns_a_separable_task, .init = fixtures, .timeout = 120)
     cr_assert(r.eval.loss < 0.2, "eval loss %g", r.eval.loss);
     cr_assert(r.eval.margin > 1, "eval margin %g", r.eval.margin);
     /* metrics.jsonl: one line per step with TRL's names; eval at 20 and 40 */
-    size_t len;
-    char *mt = fio_read_all(fio_join(p, sizeof p, out, "metrics.jsonl"), &len, err, sizeof err);
-    cr_assert(mt, "%s", err);
+    char *mt = tu_read(out, "metrics.jsonl", NULL);
     cr_assert(tu_lines(mt) == 40);
     json_t *first = json_loads(mt, JSON_DISABLE_EOF_CHECK, NULL);
     cr_assert(first);
@@ -426,9 +417,9 @@ Test(rm_train, learns_a_separable_task, .init = fixtures, .timeout = 120)
     cr_assert(q->normalized && fabs(q->ref_std - r.norm.std) < 1e-9 * r.norm.std);
     /* normalising the normalised model on the same samples (same seed) finds mean 0, std 1 */
     gpt2 *ref;
-    cr_assert(hf_load_gpt2(model_dir, &ref, err, sizeof err) == 0, "%s", err);
+    cr_assert(hf_load_gpt2(fx.model, &ref, err, sizeof err) == 0, "%s", err);
     tok_tokenizer *t;
-    cr_assert(tok_load(tok_dir, &t, err, sizeof err) == 0, "%s", err);
+    cr_assert(tok_load(fx.tok, &t, err, sizeof err) == 0, "%s", err);
     ds_dataset pd = {0};
     ds_load_opts lo = ds_load_defaults();
     cr_assert(ds_load(&pd, t, prompts_path, &lo, err, sizeof err) == 0, "%s", err);
@@ -457,7 +448,7 @@ Test(rm_train, score_command, .init = fixtures, .timeout = 120)
     o.eval_data = NULL;
     cr_assert(rm_run(&o, NULL, err, sizeof err) == 0, "%s", err);
     char *so, *se;
-    snprintf(args, sizeof args, "score --rm '%s/model' --data '%s' --threads 1", out, eval_path);
+    snprintf(args, sizeof args, "score --rm '%s/model' --data '%s' --threads 1", out, fx.eval);
     cr_assert(tu_run(args, NULL, &so, &se) == 0, "%s", se);
     cr_assert(tu_lines(so) == 24, "%s", so);
     json_t *j = json_loads(so, JSON_DISABLE_EOF_CHECK, NULL);
@@ -468,10 +459,10 @@ Test(rm_train, score_command, .init = fixtures, .timeout = 120)
     char p[4400];
     cr_assert(rm_load(fio_join(p, sizeof p, out, "model"), &q, err, sizeof err) == 0, "%s", err);
     tok_tokenizer *t;
-    cr_assert(tok_load(tok_dir, &t, err, sizeof err) == 0);
+    cr_assert(tok_load(fx.tok, &t, err, sizeof err) == 0);
     ds_dataset d = {0};
     ds_load_opts lo = ds_load_defaults();
-    cr_assert(ds_load(&d, t, eval_path, &lo, err, sizeof err) == 0);
+    cr_assert(ds_load(&d, t, fx.eval, &lo, err, sizeof err) == 0);
     float s[48];
     cr_assert(rm_score_dataset(q, &d, 5, s, err, sizeof err) == 0, "%s", err);
     cr_assert(fabs(json_real_value(json_object_get(j, "chosen_score")) - s[0]) < 1e-5);
@@ -540,7 +531,7 @@ Test(rm_train, refuses_bad_datasets, .init = fixtures, .timeout = 60)
         snprintf(path, sizeof path, "%s/bad%zu.jsonl", d, i);
         tu_write(path, cases[i].text, strlen(cases[i].text));
         snprintf(args, sizeof args, "rm --model '%s' --tokenizer '%s' --data '%s' --out '%s' --steps 2 --threads 1",
-                 model_dir, tok_dir, path, out);
+                 fx.model, fx.tok, path, out);
         char *so, *se;
         cr_assert(tu_run(args, NULL, &so, &se) == 1, "case %zu: %s", i, se);
         cr_assert(tu_lines(se) == 1 && strstr(se, cases[i].want), "case %zu: %s", i, se);
@@ -552,15 +543,15 @@ Test(rm_train, refuses_bad_datasets, .init = fixtures, .timeout = 60)
     /* the same for the held-out file and the normalisation prompts */
     snprintf(path, sizeof path, "%s/bad0.jsonl", d);
     snprintf(args, sizeof args,
-             "rm --model '%s' --tokenizer '%s' --data '%s' --eval-data '%s' --out '%s' --steps 2 --threads 1", model_dir,
-             tok_dir, train_path, path, out);
+             "rm --model '%s' --tokenizer '%s' --data '%s' --eval-data '%s' --out '%s' --steps 2 --threads 1", fx.model,
+             fx.tok, fx.train, path, out);
     char *so, *se;
     cr_assert(tu_run(args, NULL, &so, &se) == 1 && tu_lines(se) == 1, "%s", se);
     free(so);
     free(se);
     snprintf(args, sizeof args,
              "rm --model '%s' --tokenizer '%s' --data '%s' --normalize-prompts '%s' --normalize-max-new-tokens 4 --out '%s' --steps 2 --threads 1",
-             model_dir, tok_dir, train_path, train_path, out);
+             fx.model, fx.tok, fx.train, fx.train, out);
     cr_assert(tu_run(args, NULL, &so, &se) == 1 && tu_lines(se) == 1 && strstr(se, "prompt-only"), "%s", se);
     free(so);
     free(se);
@@ -578,7 +569,7 @@ Test(rm_train, margins_follow_the_records, .init = fixtures, .timeout = 60)
                         "{\"prompt\": \"review:\", \"chosen\": \" nice\", \"rejected\": \" sad\", \"margin\": -2}\n";
     tu_write(path, text, sizeof text - 1);
     tok_tokenizer *t;
-    cr_assert(tok_load(tok_dir, &t, err, sizeof err) == 0, "%s", err);
+    cr_assert(tok_load(fx.tok, &t, err, sizeof err) == 0, "%s", err);
     ds_dataset ds = {0};
     ds_load_opts lo = ds_load_defaults();
     cr_assert(ds_load(&ds, t, path, &lo, err, sizeof err) == 0, "%s", err);
@@ -588,7 +579,7 @@ Test(rm_train, margins_follow_the_records, .init = fixtures, .timeout = 60)
     free(m);
     ds_free(&ds);
     /* a file without margins gives none */
-    cr_assert(ds_load(&ds, t, eval_path, &lo, err, sizeof err) == 0, "%s", err);
+    cr_assert(ds_load(&ds, t, fx.eval, &lo, err, sizeof err) == 0, "%s", err);
     cr_assert(rm_read_margins(&ds, &m, err, sizeof err) == 0 && m == NULL);
     ds_free(&ds);
     tok_free(t);
@@ -609,7 +600,7 @@ Test(rm_train, nan_stops_without_a_checkpoint, .init = fixtures, .timeout = 60)
     char bad[4300], out[4300], err[1024], p[4400];
     snprintf(bad, sizeof bad, "%s/nan-model", d);
     snprintf(out, sizeof out, "%s/run", d);
-    tu_nan_model(model_dir, bad);
+    tu_nan_model(fx.model, bad);
     rm_opts o = opts(out);
     o.model = bad;
     cr_assert(rm_run(&o, NULL, err, sizeof err) == -1);

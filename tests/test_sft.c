@@ -40,22 +40,7 @@ static void fixtures(void)
     }
     tu_write(train_path, buf, n);
     tu_write(text_path, text, nt);
-    /* a 300-id BPE trained on the data's words */
-    tok_train_opts o = tok_train_defaults();
-    o.vocab_size = 300;
-    const char *texts[] = {text};
-    size_t lens[] = {nt};
-    tok_tokenizer *t;
-    char err[512];
-    cr_assert(tok_train(texts, lens, 1, &o, &t, err, sizeof err) == 0, "%s", err);
-    cr_assert(tok_save(t, tok_dir, err, sizeof err) == 0, "%s", err);
-    tok_free(t);
-    gpt2_config c = {2, 2, 32, 300, 32, 1e-5f};
-    gpt2 *m;
-    cr_assert(gpt2_create(&m, &c, err, sizeof err) == 0, "%s", err);
-    gpt2_init_random(m, 5);
-    cr_assert(hf_save_gpt2(m, model_dir, err, sizeof err) == 0, "%s", err);
-    gpt2_free(m);
+    tu_tiny_bpe_and_model(text, nt, tok_dir, model_dir); /* a BPE trained on the data's words */
 }
 
 static sft_opts opts(const char *out)
@@ -104,16 +89,6 @@ static double eval_loss_of(const char *dir)
     return loss;
 }
 
-static char *read_text(const char *dir, const char *name)
-{
-    char p[4300], err[512];
-    size_t n;
-    snprintf(p, sizeof p, "%s/%s", dir, name);
-    char *s = fio_read_all(p, &n, err, sizeof err);
-    cr_assert(s, "%s", err);
-    return s;
-}
-
 Test(sft, lowers_the_completion_loss, .timeout = 120)
 {
     fixtures();
@@ -134,7 +109,7 @@ Test(sft, lowers_the_completion_loss, .timeout = 120)
     /* the export carries the tokenizer; metrics use TRL's names, eval_* on eval steps only */
     snprintf(final, sizeof final, "%s/model/vocab.json", out);
     cr_assert(fio_exists(final));
-    char *mt = read_text(out, "metrics.jsonl");
+    char *mt = tu_read(out, "metrics.jsonl", NULL);
     cr_assert_eq(tu_lines(mt), 40);
     const char *line = mt;
     for (int i = 1; i <= 40; i++) {
@@ -230,7 +205,7 @@ Test(sft, resumes_bit_exactly, .timeout = 120)
     cr_assert(sft_run(&oa, &r, err, sizeof err) == 0, "%s", err);
     ob.h.stop_at = 5; /* last checkpoint at 3 */
     cr_assert(sft_run(&ob, &r, err, sizeof err) == 0, "%s", err);
-    char *latest = read_text(b, "latest");
+    char *latest = tu_read(b, "latest", NULL);
     cr_assert(strncmp(latest, "step-00000003", 13) == 0, "latest is %s", latest);
     free(latest);
     ob.h.stop_at = 0;
@@ -254,7 +229,7 @@ Test(sft, resumes_bit_exactly, .timeout = 120)
     gpt2_free(ma);
     gpt2_free(mb);
     /* metrics: B's lines past step 3 were redone; both files say the same */
-    char *xa = read_text(a, "metrics.jsonl"), *xb = read_text(b, "metrics.jsonl");
+    char *xa = tu_read(a, "metrics.jsonl", NULL), *xb = tu_read(b, "metrics.jsonl", NULL);
     cr_assert_eq(tu_lines(xb), 8);
     cr_assert_str_eq(xa, xb);
     free(xa);

@@ -64,12 +64,15 @@ void tu_write(const char *path, const char *data, size_t len)
     fclose(f);
 }
 
-static char *slurp(const char *path)
+char *tu_read(const char *dir, const char *name, size_t *len)
 {
-    char e[256];
+    char p[8500], e[512];
     size_t n;
-    char *s = fio_read_all(path, &n, e, sizeof e);
+    if (name) fio_join(p, sizeof p, dir, name);
+    else snprintf(p, sizeof p, "%s", dir);
+    char *s = fio_read_all(p, &n, e, sizeof e);
     cr_assert(s, "%s", e);
+    if (len) *len = n;
     return s;
 }
 
@@ -81,8 +84,8 @@ int tu_run(const char *args, const char *in_path, char **out, char **err)
     snprintf(e, sizeof e, "%s/err", d);
     snprintf(cmd, sizeof cmd, "'%s' %s < '%s' > '%s' 2> '%s'", RLHF_BIN, args, in_path ? in_path : "/dev/null", o, e);
     int st = system(cmd);
-    *out = slurp(o);
-    *err = slurp(e);
+    *out = tu_read(o, NULL, NULL);
+    *err = tu_read(e, NULL, NULL);
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
 }
 
@@ -93,7 +96,7 @@ size_t tu_lines(const char *s)
     return n;
 }
 
-void tu_tiny_bpe_and_model(const char *text, size_t n, const char *tok_dir, const char *model_dir)
+void tu_tiny_bpe(const char *text, size_t n, const char *tok_dir)
 {
     tok_train_opts o = tok_train_defaults();
     o.vocab_size = 300;
@@ -104,6 +107,12 @@ void tu_tiny_bpe_and_model(const char *text, size_t n, const char *tok_dir, cons
     cr_assert(tok_train(texts, lens, 1, &o, &t, err, sizeof err) == 0, "%s", err);
     cr_assert(tok_save(t, tok_dir, err, sizeof err) == 0, "%s", err);
     tok_free(t);
+}
+
+void tu_tiny_bpe_and_model(const char *text, size_t n, const char *tok_dir, const char *model_dir)
+{
+    tu_tiny_bpe(text, n, tok_dir);
+    char err[512];
     gpt2_config c = {2, 2, 32, 300, 32, 1e-5f};
     gpt2 *m;
     cr_assert(gpt2_create(&m, &c, err, sizeof err) == 0, "%s", err);
@@ -120,4 +129,16 @@ void tu_nan_model(const char *src, const char *dst)
     gpt2_params(m)[gpt2_param_table(m)[GPT2_LNFB].offset] = NAN;
     cr_assert(hf_save_gpt2(m, dst, err, sizeof err) == 0, "%s", err);
     gpt2_free(m);
+}
+
+void tu_fixture_make(tu_fixture *f, const char *tag, const char *train, size_t ntrain, const char *eval, size_t neval)
+{
+    snprintf(f->dir, sizeof f->dir, "%s", tu_tmpdir(tag));
+    fio_join(f->tok, sizeof f->tok, f->dir, "tok");
+    fio_join(f->model, sizeof f->model, f->dir, "model");
+    fio_join(f->train, sizeof f->train, f->dir, "train.jsonl");
+    fio_join(f->eval, sizeof f->eval, f->dir, "eval.jsonl");
+    tu_write(f->train, train, ntrain);
+    tu_write(f->eval, eval, neval);
+    tu_tiny_bpe_and_model(train, ntrain, f->tok, f->model);
 }

@@ -45,7 +45,7 @@ void tok_bytes_free(tok_bytes *b)
     b->n = b->cap = 0;
 }
 
-static int bytes_append(tok_bytes *b, const void *p, size_t n)
+int tok_bytes_append(tok_bytes *b, const void *p, size_t n)
 {
     if (n == 0) return 0;
     if (b->n + n > b->cap) {
@@ -529,11 +529,11 @@ static int spell(tok_bytes *b, const uint8_t *p, size_t n)
         uint8_t u[2];
         if (cp < 0x80) {
             u[0] = (uint8_t)cp;
-            if (bytes_append(b, u, 1)) return -1;
+            if (tok_bytes_append(b, u, 1)) return -1;
         } else {
             u[0] = (uint8_t)(0xC0 | (cp >> 6));
             u[1] = (uint8_t)(0x80 | (cp & 0x3F));
-            if (bytes_append(b, u, 2)) return -1;
+            if (tok_bytes_append(b, u, 2)) return -1;
         }
     }
     return 0;
@@ -551,9 +551,9 @@ int tok_save(const tok_tokenizer *t, const char *dir, char *err, size_t errlen)
         sb.n = 0;
         const uint8_t *p = t->bytes + t->off[i];
         size_t l = t->off[i + 1] - t->off[i];
-        int e = (int32_t)i == t->eot ? bytes_append(&sb, p, l) : spell(&sb, p, l);
+        int e = (int32_t)i == t->eot ? tok_bytes_append(&sb, p, l) : spell(&sb, p, l);
         uint8_t z = 0;
-        if (e || bytes_append(&sb, &z, 1) || json_object_set_new(root, (char *)sb.data, json_integer((json_int_t)i))) {
+        if (e || tok_bytes_append(&sb, &z, 1) || json_object_set_new(root, (char *)sb.data, json_integer((json_int_t)i))) {
             fio_fail(err, errlen, "%s: out of memory", dir);
             goto done;
         }
@@ -568,11 +568,11 @@ int tok_save(const tok_tokenizer *t, const char *dir, char *err, size_t errlen)
     if (w) goto done;
     sb.n = 0;
     static const char hdr[] = "#version: 0.2\n";
-    if (bytes_append(&sb, hdr, sizeof hdr - 1)) goto oom;
+    if (tok_bytes_append(&sb, hdr, sizeof hdr - 1)) goto oom;
     for (size_t r = 0; r < t->n_merges; r++) {
         int32_t a = t->merges[r][0], b = t->merges[r][1];
-        if (spell(&sb, t->bytes + t->off[a], t->off[a + 1] - t->off[a]) || bytes_append(&sb, " ", 1) ||
-            spell(&sb, t->bytes + t->off[b], t->off[b + 1] - t->off[b]) || bytes_append(&sb, "\n", 1))
+        if (spell(&sb, t->bytes + t->off[a], t->off[a + 1] - t->off[a]) || tok_bytes_append(&sb, " ", 1) ||
+            spell(&sb, t->bytes + t->off[b], t->off[b + 1] - t->off[b]) || tok_bytes_append(&sb, "\n", 1))
             goto oom;
     }
     if (fio_write_atomic(fio_join(path, sizeof path, dir, "merges.txt"), sb.data, sb.n, err, errlen)) goto done;
@@ -933,7 +933,7 @@ int tok_decode(const tok_tokenizer *t, const int32_t *ids, size_t n, tok_bytes *
         int32_t id = ids[i];
         if (id < 0 || (size_t)id >= t->n_vocab)
             return fio_fail(err, errlen, "token %zu: id %d is outside the vocabulary (0..%zu)", i, id, t->n_vocab - 1);
-        if (bytes_append(out, t->bytes + t->off[id], t->off[id + 1] - t->off[id]))
+        if (tok_bytes_append(out, t->bytes + t->off[id], t->off[id + 1] - t->off[id]))
             return fio_fail(err, errlen, "out of memory");
     }
     return 0;

@@ -48,6 +48,8 @@ typedef struct {
 } tok_bytes;
 
 void tok_bytes_free(tok_bytes *b);
+/* append n bytes to b (0, or -1 when out of memory; b is left as it was) */
+int tok_bytes_append(tok_bytes *b, const void *p, size_t n);
 
 /* ---- loading and saving ---------------------------------------------------------------------- */
 

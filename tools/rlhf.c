@@ -7,6 +7,7 @@
 #include <string.h>
 
 static const cli_command commands[] = {
+    {"demo", "[--out DIR] [--seed S] [--quick]", "the main job: pretrain, SFT, reward model, PPO and DPO sweeps, report", cmd_demo},
     {"tokenize", "--tokenizer DIR [--in FILE]", "text -> GPT-2 BPE token ids, one per line", cmd_tokenize},
     {"detokenize", "--tokenizer DIR [--in FILE]", "token ids (whitespace-separated) -> text", cmd_detokenize},
     {"tokenizer", "train|info ...", "train a byte-level BPE on a corpus, or describe one", cmd_tokenizer},
@@ -17,6 +18,8 @@ static const cli_command commands[] = {
     {"rm", "--model DIR --tokenizer DIR --data PREFS --out DIR", "train a Bradley-Terry reward model on preference pairs", cmd_rm},
     {"score", "--rm DIR --data FILE", "score JSONL records with a reward model (one JSON line each)", cmd_score},
     {"dpo", "--model DIR --tokenizer DIR --data PREFS --out DIR", "Direct Preference Optimization (sigmoid, ipo, hinge, robust)", cmd_dpo},
+    {"ppo", "--policy DIR --rm DIR --prompts FILE --tokenizer DIR --out DIR", "per-token PPO against a reward model, KL-penalised to a reference", cmd_ppo},
+    {"eval", "--model DIR --prompts FILE --tokenizer DIR [--ref DIR --rm DIR]", "held-out samples: reward score, KL to a reference, distinct-1/2", cmd_eval},
     {"sample", "--model DIR --prompt TEXT ...", "generate text from a GPT-2 folder (KV cache)", cmd_sample},
     {"logprobs", "--model DIR [--in FILE]", "log-probability of each token given the ones before", cmd_logprobs},
     {"env", "list|replay|bench ...", "classic-control envs: replay episodes (Gymnasium parity), steps/s", cmd_env},
