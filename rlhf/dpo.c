@@ -278,8 +278,7 @@ int dpo_run(const dpo_opts *o, dpo_result *res, char *err, size_t errlen)
     memset(res, 0, sizeof *res);
     res->eval.loss = NAN;
     const trainer_hparams *h = &o->h;
-    if (h->batch < 1 || h->accum < 1) return fio_fail(err, errlen, "batch and accum must be positive");
-    if (h->steps <= 0 && !(h->epochs > 0)) return fio_fail(err, errlen, "give a positive number of steps or epochs");
+    if (trainer_hparams_check(h, err, errlen)) return -1;
     if (dpo_loss_check(&o->loss, err, errlen)) return -1;
     trainer tr;
     tok_tokenizer *t;
@@ -394,7 +393,7 @@ int dpo_run(const dpo_opts *o, dpo_result *res, char *err, size_t errlen)
         memset(&e, 0, sizeof e);
         e.loss = e.rewards_chosen = e.rewards_rejected = e.rewards_margins = e.rewards_accuracies = e.logps_chosen =
             e.logps_rejected = NAN;
-        if (ev.n > 0 && ((h->eval_every > 0 && st.step % h->eval_every == 0) || st.step == steps)) {
+        if (ev.n > 0 && trainer_hparams_eval_due(h, st.step, steps)) {
             if (dpo_dataset_logps(m, &ev, &b, P, pol_ev, ntok_ev, err, errlen)) goto done;
             interleaved_stats(&o->loss, ev.n, pol_ev, ref_ev, ntok_ev, tmp, ftmp, &e);
             if (trainer_check_finite(st.step, "eval loss", e.loss, err, errlen)) goto done;

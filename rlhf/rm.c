@@ -490,8 +490,7 @@ int rm_run(const rm_opts *o, rm_result *res, char *err, size_t errlen)
     memset(res, 0, sizeof *res);
     res->eval = (rm_stats){NAN, NAN, NAN, NAN, NAN};
     const trainer_hparams *h = &o->h;
-    if (h->batch < 1 || h->accum < 1) return fio_fail(err, errlen, "batch and accum must be positive");
-    if (h->steps <= 0 && !(h->epochs > 0)) return fio_fail(err, errlen, "give a positive number of steps or epochs");
+    if (trainer_hparams_check(h, err, errlen)) return -1;
     if (!(o->center >= 0)) return fio_fail(err, errlen, "the centering coefficient must not be negative");
     trainer tr;
     tok_tokenizer *t;
@@ -612,7 +611,7 @@ int rm_run(const rm_opts *o, rm_result *res, char *err, size_t errlen)
         st.step++;
         res->train = tot;
         rm_stats e = {NAN, NAN, NAN, NAN, NAN};
-        if (ev.n > 0 && ((h->eval_every > 0 && st.step % h->eval_every == 0) || st.step == steps)) {
+        if (ev.n > 0 && trainer_hparams_eval_due(h, st.step, steps)) {
             if (evaluate(r, &ev, ev_margins, 2 * P, o->center, evbuf, &e, err, errlen)) goto done;
             if (trainer_check_finite(st.step, "eval loss", e.loss, err, errlen)) goto done;
             res->eval = e;

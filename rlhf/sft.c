@@ -93,8 +93,7 @@ int sft_run(const sft_opts *o, sft_result *res, char *err, size_t errlen)
     memset(res, 0, sizeof *res);
     res->eval_loss = NAN;
     const trainer_hparams *h = &o->h;
-    if (h->batch < 1 || h->accum < 1) return fio_fail(err, errlen, "batch and accum must be positive");
-    if (h->steps <= 0 && !(h->epochs > 0)) return fio_fail(err, errlen, "give a positive number of steps or epochs");
+    if (trainer_hparams_check(h, err, errlen)) return -1;
     trainer tr;
     tok_tokenizer *t;
     int nt;
@@ -172,7 +171,7 @@ int sft_run(const sft_opts *o, sft_result *res, char *err, size_t errlen)
         st.step++;
         double loss = tot.count > 0 ? tot.nll / tot.count : NAN, acc = tot.count > 0 ? tot.correct / tot.count : NAN;
         double eval_loss = NAN, eval_acc = NAN;
-        if (ev.n > 0 && ((h->eval_every > 0 && st.step % h->eval_every == 0) || st.step == steps)) {
+        if (ev.n > 0 && trainer_hparams_eval_due(h, st.step, steps)) {
             if (sft_evaluate(m, &ev, &b, &eval_loss, &eval_acc, err, errlen)) goto done;
             if (trainer_check_finite(st.step, "eval loss", eval_loss, err, errlen)) goto done;
             res->eval_loss = eval_loss;

@@ -384,6 +384,18 @@ trainer_hparams trainer_hparams_defaults(void)
     return h;
 }
 
+int trainer_hparams_check(const trainer_hparams *h, char *err, size_t errlen)
+{
+    if (h->batch < 1 || h->accum < 1) return fio_fail(err, errlen, "batch and accum must be positive");
+    if (h->steps <= 0 && !(h->epochs > 0)) return fio_fail(err, errlen, "give a positive number of steps or epochs");
+    return 0;
+}
+
+int trainer_hparams_eval_due(const trainer_hparams *h, long step, long steps)
+{
+    return (h->eval_every > 0 && step % h->eval_every == 0) || step == steps;
+}
+
 long trainer_hparams_steps(const trainer_hparams *h, size_t n)
 {
     if (h->steps > 0) return h->steps;

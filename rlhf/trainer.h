@@ -107,6 +107,10 @@ typedef struct {
  * clip 1.0, prompt 512 and completion 512 tokens at most, eval every 50 steps, checkpoint every
  * 500, keep 2, seed 42. */
 trainer_hparams trainer_hparams_defaults(void);
+/* an error line when h cannot run: batch or accum below 1, or neither steps nor epochs positive */
+int trainer_hparams_check(const trainer_hparams *h, char *err, size_t errlen);
+/* 1 when optimizer step `step` (1-based) of `steps` evaluates: every h->eval_every and the last */
+int trainer_hparams_eval_due(const trainer_hparams *h, long step, long steps);
 /* h->steps when positive, else the steps that make h->epochs over n examples (at least 1) */
 long trainer_hparams_steps(const trainer_hparams *h, size_t n);
 /* the dataset limits: h's, within the model's n_positions; require_kind: a ds_kind or -1 */

