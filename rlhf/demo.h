@@ -1,0 +1,138 @@
+/* demo.h — the main job as one library call: tune a tiny GPT-2 toward positive sentiment with PPO
+ * and with DPO, judged by the AFINN-165 gold judge, every stage cached on disk. `rlhf demo` is a
+ * thin wrapper; tools/report.c turns the folder into report.md / report.json / plots.
+ *
+ * ---- Stages (each a folder OUT/<stage>/) --------------------------------------------------------
+ *   corpus      the fortunes corpus (data/corpus.h): train/held-out text, SFT and prompt files
+ *   tokenizer   a small byte-level BPE trained on corpus/train.txt
+ *   pretrain    a tiny GPT-2 trained from scratch on train.txt (model/)
+ *   sft         fine-tuned on the prompt/completion splits (loss on completions only)
+ *   prefs       for pref_prompts training prompts, pref_samples completions each from the SFT model
+ *               (eval_run), scored by the gold judge on the completion only (empty ones dropped);
+ *               sorted by that score, the i-th best and the i-th worst completion of a prompt form
+ *               a pair (pref_samples / 2 disjoint pairs; a pair whose scores tie exactly is skipped:
+ *               it carries no preference), and the Bradley–Terry labeller (judge_bt_label, tau =
+ *               bt_tau) decides which is "chosen" — so some labels are flipped, like a human's (the
+ *               stage records how many, and how many it expected). prefs_train.jsonl, and
+ *               prefs_heldout.jsonl from held-out prompts (the reward model's held-out accuracy).
+ *   rm          a Bradley–Terry reward model from the SFT model, normalised on SFT samples (mean 0,
+ *               std 1); its held-out accuracy against the noisy labels and against the gold order
+ *   ppo-kl<β>   PPO against the reward model, one run per KL coefficient β (the smallest is meant to
+ *               reward-hack); gold.jsonl logs the gold judge's mean on every iteration's rollouts
+ *   dpo-b<β>    DPO on prefs_train.jsonl, one run per β
+ *   eval        every model (sft, ppo-*, dpo-*) on the same held-out prompts with the same sampling
+ *               seed (common random numbers: the gain over SFT is measured per sample, pairwise):
+ *               gold reward, reward-model score, KL to SFT, distinct-1/2; samples-<model>.jsonl and
+ *               results.json
+ *
+ * ---- Caching ----------------------------------------------------------------------------------
+ * A stage is a pure function of its settings: the demo's options that it reads plus the hashes of
+ * the stages it reads from. Its hash is FNV-1a-64 of those settings as canonical JSON (sorted
+ * keys). A stage runs into OUT/.<stage>.tmp/, writes stage.json there last
+ * ({"stage","hash","settings","summary","seconds"}), and the folder is renamed to OUT/<stage>; so a
+ * stage is either complete or absent, and a rerun skips every stage whose stage.json has the same
+ * hash (changing one setting reruns that stage and everything downstream). Trainers' step-N
+ * checkpoints are removed once their stage is complete (the final model and metrics stay).
+ *
+ * ---- Determinism ------------------------------------------------------------------------------
+ * Every random draw derives from `seed` (tokenizer/rng.h streams per stage), and every model runs
+ * on exactly `threads` threads, so the same seed and threads give the same numbers: results.json
+ * holds no timings (they live in stage.json).
+ *
+ * ---- Bring your own -----------------------------------------------------------------------------
+ * model: a Hugging Face GPT-2 folder holding its tokenizer (vocab.json + merges.txt, or encoder.json
+ * + vocab.bpe) replaces the tokenizer and pretrain stages (sft starts from it). sft_data,
+ * prompts, eval_prompts and prefs / eval_prefs replace the corpus's files (prefs skips the
+ * sampling stage: the pairs are used as given, and the gold judge only measures).
+ */
+#ifndef RLHF_DEMO_H
+#define RLHF_DEMO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define DEMO_MAX_RUNS 6
+
+typedef struct {
+    /* the model (ignored with a user model) */
+    int vocab;                 /* BPE vocabulary, <|endoftext|> included */
+    int n_layer, n_head, n_embd, n_positions;
+    /* pretraining */
+    long pt_steps;
+    int pt_batch, pt_seq;
+    double pt_lr;
+    /* shared by sampling, SFT, PPO and eval */
+    int max_prompt_len;        /* prompt tokens kept (from the end) */
+    int max_new_tokens;        /* completion tokens sampled (EOS included) */
+    double temperature;        /* sampling temperature everywhere (1: KL is the models' true KL) */
+    /* SFT */
+    long sft_steps;
+    int sft_batch, sft_max_completion;
+    double sft_lr;
+    /* preference pairs */
+    int pref_prompts, pref_eval_prompts, pref_samples;
+    double bt_tau;             /* Bradley–Terry label noise (judge.h) */
+    /* reward model */
+    double rm_epochs, rm_lr;
+    int rm_batch, rm_norm_samples;
+    /* PPO: one run per KL coefficient */
+    int n_ppo;
+    double ppo_kl[DEMO_MAX_RUNS];
+    long ppo_steps;
+    int ppo_batch, ppo_epochs, ppo_minibatch;
+    double ppo_lr;
+    /* DPO: one run per beta */
+    int n_dpo;
+    double dpo_beta[DEMO_MAX_RUNS];
+    double dpo_epochs, dpo_lr;
+    int dpo_batch;
+    /* evaluation */
+    int eval_prompts, eval_samples; /* held-out prompts; completions per prompt */
+} demo_config;
+
+/* The default demo (about 8-10 minutes on 2 cores) and the quick one (seconds: tests, smoke runs). */
+demo_config demo_config_default(void);
+demo_config demo_config_quick(void);
+
+/* Set one field by its name in demo_config ("pt_steps", "ppo_lr", ...); ppo_kl and dpo_beta take a
+ * comma-separated list (one run each, n_ppo / n_dpo follow). -1 and one line in err for an unknown
+ * name or a value that is not a positive number of the field's type. */
+int demo_config_set(demo_config *c, const char *key, const char *value, char *err, size_t errlen);
+
+/* What the caller sees while the demo runs. */
+typedef enum {
+    DEMO_BEGIN,    /* a stage starts (it was not cached) */
+    DEMO_PROGRESS, /* done / total within the stage; text: a few metrics */
+    DEMO_END,      /* the stage finished: seconds, text = a one-line summary */
+    DEMO_CACHED    /* the stage was complete already: seconds it took then, text = its summary */
+} demo_event_kind;
+
+typedef struct {
+    demo_event_kind kind;
+    const char *stage;
+    double done, total;
+    double seconds;
+    const char *text;
+} demo_event;
+
+typedef struct {
+    const char *out;           /* the demo folder */
+    uint64_t seed;
+    int threads;               /* fixed thread count (results depend on it): 2 */
+    demo_config cfg;
+    const char *fortunes;      /* NULL: CORPUS_DEFAULT_SRC */
+    const char *lexicon;       /* NULL: judge_default_lexicon() */
+    /* bring your own (NULL: the demo's) */
+    const char *model;
+    const char *sft_data, *prompts, *eval_prompts, *prefs, *eval_prefs;
+    void (*on_event)(void *ud, const demo_event *e);
+    void *ud;
+} demo_opts;
+
+/* seed 1, 2 threads, the default config */
+demo_opts demo_defaults(void);
+
+/* Run (or resume) the whole pipeline into o->out. */
+int demo_run(const demo_opts *o, char *err, size_t errlen);
+
+#endif

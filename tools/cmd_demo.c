@@ -1,0 +1,115 @@
+/* cmd_demo.c — `rlhf demo`: the main job (rlhf/demo.h) with a progress bar per stage, then the
+ * report (tools/report.h). A rerun in the same folder skips the stages that are complete. */
+#include "cli.h"
+#include "commands.h"
+#include "demo.h"
+#include "report.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    cli_progress bar;
+    char label[64];
+    int open;                    /* a bar is on screen */
+} demo_ui;
+
+static void fmt_secs(char *b, size_t n, double s)
+{
+    if (s < 60) snprintf(b, n, "%.1f s", s);
+    else snprintf(b, n, "%dm%02ds", (int)(s / 60), (int)s % 60);
+}
+
+static void on_event(void *ud, const demo_event *e)
+{
+    demo_ui *u = ud;
+    char t[32], extra[640];
+    switch (e->kind) {
+    case DEMO_BEGIN:
+    case DEMO_PROGRESS:
+        /* the evaluation relabels its stage per model: a new label starts a new bar */
+        if (!u->open || strcmp(u->label, e->stage) != 0) {
+            if (u->open && e->kind == DEMO_PROGRESS) cli_progress_done(&u->bar, "");
+            snprintf(u->label, sizeof u->label, "%s", e->stage);
+            cli_progress_start(&u->bar, u->label);
+            u->open = 1;
+        }
+        if (e->kind == DEMO_PROGRESS) {
+            snprintf(extra, sizeof extra, " %s", e->text ? e->text : "");
+            cli_progress_update(&u->bar, e->done, e->total, extra);
+        }
+        break;
+    case DEMO_END:
+        if (!u->open) {
+            snprintf(u->label, sizeof u->label, "%s", e->stage);
+            cli_progress_start(&u->bar, u->label);
+        }
+        snprintf(extra, sizeof extra, " %s", e->text ? e->text : "");
+        cli_progress_done(&u->bar, extra);
+        u->open = 0;
+        break;
+    case DEMO_CACHED:
+        fmt_secs(t, sizeof t, e->seconds);
+        fprintf(stderr, "%-10s cached (took %s) %s\n", e->stage, t, e->text ? e->text : "");
+        break;
+    }
+}
+
+int cmd_demo(int argc, char **argv)
+{
+    demo_opts o = demo_defaults();
+    const char *out = "out/demo", *ppo_kl = NULL, *dpo_beta = NULL;
+    long seed = 1, threads = o.threads;
+    int quick = 0;
+    cli_list set = {0};
+    const cli_opt opts[] = {
+        {"--out", OPT_STR, &out, "DIR", "demo folder: one subfolder per stage, report.md, report.json", 0},
+        {"--seed", OPT_INT, &seed, "S", "seed of every random draw (same seed and threads: same report.json)", 0},
+        {"--quick", OPT_FLAG, &quick, NULL, "a very small run (seconds): smoke tests", 0},
+        {"--threads", OPT_INT, &threads, "N", "threads (results depend on the count, so it is fixed)", 0},
+        {"--fortunes", OPT_STR, &o.fortunes, "DIR", "fortune files (default /usr/share/games/fortunes)", 0},
+        {"--lexicon", OPT_STR, &o.lexicon, "FILE", "AFINN-165 as term<TAB>valence (default: tools/get_afinn.sh's)", 0},
+        {"--model", OPT_STR, &o.model, "DIR", "your Hugging Face GPT-2 folder with its tokenizer (skips pretraining)", 0},
+        {"--sft-data", OPT_STR, &o.sft_data, "FILE", "your SFT JSONL ({\"prompt\",\"completion\"} or {\"text\"})", 0},
+        {"--prompts", OPT_STR, &o.prompts, "FILE", "your training prompts ({\"prompt\"} JSONL)", 0},
+        {"--eval-prompts", OPT_STR, &o.eval_prompts, "FILE", "your held-out prompts ({\"prompt\"} JSONL)", 0},
+        {"--prefs", OPT_STR, &o.prefs, "FILE", "your preference pairs ({\"prompt\",\"chosen\",\"rejected\"} JSONL)", 0},
+        {"--eval-prefs", OPT_STR, &o.eval_prefs, "FILE", "your held-out preference pairs (default: --prefs)", 0},
+        {"--ppo-kl", OPT_STR, &ppo_kl, "B1,B2,...", "PPO KL coefficients, one run each (default: the preset's)", 0},
+        {"--dpo-beta", OPT_STR, &dpo_beta, "B1,B2,...", "DPO betas, one run each (default: the preset's)", 0},
+        {"--set", OPT_MULTI, &set, "KEY=VALUE", "any field of demo_config in rlhf/demo.h, e.g. pt_steps=800 ppo_lr=1e-4", 0},
+        {0}};
+    cli_parse("demo",
+              "The main job: pretrain a tiny GPT-2 on fortunes, SFT, preference pairs labelled by the AFINN-165 gold "
+              "judge, a reward model, PPO and DPO sweeps, held-out evaluation and a report. Finished stages are "
+              "reused when the command is run again.",
+              argc, argv, opts);
+    if (quick) o.cfg = demo_config_quick();
+    o.out = out;
+    o.seed = (uint64_t)seed;
+    o.threads = (int)threads;
+    char err[1024], perr[512];
+    if (ppo_kl && demo_config_set(&o.cfg, "ppo_kl", ppo_kl, err, sizeof err)) cli_die("demo", "--ppo-kl: %s", err);
+    if (dpo_beta && demo_config_set(&o.cfg, "dpo_beta", dpo_beta, err, sizeof err)) cli_die("demo", "--dpo-beta: %s", err);
+    for (size_t i = 0; i < set.n; i++) {
+        char key[64];
+        const char *eq = strchr(set.v[i], '=');
+        if (!eq || eq == set.v[i] || (size_t)(eq - set.v[i]) >= sizeof key)
+            cli_die("demo", "--set '%s': expected KEY=VALUE", set.v[i]);
+        snprintf(key, sizeof key, "%.*s", (int)(eq - set.v[i]), set.v[i]);
+        if (demo_config_set(&o.cfg, key, eq + 1, err, sizeof err)) cli_die("demo", "--set: %s", err);
+    }
+    free(set.v);
+    demo_ui ui = {0};
+    o.on_event = on_event;
+    o.ud = &ui;
+    const double t0 = cli_now();
+    if (demo_run(&o, err, sizeof err)) cli_die("demo", "%s", err);
+    if (report_write(out, perr, sizeof perr, err, sizeof err)) cli_die("demo", "report: %s", err);
+    if (perr[0]) fprintf(stderr, "rlhf demo: some figures were not drawn: %s\n", perr);
+    char t[32];
+    fmt_secs(t, sizeof t, cli_now() - t0);
+    fprintf(stderr, "demo done in %s -> %s/report.md (report.json, samples.jsonl, figures/)\n", t, out);
+    return 0;
+}

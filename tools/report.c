@@ -1,0 +1,627 @@
+/* report.c — report.md / report.json / samples.jsonl / figures from a finished demo folder. See
+ * report.h; the numbers come from eval/results.json, the stage summaries (stage.json) and the
+ * trainers' metrics.jsonl, nothing is recomputed here. */
+#include "report.h"
+
+#include "fileio.h"
+#include "plot.h"
+
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define PATHN 4096
+#define SMOOTH 5 /* steps in the moving averages of noisy per-step curves */
+
+static json_t *load_json(const char *path, char *err, size_t errlen)
+{
+    json_error_t je;
+    json_t *j = json_load_file(path, 0, &je);
+    if (!j) fio_fail(err, errlen, "%s:%d:%d: %s", path, je.line, je.column, je.text);
+    return j;
+}
+
+static double num(const json_t *o, const char *key)
+{
+    const json_t *v = json_object_get(o, key);
+    return json_is_number(v) ? json_number_value(v) : NAN;
+}
+
+/* ---- the stages ---------------------------------------------------------------------------------- */
+
+typedef struct {
+    char name[64];
+    char kind;                   /* 'P' PPO, 'D' DPO, 0 other */
+    json_t *stage;               /* stage.json, NULL when the stage did not run (bring your own) */
+} stage_ref;
+
+typedef struct {
+    const char *dir;
+    json_t *res;                 /* eval/results.json */
+    json_t *models;              /* its "models" (borrowed) */
+    stage_ref st[64];
+    int nst;
+} report;
+
+static void add_stage(report *r, const char *name, char kind)
+{
+    if (r->nst >= (int)(sizeof r->st / sizeof *r->st)) return;
+    stage_ref *s = &r->st[r->nst++];
+    snprintf(s->name, sizeof s->name, "%s", name);
+    s->kind = kind;
+    char p[PATHN];
+    snprintf(p, sizeof p, "%s/%s/stage.json", r->dir, name);
+    s->stage = fio_exists(p) ? json_load_file(p, 0, NULL) : NULL;
+}
+
+static const json_t *summary(const report *r, const char *name)
+{
+    for (int i = 0; i < r->nst; i++)
+        if (strcmp(r->st[i].name, name) == 0 && r->st[i].stage) return json_object_get(r->st[i].stage, "summary");
+    return NULL;
+}
+
+/* ---- report.json and samples.jsonl -------------------------------------------------------------- */
+
+/* the best run of a kind: the highest gold reward among runs that did not collapse (else among all) */
+static const char *best_run(const report *r, const char *prefix)
+{
+    const char *best = NULL;
+    double bg = -INFINITY;
+    for (int pass = 0; pass < 2 && !best; pass++) {
+        const char *k;
+        json_t *m;
+        json_object_foreach(r->models, k, m)
+        {
+            if (strncmp(k, prefix, strlen(prefix)) != 0) continue;
+            if (pass == 0 && json_is_true(json_object_get(m, "collapsed"))) continue;
+            if (num(m, "gold_reward") > bg) {
+                bg = num(m, "gold_reward");
+                best = k;
+            }
+        }
+    }
+    return best;
+}
+
+static int write_json(const char *path, json_t *j, char *err, size_t errlen)
+{
+    char *s = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6));
+    if (!s) return fio_fail(err, errlen, "%s: out of memory", path);
+    size_t n = strlen(s);
+    s[n] = '\n'; /* json_dumps leaves room for the NUL: replace it, write n + 1 bytes */
+    int rc = fio_write_atomic(path, s, n + 1, err, errlen);
+    free(s);
+    return rc;
+}
+
+static int write_report_json(const report *r, char *err, size_t errlen)
+{
+    json_t *j = json_object();
+    json_object_set(j, "models", r->models);
+    json_t *best = json_object();
+    const char *bp = best_run(r, "ppo"), *bd = best_run(r, "dpo");
+    if (bp) json_object_set_new(best, "ppo", json_string(bp));
+    if (bd) json_object_set_new(best, "dpo", json_string(bd));
+    json_object_set_new(j, "best", best);
+    json_object_set_new(j, "eval", json_pack("{s:O, s:O, s:O, s:O}", "prompts", json_object_get(r->res, "prompts"),
+                                              "samples_per_prompt", json_object_get(r->res, "samples_per_prompt"),
+                                              "temperature", json_object_get(r->res, "temperature"), "max_new_tokens",
+                                              json_object_get(r->res, "max_new_tokens")));
+    const json_t *rm = summary(r, "rm"), *pf = summary(r, "prefs");
+    if (rm)
+        json_object_set_new(j, "reward_model",
+                            json_pack("{s:O, s:O, s:O}", "eval_accuracy", json_object_get(rm, "eval_accuracy"),
+                                      "eval_gold_accuracy", json_object_get(rm, "eval_gold_accuracy"), "pairs",
+                                      json_object_get(rm, "pairs")));
+    if (pf) json_object_set_new(j, "labels", json_deep_copy(pf));
+    char p[PATHN];
+    int rc = write_json(fio_join(p, sizeof p, r->dir, "report.json"), j, err, errlen);
+    json_decref(j);
+    return rc;
+}
+
+/* samples-<model>.jsonl of the eval stage, every line parsed (NULL-terminated array; caller frees) */
+static json_t **read_samples(const report *r, const char *model, long *n, char *err, size_t errlen)
+{
+    char p[PATHN];
+    snprintf(p, sizeof p, "%s/eval/samples-%s.jsonl", r->dir, model);
+    size_t len;
+    char *text = fio_read_all(p, &len, err, errlen);
+    if (!text) return NULL;
+    long lines = 0;
+    for (size_t i = 0; i < len; i++) lines += text[i] == '\n';
+    json_t **v = calloc((size_t)lines + 2, sizeof *v);
+    *n = 0;
+    char *s = text;
+    while (v && *s) {
+        char *nl = strchr(s, '\n');
+        if (nl) *nl = 0;
+        if (*s && !(v[(*n)++] = json_loads(s, JSON_ALLOW_NUL, NULL))) {
+            fio_fail(err, errlen, "%s:%ld: not JSON", p, *n);
+            for (long i = 0; i < *n; i++) json_decref(v[i]);
+            free(v);
+            v = NULL;
+        }
+        s = nl ? nl + 1 : s + strlen(s);
+    }
+    if (!v && !err[0]) fio_fail(err, errlen, "out of memory");
+    free(text);
+    return v;
+}
+
+static void free_samples(json_t **v, long n)
+{
+    for (long i = 0; v && i < n; i++) json_decref(v[i]);
+    free(v);
+}
+
+/* close a memory stream and, when rc is 0, write what it holds to dir/name atomically */
+static int commit_stream(FILE *f, char **buf, size_t *len, const char *dir, const char *name, int rc, char *err,
+                         size_t errlen)
+{
+    char p[PATHN];
+    if (fclose(f) != 0 && rc == 0) rc = fio_fail(err, errlen, "%s: out of memory", name);
+    if (rc == 0) rc = fio_write_atomic(fio_join(p, sizeof p, dir, name), *buf, *len, err, errlen);
+    free(*buf);
+    *buf = NULL;
+    return rc;
+}
+
+static int write_samples(const report *r, char *err, size_t errlen)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    if (!f) return fio_fail(err, errlen, "out of memory");
+    const char *k;
+    json_t *m;
+    int rc = 0;
+    json_object_foreach(r->models, k, m)
+    {
+        long n;
+        json_t **v = read_samples(r, k, &n, err, errlen);
+        if (!v) {
+            rc = -1;
+            break;
+        }
+        for (long i = 0; i < n; i++) {
+            json_t *o = json_pack("{s:s, s:O, s:O}", "model", k, "prompt", json_object_get(v[i], "prompt"), "completion",
+                                  json_object_get(v[i], "completion"));
+            char *s = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+            if (s) fprintf(f, "%s\n", s);
+            else rc = fio_fail(err, errlen, "out of memory");
+            free(s);
+            json_decref(o);
+        }
+        free_samples(v, n);
+    }
+    return commit_stream(f, &buf, &len, r->dir, "samples.jsonl", rc, err, errlen);
+}
+
+/* ---- figures ------------------------------------------------------------------------------------- */
+
+typedef struct {
+    double *x, *y;
+    size_t n, cap;
+} series;
+
+static void series_free(series *s)
+{
+    free(s->x);
+    free(s->y);
+    memset(s, 0, sizeof *s);
+}
+
+static int series_push(series *s, double x, double y)
+{
+    if (s->n == s->cap) {
+        size_t cap = s->cap ? 2 * s->cap : 64;
+        double *nx = realloc(s->x, cap * sizeof *nx);
+        if (!nx) return -1;
+        s->x = nx;
+        double *ny = realloc(s->y, cap * sizeof *ny);
+        if (!ny) return -1;
+        s->y = ny;
+        s->cap = cap;
+    }
+    s->x[s->n] = x;
+    s->y[s->n++] = y;
+    return 0;
+}
+
+/* (step, key) of every line of a JSONL file that has key; a missing file gives no points */
+static int load_metric(const char *path, const char *xkey, const char *key, series *s)
+{
+    size_t len;
+    char *text = fio_read_all(path, &len, NULL, 0);
+    if (!text) return 0;
+    int rc = 0;
+    for (char *p = text; *p && rc == 0;) {
+        char *nl = strchr(p, '\n');
+        if (nl) *nl = 0;
+        json_t *j = json_loads(p, 0, NULL);
+        const double x = num(j, xkey), y = num(j, key);
+        if (j && !isnan(x) && !isnan(y)) rc = series_push(s, x, y);
+        json_decref(j);
+        p = nl ? nl + 1 : p + strlen(p);
+    }
+    free(text);
+    return rc;
+}
+
+/* trailing moving average over w points, in place */
+static void smooth(double *y, size_t n, int w)
+{
+    double *c = malloc((n + 1) * sizeof *c);
+    if (!c) return;
+    c[0] = 0;
+    for (size_t i = 0; i < n; i++) c[i + 1] = c[i] + y[i];
+    for (size_t i = 0; i < n; i++) {
+        const size_t lo = i + 1 > (size_t)w ? i + 1 - (size_t)w : 0;
+        y[i] = (c[i + 1] - c[lo]) / (double)(i + 1 - lo);
+    }
+    free(c);
+}
+
+typedef struct {
+    FILE *md;                    /* report.md being written */
+    char *plot_err;
+    size_t plot_errlen;
+} figs;
+
+/* draw figures/<file> and link it from report.md; a gnuplot failure is noted, not fatal */
+static void figure(const report *r, figs *f, const char *file, const plot_opts *o, const plot_series *s, int ns)
+{
+    char p[PATHN], e[512];
+    snprintf(p, sizeof p, "%s/figures/%s", r->dir, file);
+    if (plot_lines(p, o, s, ns, e, sizeof e) == 0) {
+        fprintf(f->md, "![%s](figures/%s)\n\n", o->title, file);
+        return;
+    }
+    fprintf(f->md, "*(figure %s not drawn: %s)*\n\n", file, e);
+    if (f->plot_err && !f->plot_err[0]) snprintf(f->plot_err, f->plot_errlen, "%s", e);
+}
+
+/* one figure with one series per run of a kind, metric `key` of <run>/metrics.jsonl (or another
+ * file) against the step, optionally smoothed */
+static void runs_figure(const report *r, figs *f, char kind, const char *file, const char *jsonl, const char *key,
+                        int w, const plot_opts *o)
+{
+    series s[64] = {{0}};
+    plot_series ps[64];
+    int n = 0;
+    for (int i = 0; i < r->nst && n < 64; i++) {
+        if (r->st[i].kind != kind) continue;
+        char p[PATHN];
+        snprintf(p, sizeof p, "%s/%s/%s", r->dir, r->st[i].name, jsonl);
+        if (load_metric(p, "step", key, &s[n]) == 0 && s[n].n) {
+            if (w > 1) smooth(s[n].y, s[n].n, w);
+            ps[n] = (plot_series){r->st[i].name, s[n].x, s[n].y, s[n].n};
+            n++;
+        } else
+            series_free(&s[n]);
+    }
+    if (n) figure(r, f, file, o, ps, n);
+    for (int i = 0; i < n; i++) series_free(&s[i]);
+}
+
+/* gold reward against KL to SFT: one line per method through its runs (ordered by KL), and SFT's
+ * gold reward as a flat baseline */
+static void frontier(const report *r, figs *f)
+{
+    series s[3] = {{0}};
+    const char *const prefix[2] = {"ppo", "dpo"};
+    double kmax = 0;
+    for (int m = 0; m < 2; m++) {
+        const char *k;
+        json_t *v;
+        json_object_foreach(r->models, k, v)
+        {
+            if (strncmp(k, prefix[m], 3) != 0) continue;
+            const double kl = num(v, "kl"), g = num(v, "gold_reward");
+            if (isnan(kl) || isnan(g) || series_push(&s[m], kl, g)) continue;
+            kmax = kl > kmax ? kl : kmax;
+            /* insertion into KL order */
+            for (size_t i = s[m].n - 1; i > 0 && s[m].x[i - 1] > s[m].x[i]; i--) {
+                double t = s[m].x[i];
+                s[m].x[i] = s[m].x[i - 1];
+                s[m].x[i - 1] = t;
+                t = s[m].y[i];
+                s[m].y[i] = s[m].y[i - 1];
+                s[m].y[i - 1] = t;
+            }
+        }
+    }
+    const double g0 = num(json_object_get(r->models, "sft"), "gold_reward");
+    series_push(&s[2], 0, g0);
+    series_push(&s[2], kmax > 0 ? kmax : 1, g0);
+    plot_series ps[3] = {{"PPO (one point per KL coefficient)", s[0].x, s[0].y, s[0].n},
+                         {"DPO (one point per beta)", s[1].x, s[1].y, s[1].n},
+                         {"SFT", s[2].x, s[2].y, s[2].n}};
+    plot_opts o = {"Gold reward vs KL to SFT (held-out prompts)", "KL(policy || SFT), nats per completion",
+                   "gold reward (AFINN-165, normalised)", 0, 0};
+    figure(r, f, "frontier.png", &o, ps, 3);
+    for (int i = 0; i < 3; i++) series_free(&s[i]);
+}
+
+/* gold against reward-model score of each PPO run's rollouts along training (moving averages):
+ * a run whose curve keeps moving right (more reward-model score) while it falls (less gold) is
+ * over-optimising the reward model */
+static void gold_vs_rm(const report *r, figs *f)
+{
+    series s[64] = {{0}};
+    plot_series ps[64];
+    int n = 0;
+    for (int i = 0; i < r->nst && n < 64; i++) {
+        if (r->st[i].kind != 'P') continue;
+        char p[PATHN];
+        series a = {0}, b = {0};
+        snprintf(p, sizeof p, "%s/%s/gold.jsonl", r->dir, r->st[i].name);
+        if (load_metric(p, "step", "rm", &a) == 0 && load_metric(p, "step", "gold", &b) == 0 && a.n && a.n == b.n) {
+            smooth(a.y, a.n, SMOOTH);
+            smooth(b.y, b.n, SMOOTH);
+            s[n] = (series){a.y, b.y, a.n, a.n};
+            free(a.x);
+            free(b.x);
+            ps[n] = (plot_series){r->st[i].name, s[n].x, s[n].y, s[n].n};
+            n++;
+        } else {
+            series_free(&a);
+            series_free(&b);
+        }
+    }
+    plot_opts o = {"PPO rollouts along training: gold vs reward-model score (moving average of 5 iterations)",
+                   "reward-model score (normalised on SFT samples)", "gold reward", 0, 0};
+    if (n) figure(r, f, "ppo_gold_vs_rm.png", &o, ps, n);
+    for (int i = 0; i < n; i++) series_free(&s[i]);
+}
+
+/* reward-model accuracy: training batches (smoothed) and held-out pairs */
+static void rm_figure(const report *r, figs *f)
+{
+    char p[PATHN];
+    snprintf(p, sizeof p, "%s/rm/metrics.jsonl", r->dir);
+    series a = {0}, b = {0};
+    load_metric(p, "step", "accuracy", &a);
+    load_metric(p, "step", "eval_accuracy", &b);
+    smooth(a.y, a.n, SMOOTH);
+    plot_series ps[2] = {{"training pairs (moving average of 5 steps)", a.x, a.y, a.n},
+                         {"held-out pairs", b.x, b.y, b.n}};
+    plot_opts o = {"Reward model accuracy (against the noisy labels)", "step", "accuracy", 0, 0};
+    if (a.n) figure(r, f, "rm_accuracy.png", &o, ps, 2);
+    series_free(&a);
+    series_free(&b);
+}
+
+/* ---- report.md ---------------------------------------------------------------------------------- */
+
+/* text for a markdown table cell: one line, '|' escaped, HTML-ish characters neutralised */
+static void md_cell(FILE *f, const char *s)
+{
+    for (; s && *s; s++) {
+        if (*s == '|') fputs("\\|", f);
+        else if (*s == '\n' || *s == '\r' || *s == '\t') fputc(' ', f);
+        else if (*s == '<') fputs("&lt;", f);
+        else if (*s == '>') fputs("&gt;", f);
+        else if (*s == '*' || *s == '_' || *s == '`' || *s == '[' || *s == ']' || *s == '\\') {
+            fputc('\\', f);
+            fputc(*s, f);
+        } else
+            fputc(*s, f);
+    }
+}
+
+static void results_table(const report *r, FILE *f)
+{
+    fputs("| model | gold reward | gain over SFT [95% CI] | reward-model score | KL to SFT (nats) | distinct-2 | |\n"
+          "| --- | ---: | ---: | ---: | ---: | ---: | --- |\n",
+          f);
+    const double d2 = num(json_object_get(r->models, "sft"), "distinct2");
+    const char *k;
+    json_t *m;
+    json_object_foreach(r->models, k, m)
+    {
+        fprintf(f, "| %s | %.4f | ", k, num(m, "gold_reward"));
+        const json_t *ci = json_object_get(m, "gain_ci95");
+        if (strcmp(k, "sft") == 0) fputs("— | ", f);
+        else
+            fprintf(f, "%+.4f [%+.4f, %+.4f] | ", num(m, "gain"), json_number_value(json_array_get(ci, 0)),
+                    json_number_value(json_array_get(ci, 1)));
+        fprintf(f, "%.3f | %.2f | %.3f | ", num(m, "rm_reward"), num(m, "kl"), num(m, "distinct2"));
+        if (json_is_true(json_object_get(m, "collapsed")))
+            fprintf(f, "**collapsed** (distinct-2 < 0.7 × SFT's %.3f)", d2);
+        else if (strcmp(k, "sft") != 0 && json_number_value(json_array_get(ci, 0)) > 0)
+            fputs("beats SFT", f);
+        fputs(" |\n", f);
+    }
+}
+
+static void stage_table(const report *r, FILE *f)
+{
+    fputs("| stage | wall time | summary |\n| --- | ---: | --- |\n", f);
+    double total = 0;
+    for (int i = 0; i < r->nst; i++) {
+        if (!r->st[i].stage) continue;
+        const double s = num(r->st[i].stage, "seconds");
+        total += s;
+        fprintf(f, "| %s | %.1f s | ", r->st[i].name, s);
+        const char *k;
+        json_t *v;
+        int first = 1;
+        json_object_foreach(json_object_get(r->st[i].stage, "summary"), k, v)
+        {
+            if (json_is_integer(v)) fprintf(f, "%s%s %lld", first ? "" : ", ", k, (long long)json_integer_value(v));
+            else if (json_is_real(v)) fprintf(f, "%s%s %.4g", first ? "" : ", ", k, json_real_value(v));
+            else continue;
+            first = 0;
+        }
+        fputs(" |\n", f);
+    }
+    fprintf(f, "| **total** | **%.1f s** (%.1f min) | |\n", total, total / 60);
+}
+
+static void settings_block(const report *r, FILE *f)
+{
+    fputs("```\n", f);
+    for (int i = 0; i < r->nst; i++) {
+        if (!r->st[i].stage) continue;
+        char *s = json_dumps(json_object_get(r->st[i].stage, "settings"), JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(6));
+        fprintf(f, "%-12s %s\n", r->st[i].name, s ? s : "?");
+        free(s);
+    }
+    fputs("```\n\n", f);
+}
+
+/* the first `np` held-out prompts, every model's completion under each */
+static int samples_section(const report *r, FILE *f, int np, char *err, size_t errlen)
+{
+    const size_t nm = json_object_size(r->models);
+    json_t ***v = calloc(nm, sizeof *v);
+    long *n = calloc(nm, sizeof *n);
+    const char **names = calloc(nm, sizeof *names);
+    int rc = v && n && names ? 0 : fio_fail(err, errlen, "out of memory");
+    size_t i = 0;
+    const char *k;
+    json_t *m;
+    json_object_foreach(r->models, k, m)
+    {
+        if (rc || i >= nm) break;
+        names[i] = k;
+        if (!(v[i] = read_samples(r, k, &n[i], err, errlen))) rc = -1;
+        i++;
+    }
+    for (int p = 0; rc == 0 && p < np && p < n[0]; p++) {
+        fputs("**", f);
+        md_cell(f, json_string_value(json_object_get(v[0][p], "prompt")));
+        fputs("** …\n\n| model | completion | gold |\n| --- | --- | ---: |\n", f);
+        for (size_t q = 0; q < nm; q++) {
+            if (p >= n[q]) continue;
+            fprintf(f, "| %s | …", names[q]);
+            md_cell(f, json_string_value(json_object_get(v[q][p], "completion")));
+            fprintf(f, " | %.3f |\n", num(v[q][p], "extra"));
+        }
+        fputs("\n", f);
+    }
+    for (size_t q = 0; v && q < nm; q++) free_samples(v[q], n[q]);
+    free(v);
+    free(n);
+    free(names);
+    return rc;
+}
+
+static int write_md(const report *r, figs *fg, char *err, size_t errlen)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    if (!f) return fio_fail(err, errlen, "out of memory");
+    fg->md = f;
+    const json_t *rm = summary(r, "rm"), *pf = summary(r, "prefs");
+    const char *bp = best_run(r, "ppo"), *bd = best_run(r, "dpo");
+    fputs("# rlhf.c demo report\n\n", f);
+    fputs("A tiny GPT-2 pretrained on Debian's English fortunes, fine-tuned on prompt/completion splits (SFT), then "
+          "tuned toward positive sentiment two ways: PPO against a Bradley–Terry reward model learned from preference "
+          "pairs, and DPO on the same pairs. The gold judge (AFINN-165, scored in C: `rlhf judge --explain`) plays the "
+          "human: it labelled the pairs (with Bradley–Terry noise) and it measures the outcome here.\n\n",
+          f);
+    fprintf(f, "## Results on %lld held-out prompts (%lld completion%s each, temperature %g, up to %lld new tokens)\n\n",
+            (long long)num(r->res, "prompts"), (long long)num(r->res, "samples_per_prompt"),
+            num(r->res, "samples_per_prompt") > 1 ? "s" : "", num(r->res, "temperature"),
+            (long long)num(r->res, "max_new_tokens"));
+    results_table(r, f);
+    fputs("\nHow to read it: **gold reward** is the judge's mean normalised score of the completions (sum of AFINN "
+          "valences / max(words, 8)); **gain** is the mean per-prompt difference from SFT on the same prompts, sampled "
+          "with the same random numbers, with a 95% normal interval; **reward-model score** is what PPO was paid "
+          "(normalised so SFT's samples score mean 0, std 1); **KL** is Σ log π − log π_SFT over the completion "
+          "tokens on the model's own samples; **distinct-2** is distinct token bigrams / all bigrams. A run is "
+          "flagged **collapsed** when its distinct-2 falls below 0.7 × SFT's: it found a repetitive text the judge "
+          "likes (reward hacking), not better writing.\n\n",
+          f);
+    if (bp) {
+        const json_t *m = json_object_get(r->models, bp);
+        fprintf(f, "Best PPO run: **%s** (gold %+.4f over SFT, KL %.2f). ", bp, num(m, "gain"), num(m, "kl"));
+    }
+    if (bd) {
+        const json_t *m = json_object_get(r->models, bd);
+        fprintf(f, "Best DPO run: **%s** (gold %+.4f over SFT, KL %.2f).", bd, num(m, "gain"), num(m, "kl"));
+    }
+    fputs("\n\n## Figures\n\n", f);
+    frontier(r, fg);
+    static const plot_opts ppo_o[3] = {
+        {"PPO: reward-model score of the rollouts", "iteration", "objective/scores", 0, 0},
+        {"PPO: KL to SFT of the rollouts", "iteration", "objective/kl (nats per completion)", 0, 0},
+        {"PPO: policy entropy", "iteration", "policy/entropy (nats per token)", 0, 0}};
+    runs_figure(r, fg, 'P', "ppo_score.png", "metrics.jsonl", "objective/scores", 1, &ppo_o[0]);
+    runs_figure(r, fg, 'P', "ppo_kl.png", "metrics.jsonl", "objective/kl", 1, &ppo_o[1]);
+    runs_figure(r, fg, 'P', "ppo_entropy.png", "metrics.jsonl", "policy/entropy", 1, &ppo_o[2]);
+    gold_vs_rm(r, fg);
+    static const plot_opts dpo_o[2] = {
+        {"DPO: reward margin chosen - rejected (training batches, moving average of 5 steps)", "step",
+         "rewards/margins", 0, 0},
+        {"DPO: preference accuracy (training batches, moving average of 5 steps)", "step", "rewards/accuracies", 0,
+         0}};
+    runs_figure(r, fg, 'D', "dpo_margins.png", "metrics.jsonl", "rewards/margins", SMOOTH, &dpo_o[0]);
+    runs_figure(r, fg, 'D', "dpo_accuracy.png", "metrics.jsonl", "rewards/accuracies", SMOOTH, &dpo_o[1]);
+    rm_figure(r, fg);
+
+    fputs("## Preference data and reward model\n\n", f);
+    if (pf)
+        fprintf(f,
+                "%lld training pairs (%lld held-out): for each prompt %s completions were sampled from SFT, the best "
+                "and the worst by the gold judge were paired (%lld prompts whose completions all scored the same were "
+                "skipped: an exact tie is no preference), and the label was drawn from Bradley–Terry, P(best chosen) = "
+                "σ((s_best − s_worst)/τ). So the labels are noisy like a human's: **%.1f%%** of the training labels "
+                "are flipped (expected %.1f%%; mean gold gap %.3f).\n\n",
+                (long long)num(pf, "pairs"), (long long)num(pf, "eval_pairs"), "several", (long long)num(pf, "tied_prompts"),
+                100 * num(pf, "flip_rate"), 100 * num(pf, "flip_rate_expected"), num(pf, "mean_gold_gap"));
+    if (rm)
+        fprintf(f,
+                "Reward model: held-out accuracy **%.3f** against the noisy labels, **%.3f** against the gold judge's "
+                "order (%lld pairs); normalised on %s SFT samples (raw mean %.3f, std %.3f).\n\n",
+                num(rm, "eval_accuracy"), num(rm, "eval_gold_accuracy"), (long long)num(rm, "eval_gold_pairs"), "the",
+                num(rm, "reference_mean"), num(rm, "reference_std"));
+    fputs("## Wall time per stage\n\n", f);
+    stage_table(r, f);
+    fputs("\nA rerun skips every stage whose settings did not change (`stage.json` in each folder); times are those "
+          "of the run that made the stage.\n\n## Samples (held-out prompts; the prompt is not part of the "
+          "completion)\n\n",
+          f);
+    int rc = samples_section(r, f, 5, err, errlen);
+    fputs("## Settings\n\n", f);
+    settings_block(r, f);
+    return commit_stream(f, &buf, &len, r->dir, "report.md", rc, err, errlen);
+}
+
+int report_write(const char *dir, char *plot_err, size_t plot_errlen, char *err, size_t errlen)
+{
+    report r;
+    memset(&r, 0, sizeof r);
+    r.dir = dir;
+    if (plot_err && plot_errlen) plot_err[0] = 0;
+    if (err && errlen) err[0] = 0;
+    char p[PATHN];
+    snprintf(p, sizeof p, "%s/eval/results.json", dir);
+    if (!(r.res = load_json(p, err, errlen))) return -1;
+    r.models = json_object_get(r.res, "models");
+    if (!json_is_object(r.models) || !json_object_get(r.models, "sft")) {
+        json_decref(r.res);
+        return fio_fail(err, errlen, "%s: no \"models\" with \"sft\"", p);
+    }
+    static const char *const head[] = {"corpus", "tokenizer", "pretrain", "sft", "prefs", "rm"};
+    for (size_t i = 0; i < sizeof head / sizeof *head; i++) add_stage(&r, head[i], 0);
+    const char *k;
+    json_t *m;
+    json_object_foreach(r.models, k, m) if (strcmp(k, "sft") != 0) add_stage(&r, k, k[0] == 'p' ? 'P' : 'D');
+    add_stage(&r, "eval", 0);
+    figs fg = {NULL, plot_err, plot_errlen};
+    int rc = fio_mkdirs(fio_join(p, sizeof p, dir, "figures"), err, errlen);
+    if (rc == 0) rc = write_report_json(&r, err, errlen);
+    if (rc == 0) rc = write_samples(&r, err, errlen);
+    if (rc == 0) rc = write_md(&r, &fg, err, errlen);
+    for (int i = 0; i < r.nst; i++) json_decref(r.st[i].stage);
+    json_decref(r.res);
+    return rc;
+}
