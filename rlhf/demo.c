@@ -21,6 +21,7 @@
 #include <errno.h>
 #include <ftw.h>
 #include <jansson.h>
+#include <limits.h>
 #include <math.h>
 #include <stddef.h>
 #include <omp.h>
@@ -31,91 +32,50 @@
 #include <unistd.h>
 
 /* bump when a stage's code changes what it produces: every cached stage is then redone */
-#define DEMO_VERSION 1
+#define DEMO_VERSION 3
+/* sequences sampled together by eval_run (preference pairs, evaluation); part of the results (the
+ * batch picks the RNG streams) */
+#define DEMO_SAMPLE_BATCH 32
+/* Threads of the stages that mostly decode (preference sampling, PPO, evaluation). model/kv.c
+ * decodes up to 16 rows in one parallel region; larger steps go through per-op BLIS calls that, on
+ * models this small, are 3-4x slower at 2 threads than at 1 (`rlhf bench sample --batch 32`), and
+ * rollouts of 32 rows decode faster on one thread than in two 16-row calls on two. Results do not
+ * depend on the thread count (checked: the same report.json at 1 and 2 threads). */
+#define DEMO_DECODE_THREADS 1
 #define PATHN 4096
 
+/* the defaults, tuned to fit ~6-7 minutes on 2 idle cores (README: "The main job") */
 demo_config demo_config_default(void)
 {
-    demo_config c = {0};
-    c.vocab = 4096;
-    c.n_layer = 4;
-    c.n_head = 4;
-    c.n_embd = 128;
-    c.n_positions = 128;
-    c.pt_steps = 2000;
-    c.pt_batch = 16;
-    c.pt_seq = 128;
-    c.pt_lr = 3e-3;
-    c.max_prompt_len = 16;
-    c.max_new_tokens = 24;
-    c.temperature = 0.7;
-    c.sft_steps = 150;
-    c.sft_batch = 32;
-    c.sft_max_completion = 48;
-    c.sft_lr = 5e-4;
-    c.pref_prompts = 4000;
-    c.pref_eval_prompts = 200;
-    c.pref_samples = 4;
-    c.bt_tau = JUDGE_BT_TAU;
-    c.rm_epochs = 1;
-    c.rm_lr = 1e-3;
-    c.rm_batch = 32;
-    c.rm_norm_samples = 256;
-    c.n_ppo = 3;
-    c.ppo_kl[0] = 0.01;
-    c.ppo_kl[1] = 0.05;
-    c.ppo_kl[2] = 0.2;
-    c.ppo_steps = 60;
-    c.ppo_batch = 32;
-    c.ppo_epochs = 2;
-    c.ppo_minibatch = 16;
-    c.ppo_lr = 1e-4;
-    c.n_dpo = 3;
-    c.dpo_beta[0] = 0.05;
-    c.dpo_beta[1] = 0.1;
-    c.dpo_beta[2] = 0.3;
-    c.dpo_epochs = 2;
-    c.dpo_lr = 5e-4;
-    c.dpo_batch = 32;
-    c.eval_prompts = 729;
-    c.eval_samples = 1;
-    return c;
+    return (demo_config){
+        /* the model and pretraining */
+        .vocab = 4096, .n_layer = 4, .n_head = 4, .n_embd = 128, .n_positions = 128,
+        .pt_steps = 2000, .pt_batch = 16, .pt_seq = 128, .pt_lr = 3e-3,
+        /* sampling, everywhere */
+        .max_prompt_len = 16, .max_new_tokens = 24, .temperature = 0.8,
+        .sft_steps = 150, .sft_batch = 32, .sft_max_completion = 48, .sft_lr = 5e-4,
+        .pref_prompts = 4000, .pref_eval_prompts = 200, .pref_samples = 4, .bt_tau = JUDGE_BT_TAU,
+        .rm_epochs = 1, .rm_lr = 1e-3, .rm_batch = 32, .rm_norm_samples = 256,
+        .n_ppo = 5, .ppo_kl = {0.01, 0.05, 0.1, 0.2, 0.4},
+        .ppo_steps = 60, .ppo_batch = 32, .ppo_epochs = 2, .ppo_minibatch = 16, .ppo_lr = 1e-4,
+        .n_dpo = 3, .dpo_beta = {0.1, 0.3, 1.0}, .dpo_epochs = 1, .dpo_lr = 5e-4, .dpo_batch = 32,
+        .eval_prompts = 729, .eval_samples = 1,
+    };
 }
 
 demo_config demo_config_quick(void)
 {
+    /* the same pipeline at toy size: every stage runs, in seconds */
+    static const char *const quick[][2] = {
+        {"vocab", "512"},         {"n_layer", "2"},         {"n_head", "2"},           {"n_embd", "32"},
+        {"n_positions", "64"},    {"pt_steps", "20"},       {"pt_batch", "8"},         {"pt_seq", "64"},
+        {"max_new_tokens", "12"}, {"sft_steps", "10"},      {"sft_batch", "8"},        {"sft_max_completion", "24"},
+        {"pref_prompts", "96"},   {"pref_eval_prompts", "32"}, {"rm_batch", "8"},      {"rm_norm_samples", "32"},
+        {"ppo_kl", "0.01,0.1"},   {"ppo_steps", "3"},       {"ppo_batch", "8"},        {"ppo_epochs", "1"},
+        {"ppo_minibatch", "8"},   {"dpo_beta", "0.1,0.5"},  {"dpo_batch", "8"},        {"eval_prompts", "32"},
+    };
     demo_config c = demo_config_default();
-    c.vocab = 512;
-    c.n_layer = 2;
-    c.n_head = 2;
-    c.n_embd = 32;
-    c.n_positions = 64;
-    c.pt_steps = 20;
-    c.pt_batch = 8;
-    c.pt_seq = 64;
-    c.max_new_tokens = 12;
-    c.sft_steps = 10;
-    c.sft_batch = 8;
-    c.sft_max_completion = 24;
-    c.pref_prompts = 96;
-    c.pref_eval_prompts = 32;
-    c.rm_epochs = 1;
-    c.rm_batch = 8;
-    c.rm_norm_samples = 32;
-    c.n_ppo = 2;
-    c.ppo_kl[0] = 0.01;
-    c.ppo_kl[1] = 0.1;
-    c.ppo_steps = 3;
-    c.ppo_batch = 8;
-    c.ppo_epochs = 1;
-    c.ppo_minibatch = 8;
-    c.n_dpo = 2;
-    c.dpo_beta[0] = 0.1;
-    c.dpo_beta[1] = 0.5;
-    c.dpo_epochs = 1;
-    c.dpo_batch = 8;
-    c.eval_prompts = 32;
-    c.eval_samples = 1;
+    for (size_t i = 0; i < sizeof quick / sizeof *quick; i++) demo_config_set(&c, quick[i][0], quick[i][1], NULL, 0);
     return c;
 }
 
@@ -169,7 +129,7 @@ int demo_config_set(demo_config *c, const char *key, const char *value, char *er
         if (strcmp(key, config_fields[i].name) != 0) continue;
         char *end;
         const double v = strtod(value, &end);
-        if (end == value || *end || !(v > 0) || (config_fields[i].type != 'd' && v != floor(v)))
+        if (end == value || *end || !(v > 0) || (config_fields[i].type != 'd' && (v != floor(v) || v > INT_MAX)))
             return fio_fail(err, errlen, "%s '%s': expected a positive %s", key, value,
                             config_fields[i].type == 'd' ? "number" : "whole number");
         char *p = (char *)c + config_fields[i].off;
@@ -214,6 +174,14 @@ static void emit(const demo *d, demo_event_kind k, double done, double total, do
     if (!d->o->on_event) return;
     demo_event e = {k, d->stage, done, total, seconds, text};
     d->o->on_event(d->o->ud, &e);
+}
+
+/* the thread count of a stage that mostly decodes (see DEMO_DECODE_THREADS); also sets OpenMP's */
+static int decode_threads(const demo *d)
+{
+    const int n = d->o->threads < DEMO_DECODE_THREADS ? d->o->threads : DEMO_DECODE_THREADS;
+    omp_set_num_threads(n);
+    return n;
 }
 
 static uint64_t stage_seed(const demo *d, const char *stage) { return rng_stream(d->o->seed, corpus_hash(stage, strlen(stage))); }
@@ -323,6 +291,7 @@ static int run_stage(demo *d, const char *name, json_t *settings, stage_fn fn, v
                      size_t errlen)
 {
     d->stage = name;
+    omp_set_num_threads(d->o->threads);
     d->pbase = d->ptotal = 0;
     d->ptext = NULL;
     json_object_set_new(settings, "demo_version", json_integer(DEMO_VERSION));
@@ -501,20 +470,27 @@ static trainer_hparams stage_hparams(const demo *d, const char *stage, long step
     return h;
 }
 
+/* what every trainer of a stage shares: the start model, the tokenizer, the data, the stage's
+ * folder and the progress callback (sft_opts, rm_opts and dpo_opts name them alike) */
+#define TRAINER_IO(o, start, train, eval)                                                                              \
+    do {                                                                                                               \
+        (o).model = (start);                                                                                           \
+        (o).tokenizer = d->tokdir;                                                                                     \
+        (o).data = (train);                                                                                            \
+        (o).eval_data = (eval);                                                                                        \
+        (o).out = dir;                                                                                                 \
+        (o).on_step = on_trainer_step;                                                                                 \
+        (o).ud = d;                                                                                                    \
+    } while (0)
+
 static int st_sft(demo *d, const char *dir, void *arg, json_t *sum, char *err, size_t errlen)
 {
     (void)arg;
     const demo_config *c = d->c;
     sft_opts o = sft_defaults();
-    o.model = d->base;
-    o.tokenizer = d->tokdir;
-    o.data = d->sft_data;
-    o.eval_data = d->sft_eval[0] ? d->sft_eval : NULL;
-    o.out = dir;
+    TRAINER_IO(o, d->base, d->sft_data, d->sft_eval[0] ? d->sft_eval : NULL);
     o.h = stage_hparams(d, "sft", c->sft_steps, 1, c->sft_batch, c->sft_lr, c->sft_max_completion);
     o.h.eval_every = c->sft_steps; /* the held-out loss once, at the end */
-    o.on_step = on_trainer_step;
-    o.ud = d;
     sft_result r;
     if (sft_run(&o, &r, err, errlen)) return -1;
     json_object_set_new(sum, "examples", json_integer((json_int_t)r.n_train));
@@ -607,6 +583,21 @@ typedef struct {
     double flip_expected, gap;   /* sums over pairs: P(label flipped), gold gap */
 } pair_stats;
 
+/* eval_run's settings for n completions of the demo's sampling shape, ended by EOS */
+static eval_opts sample_opts(demo *d, const tok_tokenizer *t, int n, uint64_t seed)
+{
+    eval_opts eo = eval_defaults();
+    eo.n = n;
+    eo.batch = DEMO_SAMPLE_BATCH;
+    eo.max_new_tokens = d->c->max_new_tokens;
+    eo.temperature = (float)d->c->temperature;
+    eo.stop_token = tok_eot_id(t);
+    eo.seed = seed;
+    eo.on_batch = on_eval_batch;
+    eo.ud = d;
+    return eo;
+}
+
 /* Sample k completions for each of np prompts, pair the best with the worst by the gold judge,
  * label each pair with Bradley–Terry, and write the preference JSONL to out_path. */
 static int make_pairs(demo *d, gpt2 *m, const tok_tokenizer *t, const judge *j, const int32_t *const *pp, const int *pl,
@@ -616,15 +607,7 @@ static int make_pairs(demo *d, gpt2 *m, const tok_tokenizer *t, const judge *j, 
     const demo_config *c = d->c;
     const int k = c->pref_samples;
     eval_judge g = {j, t, tok_eot_id(t)};
-    eval_opts eo = eval_defaults();
-    eo.n = np * k;
-    eo.batch = 32;
-    eo.max_new_tokens = c->max_new_tokens;
-    eo.temperature = (float)c->temperature;
-    eo.stop_token = tok_eot_id(t);
-    eo.seed = seed;
-    eo.on_batch = on_eval_batch;
-    eo.ud = d;
+    eval_opts eo = sample_opts(d, t, np * k, seed);
     eval_result er;
     if (eval_run(m, NULL, pp, pl, np, NULL, NULL, eval_judge_scorer, &g, t, samples_path, &eo, &er, err, errlen)) return -1;
     samples s;
@@ -697,7 +680,7 @@ static int st_prefs(demo *d, const char *dir, void *arg, json_t *sum, char *err,
     if (tok_load(d->tokdir, &t, err, errlen) || judge_create(&j, d->lexicon, err, errlen) ||
         hf_load_gpt2(d->sft, &m, err, errlen))
         goto done;
-    gpt2_set_threads(m, d->o->threads);
+    gpt2_set_threads(m, decode_threads(d));
     if (load_prompts(d, t, d->prompts, &tr, err, errlen) || load_prompts(d, t, d->eval_prompts, &ho, err, errlen)) goto done;
     /* training prompts: the first pref_prompts of a seeded shuffle; held-out: the file's first ones */
     const uint64_t seed = stage_seed(d, "prefs");
@@ -804,19 +787,13 @@ static int st_rm(demo *d, const char *dir, void *arg, json_t *sum, char *err, si
     (void)arg;
     const demo_config *c = d->c;
     rm_opts o = rm_defaults();
-    o.model = d->sft;
-    o.tokenizer = d->tokdir;
-    o.data = d->prefs;
-    o.eval_data = d->eval_prefs;
-    o.out = dir;
+    TRAINER_IO(o, d->sft, d->prefs, d->eval_prefs);
     o.h = stage_hparams(d, "rm", 0, c->rm_epochs, c->rm_batch, c->rm_lr, c->max_new_tokens + 1);
     o.normalize_prompts = d->prompts;
     o.normalize_ref = d->sft;
     o.normalize_samples = c->rm_norm_samples;
     o.normalize_max_new_tokens = c->max_new_tokens;
     o.normalize_temperature = (float)c->temperature;
-    o.on_step = on_trainer_step;
-    o.ud = d;
     rm_result r;
     if (rm_run(&o, &r, err, errlen)) return -1;
     double gacc;
@@ -880,8 +857,9 @@ static int st_ppo(demo *d, const char *dir, void *arg, json_t *sum, char *err, s
     if (rm_load(d->rmdir, &sc.rm, err, errlen) || tok_load(d->tokdir, &t, err, errlen) ||
         judge_create(&j, d->lexicon, err, errlen))
         goto done;
-    gpt2_set_threads(sc.rm->m, d->o->threads);
-    head_set_threads(sc.rm->h, d->o->threads);
+    const int nt = decode_threads(d);
+    gpt2_set_threads(sc.rm->m, nt);
+    head_set_threads(sc.rm->h, nt);
     sc.gold = (eval_judge){j, t, tok_eot_id(t)};
     ppo_lm_opts o = ppo_lm_defaults();
     o.policy = d->sft;
@@ -903,7 +881,7 @@ static int st_ppo(demo *d, const char *dir, void *arg, json_t *sum, char *err, s
     o.max_prompt_len = c->max_prompt_len;
     o.ckpt_every = c->ppo_steps;
     o.keep_last = 1;
-    o.threads = d->o->threads;
+    o.threads = nt;
     o.score = ppo_score;
     o.score_ud = &sc;
     o.on_step = on_trainer_step;
@@ -935,16 +913,10 @@ static int st_dpo(demo *d, const char *dir, void *arg, json_t *sum, char *err, s
     const int i = *(const int *)arg;
     const demo_config *c = d->c;
     dpo_opts o = dpo_defaults();
-    o.model = d->sft;
-    o.tokenizer = d->tokdir;
-    o.data = d->prefs;
-    o.eval_data = d->eval_prefs;
-    o.out = dir;
+    TRAINER_IO(o, d->sft, d->prefs, d->eval_prefs);
     o.loss.type = DPO_SIGMOID;
     o.loss.beta = c->dpo_beta[i];
     o.h = stage_hparams(d, d->dpo_name[i], 0, c->dpo_epochs, c->dpo_batch, c->dpo_lr, c->max_new_tokens + 1);
-    o.on_step = on_trainer_step;
-    o.ud = d;
     dpo_result r;
     if (dpo_run(&o, &r, err, errlen)) return -1;
     json_object_set_new(sum, "steps", json_integer(r.steps));
@@ -1007,9 +979,10 @@ static int st_eval(demo *d, const char *dir, void *arg, json_t *sum, char *err, 
     if (tok_load(d->tokdir, &t, err, errlen) || judge_create(&j, d->lexicon, err, errlen) ||
         rm_load(d->rmdir, &rm, err, errlen) || hf_load_gpt2(d->sft, &ref, err, errlen))
         goto done;
-    gpt2_set_threads(ref, d->o->threads);
-    gpt2_set_threads(rm->m, d->o->threads);
-    head_set_threads(rm->h, d->o->threads);
+    const int nt = decode_threads(d);
+    gpt2_set_threads(ref, nt);
+    gpt2_set_threads(rm->m, nt);
+    head_set_threads(rm->h, nt);
     if (load_prompts(d, t, d->eval_prompts, &ho, err, errlen)) goto done;
     const int np = (int)(ho.n < (size_t)c->eval_prompts ? ho.n : (size_t)c->eval_prompts), k = c->eval_samples;
     gsft = malloc((size_t)np * sizeof *gsft);
@@ -1031,18 +1004,11 @@ static int st_eval(demo *d, const char *dir, void *arg, json_t *sum, char *err, 
         gpt2 *m = ref;
         if (mi > 0) {
             if (hf_load_gpt2(mdir, &pol, err, errlen)) goto done;
-            gpt2_set_threads(pol, d->o->threads);
+            gpt2_set_threads(pol, nt);
             m = pol;
         }
-        eval_opts eo = eval_defaults();
-        eo.n = np * k;
-        eo.batch = 32;
-        eo.max_new_tokens = c->max_new_tokens;
-        eo.temperature = (float)c->temperature;
-        eo.stop_token = tok_eot_id(t);
-        eo.seed = stage_seed(d, "eval"); /* the same for every model: common random numbers */
-        eo.on_batch = on_eval_batch;
-        eo.ud = d;
+        /* the same seed for every model: common random numbers */
+        eval_opts eo = sample_opts(d, t, np * k, stage_seed(d, "eval"));
         snprintf(fname, sizeof fname, "samples-%s.jsonl", name);
         fio_join(sp, sizeof sp, dir, fname);
         eval_result er;

@@ -17,8 +17,9 @@
  *               prefs_heldout.jsonl from held-out prompts (the reward model's held-out accuracy).
  *   rm          a Bradley–Terry reward model from the SFT model, normalised on SFT samples (mean 0,
  *               std 1); its held-out accuracy against the noisy labels and against the gold order
- *   ppo-kl<β>   PPO against the reward model, one run per KL coefficient β (the smallest is meant to
- *               reward-hack); gold.jsonl logs the gold judge's mean on every iteration's rollouts
+ *   ppo-kl<β>   PPO against the reward model, one run per fixed KL coefficient β (the smallest is
+ *               meant to reward-hack); gold.jsonl logs the gold judge's mean on every iteration's
+ *               rollouts
  *   dpo-b<β>    DPO on prefs_train.jsonl, one run per β
  *   eval        every model (sft, ppo-*, dpo-*) on the same held-out prompts with the same sampling
  *               seed (common random numbers: the gain over SFT is measured per sample, pairwise):
@@ -35,9 +36,11 @@
  * checkpoints are removed once their stage is complete (the final model and metrics stay).
  *
  * ---- Determinism ------------------------------------------------------------------------------
- * Every random draw derives from `seed` (tokenizer/rng.h streams per stage), and every model runs
- * on exactly `threads` threads, so the same seed and threads give the same numbers: results.json
- * holds no timings (they live in stage.json).
+ * Every random draw derives from `seed` (tokenizer/rng.h streams per stage), and the thread counts
+ * are fixed (`threads` for training; one for the stages that mostly decode, which is faster at this
+ * size: see DEMO_DECODE_THREADS in demo.c), so the same seed and threads give the same numbers
+ * (in practice the same at 1 and 2 threads too: no result here depends on how work is split).
+ * results.json holds no timings (they live in stage.json).
  *
  * ---- Bring your own -----------------------------------------------------------------------------
  * model: a Hugging Face GPT-2 folder holding its tokenizer (vocab.json + merges.txt, or encoder.json

@@ -97,6 +97,14 @@ static void check_samples(const char *dir, size_t nmodels)
     free(s);
 }
 
+/* a passing test leaves no demo folders behind (a few MB each) */
+static void remove_dirs(const char *a, const char *b)
+{
+    char cmd[8400];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s' '%s'", a, b);
+    cr_assert_eq(system(cmd), 0);
+}
+
 static int have_demo_inputs(void)
 {
     char lex[4096];
@@ -168,6 +176,7 @@ Test(demo, quick_end_to_end_cached_and_reproducible, .timeout = 300)
     cr_assert_str_eq(r1, r3, "report.json differs between two runs with the same seed");
     free(r1);
     free(r3);
+    remove_dirs(a, b);
 }
 
 /* the user's own model (a tiny random GPT-2 in Hugging Face layout with its tokenizer) and data */
@@ -220,6 +229,7 @@ Test(demo, bring_your_own_model_and_data, .timeout = 120)
     }
     assert_exists(out, "sft/model/vocab.json");
     assert_exists(out, "report.md");
+    remove_dirs(d, out);
 }
 
 Test(demo, errors_are_one_line)
@@ -240,4 +250,9 @@ Test(demo, errors_are_one_line)
     cr_assert_eq(run_demo(args, &err), 1);
     cr_assert_eq(tu_lines(err), 1, "%s", err);
     free(err);
+    snprintf(args, sizeof args, "demo --quick --out '%s' --set pt_steps=0", d);
+    cr_assert_eq(run_demo(args, &err), 1);
+    cr_assert(strstr(err, "pt_steps"), "%s", err);
+    free(err);
+    remove_dirs(d, d);
 }

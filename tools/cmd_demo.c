@@ -67,7 +67,7 @@ int cmd_demo(int argc, char **argv)
         {"--out", OPT_STR, &out, "DIR", "demo folder: one subfolder per stage, report.md, report.json", 0},
         {"--seed", OPT_INT, &seed, "S", "seed of every random draw (same seed and threads: same report.json)", 0},
         {"--quick", OPT_FLAG, &quick, NULL, "a very small run (seconds): smoke tests", 0},
-        {"--threads", OPT_INT, &threads, "N", "threads (results depend on the count, so it is fixed)", 0},
+        {"--threads", OPT_INT, &threads, "N", "threads of the training stages (the decoding ones use one); part of each stage's settings", 0},
         {"--fortunes", OPT_STR, &o.fortunes, "DIR", "fortune files (default /usr/share/games/fortunes)", 0},
         {"--lexicon", OPT_STR, &o.lexicon, "FILE", "AFINN-165 as term<TAB>valence (default: tools/get_afinn.sh's)", 0},
         {"--model", OPT_STR, &o.model, "DIR", "your Hugging Face GPT-2 folder with its tokenizer (skips pretraining)", 0},

@@ -56,12 +56,15 @@ static void add_stage(report *r, const char *name, char kind)
     s->stage = fio_exists(p) ? json_load_file(p, 0, NULL) : NULL;
 }
 
-static const json_t *summary(const report *r, const char *name)
+/* part ("summary" or "settings") of a stage's stage.json; NULL when the stage did not run */
+static const json_t *stage_part(const report *r, const char *name, const char *part)
 {
     for (int i = 0; i < r->nst; i++)
-        if (strcmp(r->st[i].name, name) == 0 && r->st[i].stage) return json_object_get(r->st[i].stage, "summary");
+        if (strcmp(r->st[i].name, name) == 0 && r->st[i].stage) return json_object_get(r->st[i].stage, part);
     return NULL;
 }
+
+static const json_t *summary(const report *r, const char *name) { return stage_part(r, name, "summary"); }
 
 /* ---- report.json and samples.jsonl -------------------------------------------------------------- */
 
@@ -568,21 +571,27 @@ static int write_md(const report *r, figs *fg, char *err, size_t errlen)
     rm_figure(r, fg);
 
     fputs("## Preference data and reward model\n\n", f);
+    const json_t *pfs = stage_part(r, "prefs", "settings"), *rms = stage_part(r, "rm", "settings");
     if (pf)
         fprintf(f,
-                "%lld training pairs (%lld held-out): for each prompt %s completions were sampled from SFT, the best "
-                "and the worst by the gold judge were paired (%lld prompts whose completions all scored the same were "
-                "skipped: an exact tie is no preference), and the label was drawn from Bradley–Terry, P(best chosen) = "
-                "σ((s_best − s_worst)/τ). So the labels are noisy like a human's: **%.1f%%** of the training labels "
-                "are flipped (expected %.1f%%; mean gold gap %.3f).\n\n",
-                (long long)num(pf, "pairs"), (long long)num(pf, "eval_pairs"), "several", (long long)num(pf, "tied_prompts"),
+                "%lld training pairs (%lld held-out): for each of %lld training prompts %lld completions were sampled "
+                "from SFT and scored by the gold judge (completion only); sorted by score, the best was paired with "
+                "the worst, the second best with the second worst, and so on (pairs whose scores tie exactly were "
+                "skipped: a tie is no preference; %lld prompts gave no pair). Each label was drawn from "
+                "Bradley–Terry, P(higher-scored chosen) = σ((s_hi − s_lo)/τ) with τ = %g, so the labels are noisy like "
+                "a human's: **%.1f%%** of the training labels are flipped (expected %.1f%%; mean gold gap %.3f).\n\n",
+                (long long)num(pf, "pairs"), (long long)num(pf, "eval_pairs"), (long long)num(pfs, "pref_prompts"),
+                (long long)num(pfs, "pref_samples"), (long long)num(pf, "tied_prompts"), num(pfs, "bt_tau"),
                 100 * num(pf, "flip_rate"), 100 * num(pf, "flip_rate_expected"), num(pf, "mean_gold_gap"));
+    else
+        fputs("The preference pairs are the user's (`--prefs`): no sampling and no Bradley–Terry labels here.\n\n", f);
     if (rm)
         fprintf(f,
                 "Reward model: held-out accuracy **%.3f** against the noisy labels, **%.3f** against the gold judge's "
-                "order (%lld pairs); normalised on %s SFT samples (raw mean %.3f, std %.3f).\n\n",
-                num(rm, "eval_accuracy"), num(rm, "eval_gold_accuracy"), (long long)num(rm, "eval_gold_pairs"), "the",
-                num(rm, "reference_mean"), num(rm, "reference_std"));
+                "order (%lld pairs whose gold scores differ); normalised on %lld SFT samples (their raw scores: mean "
+                "%.3f, std %.3f).\n\n",
+                num(rm, "eval_accuracy"), num(rm, "eval_gold_accuracy"), (long long)num(rm, "eval_gold_pairs"),
+                (long long)num(rms, "rm_norm_samples"), num(rm, "reference_mean"), num(rm, "reference_std"));
     fputs("## Wall time per stage\n\n", f);
     stage_table(r, f);
     fputs("\nA rerun skips every stage whose settings did not change (`stage.json` in each folder); times are those "
