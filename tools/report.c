@@ -68,18 +68,22 @@ static const json_t *summary(const report *r, const char *name) { return stage_p
 
 /* ---- report.json and samples.jsonl -------------------------------------------------------------- */
 
-/* the best run of a kind: the highest gold reward among runs that did not collapse (else among all) */
+/* the best run of a kind: the highest gold reward among runs whose distinct-2 keeps a safety margin
+ * over the collapse line (>= 0.75 x SFT's, where "collapsed" is < 0.7 x: a run just above the line
+ * is too close to call), else among runs that did not collapse, else among all */
 static const char *best_run(const report *r, const char *prefix)
 {
     const char *best = NULL;
     double bg = -INFINITY;
-    for (int pass = 0; pass < 2 && !best; pass++) {
+    const double d2_sft = num(json_object_get(r->models, "sft"), "distinct2");
+    for (int pass = 0; pass < 3 && !best; pass++) {
         const char *k;
         json_t *m;
         json_object_foreach(r->models, k, m)
         {
             if (strncmp(k, prefix, strlen(prefix)) != 0) continue;
-            if (pass == 0 && json_is_true(json_object_get(m, "collapsed"))) continue;
+            if (pass == 0 && !(num(m, "distinct2") >= 0.75 * d2_sft)) continue;
+            if (pass == 1 && json_is_true(json_object_get(m, "collapsed"))) continue;
             if (num(m, "gold_reward") > bg) {
                 bg = num(m, "gold_reward");
                 best = k;
