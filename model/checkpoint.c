@@ -13,22 +13,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* rm -r of a folder we made (files only one level deep) */
-static void remove_dir(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (d) {
-        struct dirent *e;
-        char p[4096];
-        while ((e = readdir(d))) {
-            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-            unlink(fio_join(p, sizeof p, dir, e->d_name));
-        }
-        closedir(d);
-    }
-    rmdir(dir);
-}
-
 /* write model + optimizer + state + extras into a fresh temporary folder under root */
 static int write_folder(const char *tmp, const gpt2 *m, const adamw *opt, const char *state_json,
                         const ckpt_file *extra, size_t nextra, char *err, size_t errlen)
@@ -84,7 +68,7 @@ static void prune(const char *root, int keep_last)
     qsort(names, n, sizeof *names, cmp_str); /* zero-padded steps sort in order */
     for (size_t i = 0; i + (size_t)keep_last < n; i++) {
         char p[4096];
-        remove_dir(fio_join(p, sizeof p, root, names[i]));
+        fio_remove_tree(fio_join(p, sizeof p, root, names[i]), NULL, 0);
     }
     for (size_t i = 0; i < n; i++) free(names[i]);
     free(names);
@@ -98,14 +82,14 @@ int ckpt_save(const char *root, long step, const gpt2 *m, const adamw *opt, cons
     snprintf(name, sizeof name, "step-%08ld", step);
     if (make_tmp(root, name, tmp, sizeof tmp, err, errlen)) return -1;
     if (write_folder(tmp, m, opt, state_json, extra, nextra, err, errlen)) {
-        remove_dir(tmp);
+        fio_remove_tree(tmp, NULL, 0);
         return -1;
     }
     fio_join(dst, sizeof dst, root, name);
-    remove_dir(dst); /* a half-finished earlier attempt at the same step (never named by latest) */
+    fio_remove_tree(dst, NULL, 0); /* a half-finished earlier attempt at the same step (never named by latest) */
     if (rename(tmp, dst) != 0) {
         fio_fail(err, errlen, "%s: cannot rename checkpoint into place: %s", dst, strerror(errno));
-        remove_dir(tmp);
+        fio_remove_tree(tmp, NULL, 0);
         return -1;
     }
     char line[80];
@@ -191,7 +175,7 @@ int ckpt_export(const gpt2 *m, const char *dst, const ckpt_file *extra, size_t n
     if (fio_mkdirs(parent, err, errlen)) return -1;
     if (make_tmp(parent, "export", tmp, sizeof tmp, err, errlen)) return -1;
     if (write_folder(tmp, m, NULL, NULL, extra, nextra, err, errlen)) {
-        remove_dir(tmp);
+        fio_remove_tree(tmp, NULL, 0);
         return -1;
     }
     /* replace dst whole: move the old one aside, put the new one in place, drop the old */
@@ -200,9 +184,9 @@ int ckpt_export(const gpt2 *m, const char *dst, const ckpt_file *extra, size_t n
     if (rename(tmp, dst) != 0) {
         fio_fail(err, errlen, "%s: cannot rename into place: %s", dst, strerror(errno));
         if (had) rename(old, dst);
-        remove_dir(tmp);
+        fio_remove_tree(tmp, NULL, 0);
         return -1;
     }
-    if (had) remove_dir(old);
+    if (had) fio_remove_tree(old, NULL, 0);
     return 0;
 }

@@ -19,7 +19,6 @@
 
 #include <dirent.h>
 #include <errno.h>
-#include <ftw.h>
 #include <jansson.h>
 #include <limits.h>
 #include <math.h>
@@ -232,24 +231,6 @@ static int append_line(tok_bytes *b, const char *s, size_t n)
 
 /* ---- folders ------------------------------------------------------------------------------------- */
 
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
-/* rm -r (a missing path is fine) */
-static int remove_tree(const char *path, char *err, size_t errlen)
-{
-    struct stat st;
-    if (lstat(path, &st) != 0) return 0;
-    if (nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS) != 0)
-        return fio_fail(err, errlen, "%s: cannot remove: %s", path, strerror(errno));
-    return 0;
-}
-
 /* a finished trainer keeps its final model and metrics; its resumable checkpoints (step-N/, latest) go */
 static int prune_checkpoints(const char *dir, char *err, size_t errlen)
 {
@@ -259,7 +240,7 @@ static int prune_checkpoints(const char *dir, char *err, size_t errlen)
     char p[PATHN];
     int rc = 0;
     while (rc == 0 && (e = readdir(dd)))
-        if (strncmp(e->d_name, "step-", 5) == 0) rc = remove_tree(fio_join(p, sizeof p, dir, e->d_name), err, errlen);
+        if (strncmp(e->d_name, "step-", 5) == 0) rc = fio_remove_tree(fio_join(p, sizeof p, dir, e->d_name), err, errlen);
     closedir(dd);
     unlink(fio_join(p, sizeof p, dir, "latest"));
     return rc;
@@ -320,7 +301,7 @@ static int run_stage(demo *d, const char *name, json_t *settings, stage_fn fn, v
     char tname[64];
     snprintf(tname, sizeof tname, ".%s.tmp", name);
     fio_join(tmp, sizeof tmp, d->o->out, tname);
-    if (remove_tree(tmp, err, errlen) || fio_mkdirs(tmp, err, errlen)) {
+    if (fio_remove_tree(tmp, err, errlen) || fio_mkdirs(tmp, err, errlen)) {
         json_decref(settings);
         return -1;
     }
@@ -339,7 +320,7 @@ static int run_stage(demo *d, const char *name, json_t *settings, stage_fn fn, v
         rc = s ? fio_write_atomic(marker, s, strlen(s), err, errlen) : fio_fail(err, errlen, "out of memory");
         free(s);
     }
-    if (rc == 0) rc = remove_tree(dir, err, errlen);
+    if (rc == 0) rc = fio_remove_tree(dir, err, errlen);
     if (rc == 0 && rename(tmp, dir) != 0) rc = fio_fail(err, errlen, "%s: cannot rename to %s: %s", tmp, dir, strerror(errno));
     if (rc == 0) {
         summary_text(summary, text, sizeof text);

@@ -7,7 +7,6 @@
 #include "tok.h"
 
 #include <errno.h>
-#include <dirent.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
@@ -134,20 +133,6 @@ static char *side_json(const rm_model *r)
     return s;
 }
 
-/* rm -r of a folder this module made (files only) */
-static void remove_flat_dir(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (d) {
-        struct dirent *e;
-        char p[4200];
-        while ((e = readdir(d)))
-            if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) unlink(fio_join(p, sizeof p, dir, e->d_name));
-        closedir(d);
-    }
-    rmdir(dir);
-}
-
 int rm_save(const rm_model *r, const char *dir, const ckpt_file *extra, size_t nextra, char *err, size_t errlen)
 {
     char tmp[4200], old[4300], p[4300];
@@ -168,7 +153,7 @@ int rm_save(const rm_model *r, const char *dir, const ckpt_file *extra, size_t n
         rc = fio_write_atomic(fio_join(p, sizeof p, tmp, extra[i].name), extra[i].data, extra[i].len, err, errlen);
     free(side);
     if (rc) {
-        remove_flat_dir(tmp);
+        fio_remove_tree(tmp, NULL, 0);
         return -1;
     }
     /* replace dir whole: the old one aside, the new one in, the old one dropped */
@@ -177,10 +162,10 @@ int rm_save(const rm_model *r, const char *dir, const ckpt_file *extra, size_t n
     if (rename(tmp, dir) != 0) {
         fio_fail(err, errlen, "%s: cannot rename into place: %s", dir, strerror(errno));
         if (had) rename(old, dir);
-        remove_flat_dir(tmp);
+        fio_remove_tree(tmp, NULL, 0);
         return -1;
     }
-    if (had) remove_flat_dir(old);
+    if (had) fio_remove_tree(old, NULL, 0);
     return 0;
 }
 

@@ -26,6 +26,9 @@ int fio_write_atomic_v(const char *path, const fio_chunk *chunks, size_t n, char
 
 /* Create a directory and its parents (like mkdir -p). */
 int fio_mkdirs(const char *path, char *err, size_t errlen);
+/* rm -r: remove a file or a folder and everything under it (symlinks are removed, not followed);
+ * a missing path is fine. */
+int fio_remove_tree(const char *path, char *err, size_t errlen);
 
 /* Join a folder and a file name into buf; returns buf. */
 char *fio_join(char *buf, size_t buflen, const char *dir, const char *name);
