@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,6 +54,7 @@ struct ds_reader {
     long lineno, nrec;
     unsigned fields;     /* the first record's fields: every record must have the same */
     long first_line;
+    int margins;         /* preference files: the first record had a "margin" (then every one must) */
     ds_kind kind;
     int implicit;
     json_t *cur;         /* the record whose strings *rec points into */
@@ -142,6 +144,21 @@ static int rec_fail(const ds_reader *r, char *err, size_t errlen, const char *wh
     return fio_fail(err, errlen, "%s:%ld:1: field \"%s\" %s", r->path, r->lineno, field, what);
 }
 
+/* TRL's optional per-pair "margin" of preference records: a finite number in every record or in none */
+static int read_margin(ds_reader *r, const json_t *j, ds_record *rec, char *err, size_t errlen)
+{
+    json_t *v = json_object_get(j, "margin");
+    if (r->kind != DS_PREFERENCE) return 0;
+    if (r->nrec == 0) r->margins = v != NULL;
+    if ((v != NULL) != r->margins)
+        return fio_fail(err, errlen, "%s:%ld:1: field \"margin\" is %s (line %ld %s one: margins go in every record or in none)",
+                        r->path, r->lineno, v ? "present" : "missing", r->first_line, r->margins ? "has" : "has no");
+    if (v && !(json_is_number(v) && isfinite(json_number_value(v)))) return rec_fail(r, err, errlen, "must be a number", "margin");
+    rec->has_margin = v != NULL;
+    rec->margin = v ? json_number_value(v) : 0;
+    return 0;
+}
+
 int ds_reader_next(ds_reader *r, ds_record *rec, char *err, size_t errlen)
 {
     memset(rec, 0, sizeof *rec);
@@ -210,6 +227,7 @@ int ds_reader_next(ds_reader *r, ds_record *rec, char *err, size_t errlen)
             int may_be_empty = (1u << i) == F_PROMPT && r->kind != DS_PROMPT_ONLY;
             if (n[i] == 0 && !may_be_empty) return rec_fail(r, err, errlen, "is empty", field_names[i]);
         }
+        if (read_margin(r, j, rec, err, errlen)) return -1;
         rec->line = r->lineno;
         rec->text = s[0], rec->text_len = n[0];
         rec->prompt = s[1], rec->prompt_len = n[1];
@@ -351,6 +369,8 @@ int ds_load(ds_dataset *d, const tok_tokenizer *t, const char *path, const ds_lo
         }
         ds_example *x = &d->ex[d->n];
         x->np = np, x->na = na, x->nb = nb, x->line = rec.line;
+        x->margin = (float)rec.margin;
+        d->has_margins = rec.has_margin;
         if (pool_append(&pool, p.ids + (p.n - (size_t)np), (size_t)np, &x->prompt) ||
             pool_append(&pool, a.ids, (size_t)na, &x->a) || pool_append(&pool, b.ids, (size_t)nb, &x->b)) {
             fio_fail(err, errlen, "out of memory");
@@ -507,4 +527,42 @@ size_t ds_batch_loss_tokens(const ds_batch *b)
     size_t n = 0, total = (size_t)b->B * (size_t)b->T;
     for (size_t i = 0; i < total; i++) n += b->loss_mask[i] != 0.0f;
     return n;
+}
+
+/* ---- prompt sets ------------------------------------------------------------------------------- */
+
+int ds_prompts_make(const ds_dataset *d, const size_t *idx, size_t n, ds_prompts *p, char *err, size_t errlen)
+{
+    memset(p, 0, sizeof *p);
+    p->rows = malloc((n + 1) * sizeof *p->rows);
+    p->len = malloc((n + 1) * sizeof *p->len);
+    if (!p->rows || !p->len) {
+        ds_prompts_free(p);
+        return fio_fail(err, errlen, "out of memory");
+    }
+    for (size_t i = 0; i < n; i++) {
+        const ds_example *e = &d->ex[idx ? idx[i] : i];
+        if (e->np < 1) {
+            ds_prompts_free(p);
+            return fio_fail(err, errlen, "%s:%ld: empty prompt", d->path, e->line);
+        }
+        p->rows[i] = d->tok + e->prompt;
+        p->len[i] = e->np;
+    }
+    p->n = (int)n;
+    return 0;
+}
+
+void ds_prompts_free(ds_prompts *p)
+{
+    free(p->rows);
+    free(p->len);
+    memset(p, 0, sizeof *p);
+}
+
+int ds_prompts_max_len(const ds_prompts *p)
+{
+    int m = 0;
+    for (int i = 0; i < p->n; i++) m = p->len[i] > m ? p->len[i] : m;
+    return m;
 }

@@ -10,7 +10,8 @@
  *   DS_PREFERENCE          {"prompt", "chosen", "rejected"}   reward model, DPO
  *                          {"chosen", "rejected"}          implicit prompt (ds_dataset.implicit_prompt)
  *   DS_PROMPT_ONLY         {"prompt"}                      PPO rollouts, eval
- * Values must be strings (conversational lists of messages are refused). "text", "completion",
+ * Values must be strings (conversational lists of messages are refused). Preference records may carry
+ * TRL's numeric "margin" (the reward model's Bradley–Terry margin): in every record or in none. "text", "completion",
  * "chosen" and "rejected" must not be empty; a prompt may be empty except in a prompt-only file.
  * Implicit prompts are TRL's extract_prompt: the prompt is the longest common prefix of chosen and
  * rejected, moved back one character when it ends in a space (so the space starts the completions);
@@ -89,6 +90,8 @@ typedef struct {
     const char *text, *prompt, *completion, *chosen, *rejected;
     size_t text_len, prompt_len, completion_len, chosen_len, rejected_len;
     long line; /* 1-based line in the file */
+    int has_margin;  /* preference records: TRL's optional numeric "margin" (in every record or none) */
+    double margin;   /* 0 when absent */
 } ds_record;
 
 /* Open path ("-" is stdin); reads nothing yet. */
@@ -119,11 +122,13 @@ typedef struct {
     size_t prompt, a, b;   /* offsets into tok */
     int np, na, nb;        /* token counts after the limits */
     long line;             /* source line, for messages */
+    float margin;          /* preference pairs: the record's "margin" (0 without one) */
 } ds_example;
 
 typedef struct {
     ds_kind kind;
     int implicit_prompt;   /* preference file without "prompt" */
+    int has_margins;       /* preference file whose records carry a "margin" (all of them) */
     char *path;            /* a copy of the file name */
     size_t n;              /* examples */
     ds_example *ex;
@@ -159,6 +164,22 @@ void ds_sampler_free(ds_sampler *s);
 void ds_sampler_next(ds_sampler *s, size_t k, uint64_t *cursor, size_t *idx);
 /* The permutation of epoch e into perm (n entries): the same values ds_sampler_next uses. */
 void ds_order(size_t n, uint64_t seed, uint64_t epoch, size_t *perm);
+
+/* ---- prompt sets ------------------------------------------------------------------------------- */
+
+/* Prompts as token rows, for sampling: rows[i] (len[i] >= 1 tokens) point into a dataset's tokens. */
+typedef struct {
+    const int32_t **rows;
+    int *len;
+    int n;
+} ds_prompts;
+
+/* The prompts of examples idx[0..n) of d (idx NULL: the first n, in file order). An empty prompt
+ * cannot be sampled from: "FILE:LINE: empty prompt". On error *p is left empty. */
+int ds_prompts_make(const ds_dataset *d, const size_t *idx, size_t n, ds_prompts *p, char *err, size_t errlen);
+void ds_prompts_free(ds_prompts *p);
+/* the longest prompt */
+int ds_prompts_max_len(const ds_prompts *p);
 
 /* ---- batches --------------------------------------------------------------------------------- */
 

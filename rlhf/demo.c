@@ -7,6 +7,7 @@
 #include "dataset.h"
 #include "dpo.h"
 #include "eval.h"
+#include "clock.h"
 #include "fileio.h"
 #include "hf.h"
 #include "judge.h"
@@ -14,7 +15,9 @@
 #include "pretrain.h"
 #include "rm.h"
 #include "rng.h"
+#include "scorer.h"
 #include "sft.h"
+#include "stats.h"
 #include "tok.h"
 
 #include <dirent.h>
@@ -23,7 +26,6 @@
 #include <limits.h>
 #include <math.h>
 #include <stddef.h>
-#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -175,12 +177,10 @@ static void emit(const demo *d, demo_event_kind k, double done, double total, do
     d->o->on_event(d->o->ud, &e);
 }
 
-/* the thread count of a stage that mostly decodes (see DEMO_DECODE_THREADS); also sets OpenMP's */
+/* the thread count of a stage that mostly decodes (see DEMO_DECODE_THREADS) */
 static int decode_threads(const demo *d)
 {
-    const int n = d->o->threads < DEMO_DECODE_THREADS ? d->o->threads : DEMO_DECODE_THREADS;
-    omp_set_num_threads(n);
-    return n;
+    return d->o->threads < DEMO_DECODE_THREADS ? d->o->threads : DEMO_DECODE_THREADS;
 }
 
 static uint64_t stage_seed(const demo *d, const char *stage) { return rng_stream(d->o->seed, corpus_hash(stage, strlen(stage))); }
@@ -198,13 +198,6 @@ static void on_trainer_step(void *ud, const trainer_progress *p)
         if (!isnan(v)) n += (size_t)snprintf(text + n, sizeof text - n, "%s%s %.4g", n ? " " : "", show[i], v);
     }
     emit(d, DEMO_PROGRESS, (double)p->step, (double)p->total, 0, text);
-}
-
-static void on_pretrain_step(void *ud, const pretrain_metrics *m)
-{
-    char text[96];
-    snprintf(text, sizeof text, "loss %.4f", (double)m->loss);
-    emit(ud, DEMO_PROGRESS, (double)m->step, (double)m->total, 0, text);
 }
 
 static void on_eval_batch(void *ud, long done, long total)
@@ -272,7 +265,6 @@ static int run_stage(demo *d, const char *name, json_t *settings, stage_fn fn, v
                      size_t errlen)
 {
     d->stage = name;
-    omp_set_num_threads(d->o->threads);
     d->pbase = d->ptotal = 0;
     d->ptext = NULL;
     json_object_set_new(settings, "demo_version", json_integer(DEMO_VERSION));
@@ -306,10 +298,10 @@ static int run_stage(demo *d, const char *name, json_t *settings, stage_fn fn, v
         return -1;
     }
     emit(d, DEMO_BEGIN, 0, 0, 0, "");
-    const double t0 = trainer_now();
+    const double t0 = clk_now();
     json_t *summary = json_object();
     int rc = summary ? fn(d, tmp, arg, summary, err, errlen) : fio_fail(err, errlen, "out of memory");
-    const double secs = trainer_now() - t0;
+    const double secs = clk_now() - t0;
     if (rc == 0) rc = prune_checkpoints(tmp, err, errlen);
     if (rc == 0) {
         json_t *m = json_pack("{s:s, s:s, s:O, s:O, s:f}", "stage", name, "hash", hash_out, "settings", settings,
@@ -386,26 +378,26 @@ static int st_pretrain(demo *d, const char *dir, void *arg, json_t *sum, char *e
     if (fio_write_atomic(fio_join(shape, sizeof shape, dir, "shape.json"), cfg, strlen(cfg), err, errlen)) return -1;
     const char *corpus[1] = {fio_join(train, sizeof train, d->corpus, "train.txt")};
     pretrain_opts o = pretrain_defaults();
-    o.out = dir;
+    o.run.out = dir;
     o.corpus = corpus;
     o.ncorpus = 1;
     o.tokenizer = d->tokdir;
     o.config = shape;
-    o.batch = c->pt_batch;
+    o.run.batch = c->pt_batch;
     o.seq = c->pt_seq;
-    o.steps = c->pt_steps;
-    o.warmup = c->pt_steps / 20 + 1;
-    o.lr = (float)c->pt_lr;
-    o.min_lr = (float)c->pt_lr / 10;
-    o.eval_every = c->pt_steps;
+    o.run.steps = c->pt_steps;
+    o.optim.warmup = c->pt_steps / 20 + 1;
+    o.optim.lr = (float)c->pt_lr;
+    o.optim.min_lr = (float)c->pt_lr / 10;
+    o.run.eval_every = c->pt_steps;
     o.eval_batches = 8;
-    o.ckpt_every = c->pt_steps;
-    o.keep_last = 1;
-    o.seed = stage_seed(d, "pretrain");
-    o.threads = d->o->threads;
+    o.run.ckpt_every = c->pt_steps;
+    o.run.keep = 1;
+    o.run.seed = stage_seed(d, "pretrain");
+    o.run.threads = d->o->threads;
     o.val_fraction = 0.02;
-    o.on_step = on_pretrain_step;
-    o.ud = d;
+    o.run.on_step = on_trainer_step;
+    o.run.ud = d;
     long from = 0;
     if (pretrain_run(&o, &from, err, errlen)) return -1;
     /* the last metrics line has the validation loss */
@@ -416,8 +408,8 @@ static int st_pretrain(demo *d, const char *dir, void *arg, json_t *sum, char *e
     char *last = len > 1 ? memrchr(m, '\n', len - 1) : NULL;
     json_t *j = json_loads(last ? last + 1 : m, 0, NULL);
     if (j) {
-        json_t *v = json_object_get(j, "val_loss");
-        if (json_is_number(v)) json_object_set_new(sum, "val_loss", json_real(json_number_value(v)));
+        json_t *v = json_object_get(j, "eval_loss");
+        if (json_is_number(v)) json_object_set_new(sum, "eval_loss", json_real(json_number_value(v)));
         v = json_object_get(j, "loss");
         if (json_is_number(v)) json_object_set_new(sum, "loss", json_real(json_number_value(v)));
     }
@@ -431,37 +423,37 @@ static int st_pretrain(demo *d, const char *dir, void *arg, json_t *sum, char *e
 /* The shared trainer settings of the SFT, reward-model and DPO stages: cosine decay to lr/10 after a
  * 10% warm-up (SFT) or to 0 (preference trainers, as TRL), evaluation every 20 steps and at the end,
  * one checkpoint at the end (pruned once the stage is complete), the stage's own seed. */
-static trainer_hparams stage_hparams(const demo *d, const char *stage, long steps, double epochs, int batch, double lr,
-                                     int max_completion)
+static void stage_train(const demo *d, const char *stage, long steps, double epochs, int batch, double lr, trainer_run *r,
+                        trainer_optim *o)
 {
-    trainer_hparams h = trainer_hparams_defaults();
-    h.steps = steps;
-    h.epochs = epochs;
-    h.batch = batch;
-    h.lr = (float)lr;
-    h.min_lr = steps > 0 ? (float)lr / 10 : 0;
-    h.warmup = steps > 0 ? steps / 10 : 0;
-    h.max_prompt_len = d->c->max_prompt_len;
-    h.max_completion_len = max_completion;
-    h.eval_every = 20;
-    h.ckpt_every = 0;
-    h.keep_last = 1;
-    h.seed = stage_seed(d, stage);
-    h.threads = d->o->threads;
-    return h;
+    *r = trainer_run_defaults();
+    *o = trainer_optim_defaults();
+    r->steps = steps;
+    r->epochs = epochs;
+    r->batch = batch;
+    o->lr = (float)lr;
+    o->min_lr = steps > 0 ? (float)lr / 10 : 0;
+    o->warmup = steps > 0 ? steps / 10 : 0;
+    r->eval_every = 20;
+    r->ckpt_every = 0;
+    r->keep = 1;
+    r->seed = stage_seed(d, stage);
+    r->threads = d->o->threads;
 }
 
 /* what every trainer of a stage shares: the start model, the tokenizer, the data, the stage's
  * folder and the progress callback (sft_opts, rm_opts and dpo_opts name them alike) */
-#define TRAINER_IO(o, start, train, eval)                                                                              \
+#define TRAINER_IO(o, start, train, eval, max_completion)                                                              \
     do {                                                                                                               \
         (o).model = (start);                                                                                           \
         (o).tokenizer = d->tokdir;                                                                                     \
         (o).data = (train);                                                                                            \
         (o).eval_data = (eval);                                                                                        \
-        (o).out = dir;                                                                                                 \
-        (o).on_step = on_trainer_step;                                                                                 \
-        (o).ud = d;                                                                                                    \
+        (o).max_prompt_len = d->c->max_prompt_len;                                                                     \
+        (o).max_completion_len = (max_completion);                                                                     \
+        (o).run.out = dir;                                                                                             \
+        (o).run.on_step = on_trainer_step;                                                                             \
+        (o).run.ud = d;                                                                                                \
     } while (0)
 
 static int st_sft(demo *d, const char *dir, void *arg, json_t *sum, char *err, size_t errlen)
@@ -469,9 +461,9 @@ static int st_sft(demo *d, const char *dir, void *arg, json_t *sum, char *err, s
     (void)arg;
     const demo_config *c = d->c;
     sft_opts o = sft_defaults();
-    TRAINER_IO(o, d->base, d->sft_data, d->sft_eval[0] ? d->sft_eval : NULL);
-    o.h = stage_hparams(d, "sft", c->sft_steps, 1, c->sft_batch, c->sft_lr, c->sft_max_completion);
-    o.h.eval_every = c->sft_steps; /* the held-out loss once, at the end */
+    stage_train(d, "sft", c->sft_steps, 1, c->sft_batch, c->sft_lr, &o.run, &o.optim);
+    TRAINER_IO(o, d->base, d->sft_data, d->sft_eval[0] ? d->sft_eval : NULL, c->sft_max_completion);
+    o.run.eval_every = c->sft_steps; /* the held-out loss once, at the end */
     sft_result r;
     if (sft_run(&o, &r, err, errlen)) return -1;
     json_object_set_new(sum, "examples", json_integer((json_int_t)r.n_train));
@@ -490,21 +482,6 @@ static int load_prompts(const demo *d, const tok_tokenizer *t, const char *path,
     lo.max_prompt_len = d->c->max_prompt_len;
     lo.max_len = d->n_positions - d->c->max_new_tokens;
     return ds_load(ds, t, path, &lo, err, errlen);
-}
-
-/* pointers to the prompts idx[0..n) of ds (every prompt non-empty) */
-static int prompt_rows(const ds_dataset *ds, const size_t *idx, int n, const int32_t ***pp, int **pl, char *err, size_t errlen)
-{
-    *pp = malloc((size_t)n * sizeof **pp);
-    *pl = malloc((size_t)n * sizeof **pl);
-    if (!*pp || !*pl) return fio_fail(err, errlen, "out of memory");
-    for (int i = 0; i < n; i++) {
-        const ds_example *e = &ds->ex[idx ? idx[i] : (size_t)i];
-        if (e->np < 1) return fio_fail(err, errlen, "%s:%ld: empty prompt", ds->path, e->line);
-        (*pp)[i] = ds->tok + e->prompt;
-        (*pl)[i] = e->np;
-    }
-    return 0;
 }
 
 /* One samples file of eval_run read back: per sample its completion text and its "extra" (gold). */
@@ -573,6 +550,7 @@ static eval_opts sample_opts(demo *d, const tok_tokenizer *t, int n, uint64_t se
     eo.max_new_tokens = d->c->max_new_tokens;
     eo.temperature = (float)d->c->temperature;
     eo.stop_token = tok_eot_id(t);
+    eo.tok = t;
     eo.seed = seed;
     eo.on_batch = on_eval_batch;
     eo.ud = d;
@@ -581,16 +559,17 @@ static eval_opts sample_opts(demo *d, const tok_tokenizer *t, int n, uint64_t se
 
 /* Sample k completions for each of np prompts, pair the best with the worst by the gold judge,
  * label each pair with Bradley–Terry, and write the preference JSONL to out_path. */
-static int make_pairs(demo *d, gpt2 *m, const tok_tokenizer *t, const judge *j, const int32_t *const *pp, const int *pl,
-                      int np, const char *samples_path, const char *out_path, uint64_t seed, pair_stats *ps, char *err,
-                      size_t errlen)
+static int make_pairs(demo *d, gpt2 *m, const tok_tokenizer *t, const judge *j, const ds_prompts *pr,
+                      const char *samples_path, const char *out_path, uint64_t seed, pair_stats *ps, char *err, size_t errlen)
 {
     const demo_config *c = d->c;
-    const int k = c->pref_samples;
-    eval_judge g = {j, t, tok_eot_id(t)};
+    const int k = c->pref_samples, np = pr->n;
+    scorer_judge g = {j, t, tok_eot_id(t)};
     eval_opts eo = sample_opts(d, t, np * k, seed);
+    eo.extra = scorer_judge_make(&g);
+    eo.samples_path = samples_path;
     eval_result er;
-    if (eval_run(m, NULL, pp, pl, np, NULL, NULL, eval_judge_scorer, &g, t, samples_path, &eo, &er, err, errlen)) return -1;
+    if (eval_run(m, NULL, pr, &eo, &er, err, errlen)) return -1;
     samples s;
     if (samples_read(samples_path, (long)np * k, &s, err, errlen)) return -1;
     memset(ps, 0, sizeof *ps);
@@ -654,8 +633,7 @@ static int st_prefs(demo *d, const char *dir, void *arg, json_t *sum, char *err,
     judge *j = NULL;
     gpt2 *m = NULL;
     ds_dataset tr = {0}, ho = {0};
-    const int32_t **pp = NULL, **hp = NULL;
-    int *pl = NULL, *hl = NULL;
+    ds_prompts pp = {0}, hp = {0};
     size_t *idx = NULL;
     int rc = -1;
     if (tok_load(d->tokdir, &t, err, errlen) || judge_create(&j, d->lexicon, err, errlen) ||
@@ -672,15 +650,16 @@ static int st_prefs(demo *d, const char *dir, void *arg, json_t *sum, char *err,
         goto done;
     }
     ds_order(tr.n, seed, 0, idx);
-    if (prompt_rows(&tr, idx, np, &pp, &pl, err, errlen) || prompt_rows(&ho, NULL, nh, &hp, &hl, err, errlen)) goto done;
+    if (ds_prompts_make(&tr, idx, (size_t)np, &pp, err, errlen) || ds_prompts_make(&ho, NULL, (size_t)nh, &hp, err, errlen))
+        goto done;
     char p1[PATHN], p2[PATHN];
     pair_stats a, b;
     d->ptotal = (double)(np + nh) * c->pref_samples;
     d->ptext = "sampling";
-    if (make_pairs(d, m, t, j, pp, pl, np, fio_join(p1, sizeof p1, dir, "samples_train.jsonl"),
+    if (make_pairs(d, m, t, j, &pp, fio_join(p1, sizeof p1, dir, "samples_train.jsonl"),
                    fio_join(p2, sizeof p2, dir, "prefs_train.jsonl"), rng_stream(seed, 1), &a, err, errlen) ||
         (d->pbase = (double)np * c->pref_samples, 0) ||
-        make_pairs(d, m, t, j, hp, hl, nh, fio_join(p1, sizeof p1, dir, "samples_heldout.jsonl"),
+        make_pairs(d, m, t, j, &hp, fio_join(p1, sizeof p1, dir, "samples_heldout.jsonl"),
                    fio_join(p2, sizeof p2, dir, "prefs_heldout.jsonl"), rng_stream(seed, 2), &b, err, errlen))
         goto done;
     json_object_set_new(sum, "pairs", json_integer(a.pairs));
@@ -695,10 +674,8 @@ static int st_prefs(demo *d, const char *dir, void *arg, json_t *sum, char *err,
     rc = 0;
 done:
     free(idx);
-    free(pp);
-    free(pl);
-    free(hp);
-    free(hl);
+    ds_prompts_free(&pp);
+    ds_prompts_free(&hp);
     ds_free(&tr);
     ds_free(&ho);
     gpt2_free(m);
@@ -768,8 +745,8 @@ static int st_rm(demo *d, const char *dir, void *arg, json_t *sum, char *err, si
     (void)arg;
     const demo_config *c = d->c;
     rm_opts o = rm_defaults();
-    TRAINER_IO(o, d->sft, d->prefs, d->eval_prefs);
-    o.h = stage_hparams(d, "rm", 0, c->rm_epochs, c->rm_batch, c->rm_lr, c->max_new_tokens + 1);
+    stage_train(d, "rm", 0, c->rm_epochs, c->rm_batch, c->rm_lr, &o.run, &o.optim);
+    TRAINER_IO(o, d->sft, d->prefs, d->eval_prefs, c->max_new_tokens + 1);
     o.normalize_prompts = d->prompts;
     o.normalize_ref = d->sft;
     o.normalize_samples = c->rm_norm_samples;
@@ -798,7 +775,7 @@ static int st_rm(demo *d, const char *dir, void *arg, json_t *sum, char *err, si
  * over-optimisation figure: what the policy is paid vs what it is worth). */
 typedef struct {
     rm_model *rm;
-    eval_judge gold;
+    scorer_judge gold;
     float *g;                    /* scratch (max rows) */
     int cap;
     tok_bytes log;               /* gold.jsonl lines */
@@ -809,14 +786,15 @@ static int ppo_score(void *ud, const int32_t *tokens, const int *lengths, const 
                      float *scores, char *err, size_t errlen)
 {
     ppo_scorer *s = ud;
-    if (ppo_lm_rm_scorer(s->rm, tokens, lengths, prompt_lengths, B, T, scores, err, errlen)) return -1;
+    if (rm_forward(s->rm, tokens, lengths, B, T, scores, err, errlen)) return -1;
     if (B > s->cap) {
         float *g = realloc(s->g, (size_t)B * sizeof *g);
         if (!g) return fio_fail(err, errlen, "out of memory");
         s->g = g;
         s->cap = B;
     }
-    if (eval_judge_scorer(&s->gold, tokens, lengths, prompt_lengths, B, T, s->g, err, errlen)) return -1;
+    const scorer judge_sc = scorer_judge_make(&s->gold);
+    if (scorer_score(&judge_sc, tokens, lengths, prompt_lengths, B, T, s->g, err, errlen)) return -1;
     double rm = 0, gold = 0;
     for (int b = 0; b < B; b++) {
         rm += scores[b];
@@ -841,32 +819,31 @@ static int st_ppo(demo *d, const char *dir, void *arg, json_t *sum, char *err, s
     const int nt = decode_threads(d);
     gpt2_set_threads(sc.rm->m, nt);
     head_set_threads(sc.rm->h, nt);
-    sc.gold = (eval_judge){j, t, tok_eot_id(t)};
+    sc.gold = (scorer_judge){j, t, tok_eot_id(t)};
     ppo_lm_opts o = ppo_lm_defaults();
     o.policy = d->sft;
     o.ref = d->sft;
     o.prompts = d->prompts;
     o.tokenizer = d->tokdir;
-    o.out = dir;
+    o.run.out = dir;
     o.h.temperature = (float)c->temperature;
     o.h.max_new_tokens = c->max_new_tokens;
     o.h.kl_coef = c->ppo_kl[i];
     o.h.target_kl = 0;
-    o.h.epochs = c->ppo_epochs;
+    o.h.ppo_epochs = c->ppo_epochs;
     o.h.minibatch = c->ppo_minibatch;
-    o.h.lr = (float)c->ppo_lr;
-    o.h.min_lr = 0;
-    o.h.seed = stage_seed(d, d->ppo_name[i]);
-    o.batch = c->ppo_batch;
-    o.steps = c->ppo_steps;
+    o.optim.lr = (float)c->ppo_lr;
+    o.optim.min_lr = 0;
+    o.run.seed = stage_seed(d, d->ppo_name[i]);
+    o.run.batch = c->ppo_batch;
+    o.run.steps = c->ppo_steps;
     o.max_prompt_len = c->max_prompt_len;
-    o.ckpt_every = c->ppo_steps;
-    o.keep_last = 1;
-    o.threads = nt;
-    o.score = ppo_score;
-    o.score_ud = &sc;
-    o.on_step = on_trainer_step;
-    o.ud = d;
+    o.run.ckpt_every = c->ppo_steps;
+    o.run.keep = 1;
+    o.run.threads = nt;
+    o.score = (scorer){ppo_score, &sc};
+    o.run.on_step = on_trainer_step;
+    o.run.ud = d;
     ppo_lm_result r;
     if (ppo_lm_run(&o, &r, err, errlen)) goto done;
     char p[PATHN];
@@ -894,10 +871,10 @@ static int st_dpo(demo *d, const char *dir, void *arg, json_t *sum, char *err, s
     const int i = *(const int *)arg;
     const demo_config *c = d->c;
     dpo_opts o = dpo_defaults();
-    TRAINER_IO(o, d->sft, d->prefs, d->eval_prefs);
+    stage_train(d, d->dpo_name[i], 0, c->dpo_epochs, c->dpo_batch, c->dpo_lr, &o.run, &o.optim);
+    TRAINER_IO(o, d->sft, d->prefs, d->eval_prefs, c->max_new_tokens + 1);
     o.loss.type = DPO_SIGMOID;
     o.loss.beta = c->dpo_beta[i];
-    o.h = stage_hparams(d, d->dpo_name[i], 0, c->dpo_epochs, c->dpo_batch, c->dpo_lr, c->max_new_tokens + 1);
     dpo_result r;
     if (dpo_run(&o, &r, err, errlen)) return -1;
     json_object_set_new(sum, "steps", json_integer(r.steps));
@@ -908,23 +885,6 @@ static int st_dpo(demo *d, const char *dir, void *arg, json_t *sum, char *err, s
 }
 
 /* ---- evaluation ------------------------------------------------------------------------------------ */
-
-static double mean_of(const double *x, int n)
-{
-    double s = 0;
-    for (int i = 0; i < n; i++) s += x[i];
-    return n ? s / n : NAN;
-}
-
-/* sample standard deviation */
-static double sd_of(const double *x, int n)
-{
-    if (n < 2) return NAN;
-    const double m = mean_of(x, n);
-    double ss = 0;
-    for (int i = 0; i < n; i++) ss += (x[i] - m) * (x[i] - m);
-    return sqrt(ss / (n - 1));
-}
 
 /* gold per prompt: the mean over its samples (sample q belongs to prompt q % np) */
 static int gold_per_prompt(const char *path, int np, int k, double *out, char *err, size_t errlen)
@@ -948,8 +908,7 @@ static int st_eval(demo *d, const char *dir, void *arg, json_t *sum, char *err, 
     rm_model *rm = NULL;
     gpt2 *ref = NULL, *pol = NULL;
     ds_dataset ho = {0};
-    const int32_t **pp = NULL;
-    int *pl = NULL;
+    ds_prompts pp = {0};
     double *gsft = NULL, *gm = NULL, *diff = NULL;
     json_t *res = json_object(), *models = json_object();
     int rc = -1;
@@ -973,8 +932,8 @@ static int st_eval(demo *d, const char *dir, void *arg, json_t *sum, char *err, 
         fio_fail(err, errlen, "out of memory");
         goto done;
     }
-    if (prompt_rows(&ho, NULL, np, &pp, &pl, err, errlen)) goto done;
-    eval_judge g = {j, t, tok_eot_id(t)};
+    if (ds_prompts_make(&ho, NULL, (size_t)np, &pp, err, errlen)) goto done;
+    scorer_judge g = {j, t, tok_eot_id(t)};
     const int nm = 1 + c->n_ppo + c->n_dpo;
     double d2_sft = NAN;
     for (int mi = 0; mi < nm; mi++) {
@@ -996,14 +955,17 @@ static int st_eval(demo *d, const char *dir, void *arg, json_t *sum, char *err, 
         d->pbase = (double)mi * eo.n;
         d->ptotal = (double)nm * eo.n;
         d->ptext = name;
-        const int bad = eval_run(m, ref, pp, pl, np, ppo_lm_rm_scorer, rm, eval_judge_scorer, &g, t, sp, &eo, &er, err, errlen);
+        eo.score = rm_scorer(rm);
+        eo.extra = scorer_judge_make(&g);
+        eo.samples_path = sp;
+        const int bad = eval_run(m, ref, &pp, &eo, &er, err, errlen);
         gpt2_free(pol);
         pol = NULL;
         if (bad || gold_per_prompt(sp, np, k, mi == 0 ? gsft : gm, err, errlen)) goto done;
         if (mi == 0) d2_sft = er.distinct2;
         const double *gp = mi == 0 ? gsft : gm;
         for (int p = 0; p < np; p++) diff[p] = gp[p] - gsft[p];
-        const double gain = mean_of(diff, np), half = 1.96 * sd_of(diff, np) / sqrt((double)np);
+        const double gain = stats_mean(diff, np), half = 1.96 * stats_sd(diff, np, 1) / sqrt((double)np);
         json_t *e = json_pack("{s:f, s:f, s:f, s:f}", "gold_reward", er.extra, "rm_reward", er.score, "kl", er.kl,
                               "distinct2", er.distinct2);
         if (!e) {
@@ -1037,8 +999,7 @@ done:
     free(gsft);
     free(gm);
     free(diff);
-    free(pp);
-    free(pl);
+    ds_prompts_free(&pp);
     ds_free(&ho);
     gpt2_free(pol);
     gpt2_free(ref);
@@ -1120,7 +1081,6 @@ int demo_run(const demo_opts *o, char *err, size_t errlen)
     d->c = &o->cfg;
     const demo_config *c = d->c;
     if (fio_mkdirs(o->out, err, errlen)) return -1;
-    omp_set_num_threads(o->threads);
     if (o->lexicon) snprintf(d->lexicon, sizeof d->lexicon, "%s", o->lexicon);
     else judge_default_lexicon(d->lexicon, sizeof d->lexicon);
     if (!fio_exists(d->lexicon))

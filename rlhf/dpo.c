@@ -9,22 +9,23 @@
 
 #include <jansson.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const k_loss_names[] = {[DPO_SIGMOID] = "sigmoid", [DPO_IPO] = "ipo", [DPO_HINGE] = "hinge",
-                                           [DPO_ROBUST] = "robust"};
+const char *const dpo_loss_names[] = {[DPO_SIGMOID] = "sigmoid", [DPO_IPO] = "ipo", [DPO_HINGE] = "hinge",
+                                      [DPO_ROBUST] = "robust", NULL};
 
 const char *dpo_loss_name(dpo_loss_type t)
 {
-    return (unsigned)t < sizeof k_loss_names / sizeof *k_loss_names ? k_loss_names[t] : "?";
+    return (unsigned)t < DPO_ROBUST + 1u ? dpo_loss_names[t] : "?";
 }
 
 int dpo_loss_parse(const char *name, dpo_loss_type *out)
 {
-    for (int i = 0; i < (int)(sizeof k_loss_names / sizeof *k_loss_names); i++)
-        if (strcmp(name, k_loss_names[i]) == 0) {
+    for (int i = 0; dpo_loss_names[i]; i++)
+        if (strcmp(name, dpo_loss_names[i]) == 0) {
             *out = (dpo_loss_type)i;
             return 0;
         }
@@ -138,9 +139,10 @@ void dpo_seq_logps(const float *logp, const float *mask, int B, int T, double *o
 
 dpo_opts dpo_defaults(void)
 {
-    dpo_opts o = {0};
-    o.h = trainer_hparams_defaults();
-    o.h.lr = 1e-6f;
+    dpo_opts o = {.run = trainer_run_defaults(), .optim = trainer_optim_defaults()};
+    o.optim.lr = 1e-6f;
+    o.max_prompt_len = 512;
+    o.max_completion_len = 512;
     o.loss = (dpo_loss_opts){DPO_SIGMOID, 0.1, 0};
     return o;
 }
@@ -259,199 +261,176 @@ static int ref_load(const char *path, double *tr, size_t n, double *ev, size_t m
     return rc;
 }
 
-/* a resumed run must see the data in the same order and optimise the same loss */
-static int check_resume(const trainer_state *st, const dpo_opts *o, size_t n, const char *latest, char *err,
-                        size_t errlen)
+/* ---- the recipe ---------------------------------------------------------------------------------- */
+
+typedef struct {
+    const dpo_opts *o;
+    dpo_result *res;
+    gpt2 *m;
+    adamw opt;
+    ds_dataset d, ev;
+    ds_batch b;
+    dpo_work wk;
+    double *ref_tr, *ref_ev;         /* the reference's log-probs, (chosen, rejected) per pair */
+    double *pol_ev, *tmp, *ref_c;    /* eval scratch; this micro-batch's reference log-probs */
+    float *ntok_ev, *ftmp;
+    dpo_stats tot;                   /* this step's means */
+} dpo;
+
+/* the reference log-probs, once: from the checkpoint's cache, a separate model, or the policy as it starts */
+static int reference(dpo *s, trainer *t, int T, char *err, size_t errlen)
 {
-    if (trainer_check_resume(st, &o->h, n, latest, err, errlen)) return -1;
-    json_t *s = st->settings, *lt = json_object_get(s, "loss_type"), *be = json_object_get(s, "beta");
-    if (!json_is_string(lt) || strcmp(json_string_value(lt), dpo_loss_name(o->loss.type)) != 0 || !json_is_number(be) ||
-        json_number_value(be) != o->loss.beta)
-        return fio_fail(err, errlen, "cannot resume %s: it was trained with another loss type or beta", latest);
+    const dpo_opts *o = s->o;
+    char p[4200];
+    if (t->resuming) return ref_load(fio_join(p, sizeof p, t->latest, DPO_REF_FILE), s->ref_tr, s->d.n, s->ref_ev, s->ev.n, err, errlen);
+    gpt2 *ref = NULL, *r = s->m;
+    if (o->ref) {
+        if (hf_load_gpt2(o->ref, &ref, err, errlen)) return -1;
+        if (gpt2_cfg(ref)->vocab_size < (int)tok_vocab_size(t->tok) || gpt2_cfg(ref)->n_positions < T) {
+            gpt2_free(ref);
+            return fio_fail(err, errlen, "%s: the reference's vocabulary or positions are smaller than the data needs", o->ref);
+        }
+        gpt2_set_threads(ref, t->threads);
+        r = ref;
+    }
+    const int P = o->run.batch;
+    const int rc = dpo_dataset_logps(r, &s->d, &s->b, P, s->ref_tr, NULL, err, errlen) ||
+                   (s->ev.n && dpo_dataset_logps(r, &s->ev, &s->b, P, s->ref_ev, NULL, err, errlen));
+    gpt2_free(ref);
+    return rc ? -1 : 0;
+}
+
+static int prepare(void *self, trainer *t, char *err, size_t errlen)
+{
+    dpo *s = self;
+    const dpo_opts *o = s->o;
+    if (dpo_loss_check(&o->loss, err, errlen)) return -1;
+    if (trainer_start_model(t, o->model, &s->m, &s->opt, err, errlen)) return -1;
+    /* every input checked before anything is written */
+    const ds_load_opts lo = trainer_load_opts(o->max_prompt_len, o->max_completion_len, gpt2_cfg(s->m)->n_positions, DS_PREFERENCE);
+    if (ds_load(&s->d, t->tok, o->data, &lo, err, errlen)) return -1;
+    if (o->eval_data && ds_load(&s->ev, t->tok, o->eval_data, &lo, err, errlen)) return -1;
+    const size_t n = s->d.n, m = s->ev.n, nmax = n > m ? n : m;
+    s->res->resumed_from = t->st.step;
+    s->res->n_train = n;
+    s->res->n_eval = m;
+    t->examples = n;
+    static const char *const keys[] = {"loss_type", "beta", NULL};
+    t->resume_keys = keys;
+    json_object_update_new(t->settings, json_pack("{s:s, s:s?, s:s, s:f, s:f, s:i, s:i}", "model", o->model ? o->model : "",
+                                                  "ref", o->ref, "loss_type", dpo_loss_name(o->loss.type), "beta",
+                                                  o->loss.beta, "label_smoothing", o->loss.label_smoothing, "max_prompt_len",
+                                                  o->max_prompt_len, "max_completion_len", o->max_completion_len));
+    const int P = o->run.batch, T = s->d.max_row > s->ev.max_row ? s->d.max_row : s->ev.max_row;
+    s->ref_tr = malloc(2 * n * sizeof *s->ref_tr);
+    s->ref_ev = malloc((2 * m + 1) * sizeof *s->ref_ev);
+    s->pol_ev = malloc((2 * m + 1) * sizeof *s->pol_ev);
+    s->ntok_ev = malloc((2 * m + 1) * sizeof *s->ntok_ev);
+    s->tmp = malloc(4 * nmax * sizeof *s->tmp);
+    s->ftmp = malloc(2 * nmax * sizeof *s->ftmp);
+    s->ref_c = malloc((size_t)2 * P * sizeof *s->ref_c);
+    if (!s->ref_tr || !s->ref_ev || !s->pol_ev || !s->ntok_ev || !s->tmp || !s->ftmp || !s->ref_c)
+        return fio_fail(err, errlen, "out of memory");
+    if (ds_batch_create(&s->b, 2 * P, T, err, errlen) || dpo_work_create(&s->wk, P, T, err, errlen)) return -1;
+    if (reference(s, t, T, err, errlen)) return -1;
+    return trainer_reserve(s->m, 2 * P, T, err, errlen);
+}
+
+/* TRL's metrics, the fields of dpo_stats */
+static const trainer_stat stats[] = {{"loss", offsetof(dpo_stats, loss)},
+                                     {"rewards/chosen", offsetof(dpo_stats, rewards_chosen)},
+                                     {"rewards/rejected", offsetof(dpo_stats, rewards_rejected)},
+                                     {"rewards/margins", offsetof(dpo_stats, rewards_margins)},
+                                     {"rewards/accuracies", offsetof(dpo_stats, rewards_accuracies)},
+                                     {"logps/chosen", offsetof(dpo_stats, logps_chosen)},
+                                     {"logps/rejected", offsetof(dpo_stats, logps_rejected)}};
+enum { NSTATS = sizeof stats / sizeof *stats };
+
+/* P pairs: the policy's log-probs against the cached reference's; weighed as P of the step's pairs */
+static int micro(void *self, trainer *t, int u, int a, double *loss, char *err, size_t errlen)
+{
+    (void)u;
+    dpo *s = self;
+    const int P = s->o->run.batch;
+    const size_t *ix = t->idx + (size_t)a * P;
+    if (ds_batch_fill(&s->d, ix, (size_t)P, &s->b, err, errlen)) return -1;
+    for (int q = 0; q < s->b.B; q++) t->st.num_tokens += (uint64_t)s->b.lengths[q];
+    double *ref_r = s->ref_c + P;
+    for (int q = 0; q < P; q++) {
+        s->ref_c[q] = s->ref_tr[2 * ix[q]];
+        ref_r[q] = s->ref_tr[2 * ix[q] + 1];
+    }
+    dpo_stats st;
+    if (dpo_step(s->m, &s->b, &s->o->loss, s->ref_c, ref_r, (double)P / (double)t->per_step, &s->wk, &st, err, errlen))
+        return -1;
+    loss[0] = st.loss;
+    trainer_stats_add(&s->tot, &st, stats, NSTATS, s->o->run.accum);
+    s->res->train = s->tot;
     return 0;
 }
+
+static int evaluate(void *self, trainer *t, trainer_metric *out, size_t *n, char *err, size_t errlen)
+{
+    (void)t;
+    dpo *s = self;
+    *n = 0;
+    if (s->ev.n == 0) return 0;
+    if (dpo_dataset_logps(s->m, &s->ev, &s->b, s->o->run.batch, s->pol_ev, s->ntok_ev, err, errlen)) return -1;
+    interleaved_stats(&s->o->loss, s->ev.n, s->pol_ev, s->ref_ev, s->ntok_ev, s->tmp, s->ftmp, &s->res->eval);
+    *n = trainer_stats_metrics(&s->res->eval, stats, NSTATS, out);
+    return 0;
+}
+
+/* a checkpoint carries the cached reference log-probs */
+static int files(void *self, trainer *t, int final, trainer_files *fs, char *err, size_t errlen)
+{
+    (void)t;
+    dpo *s = self;
+    if (final) return 0;
+    uint8_t *bytes;
+    size_t n;
+    if (ref_to_mem(s->ref_tr, s->d.n, s->ref_ev, s->ev.n, &bytes, &n, err, errlen)) return -1;
+    return trainer_files_own(fs, DPO_REF_FILE, bytes, n, err, errlen);
+}
+
+static void release(void *self)
+{
+    dpo *s = self;
+    free(s->ref_tr);
+    free(s->ref_ev);
+    free(s->pol_ev);
+    free(s->ntok_ev);
+    free(s->tmp);
+    free(s->ftmp);
+    free(s->ref_c);
+    dpo_work_free(&s->wk);
+    ds_batch_free(&s->b);
+    ds_free(&s->d);
+    ds_free(&s->ev);
+    adamw_free(&s->opt);
+    gpt2_free(s->m);
+}
+
+static const char *const loss_names[] = {"loss", NULL};
+static const trainer_recipe recipe = {.name = "dpo",
+                                      .loss_names = loss_names,
+                                      .prepare = prepare,
+                                      .micro = micro,
+                                      .evaluate = evaluate,
+                                      .files = files,
+                                      .free = release,
+                                      .stats = stats,
+                                      .nstats = NSTATS,
+                                      .stats_off = offsetof(dpo, tot)};
 
 int dpo_run(const dpo_opts *o, dpo_result *res, char *err, size_t errlen)
 {
     dpo_result dummy;
-    if (!res) res = &dummy;
-    memset(res, 0, sizeof *res);
-    res->eval.loss = NAN;
-    const trainer_hparams *h = &o->h;
-    if (trainer_hparams_check(h, err, errlen)) return -1;
-    if (dpo_loss_check(&o->loss, err, errlen)) return -1;
-    trainer tr;
-    tok_tokenizer *t;
-    int nt;
-    const trainer_opts to = {o->out, o->resume, o->tokenizer, h->ckpt_every, h->keep_last, h->stop_at, o->on_step, o->ud};
-    if (trainer_setup(&tr, &to, h->threads, &t, &nt, err, errlen)) return -1;
-    int rc = -1;
-    gpt2 *m = NULL, *ref = NULL;
-    adamw opt = {0};
-    trainer_state st = {0};
-    ds_dataset d = {0}, ev = {0};
-    ds_sampler smp = {0};
-    ds_batch b = {0};
-    size_t *idx = NULL;
-    double *ref_tr = NULL, *ref_ev = NULL, *pol_ev = NULL, *tmp = NULL, *ref_c = NULL, *ref_r = NULL;
-    float *ntok_ev = NULL, *ftmp = NULL;
-    dpo_work wk = {0};
-    uint8_t *rbytes = NULL;
-    if (trainer_start_model(&tr, o->model, t, nt, &m, &opt, &st, err, errlen)) goto done;
-    res->resumed_from = st.step;
-    const gpt2_config *c = gpt2_cfg(m);
-    /* every input checked before anything is written */
-    const ds_load_opts lo = trainer_hparams_load_opts(h, c->n_positions, DS_PREFERENCE);
-    if (ds_load(&d, t, o->data, &lo, err, errlen)) goto done;
-    if (o->eval_data && ds_load(&ev, t, o->eval_data, &lo, err, errlen)) goto done;
-    res->n_train = d.n;
-    res->n_eval = ev.n;
-    const long steps = res->steps = trainer_hparams_steps(h, d.n);
-    if (tr.resuming && check_resume(&st, o, d.n, tr.latest, err, errlen)) goto done;
-    trainer_state_free(&st);
-    st.settings = trainer_hparams_json(h, steps, d.n);
-    if (!st.settings ||
-        json_object_update_new(st.settings, json_pack("{s:s, s:s?, s:s, s:f, s:f}", "model", o->model ? o->model : "", "ref",
-                                                  o->ref, "loss_type", dpo_loss_name(o->loss.type), "beta", o->loss.beta,
-                                                  "label_smoothing", o->loss.label_smoothing))) {
-        fio_fail(err, errlen, "out of memory");
-        goto done;
-    }
-    const int P = h->batch, T = d.max_row > ev.max_row ? d.max_row : ev.max_row;
-    const size_t per_step = (size_t)P * (size_t)h->accum, nmax = d.n > ev.n ? d.n : ev.n;
-    idx = malloc(per_step * sizeof *idx);
-    ref_tr = malloc(2 * d.n * sizeof *ref_tr);
-    ref_ev = malloc((2 * ev.n + 1) * sizeof *ref_ev);
-    pol_ev = malloc((2 * ev.n + 1) * sizeof *pol_ev);
-    ntok_ev = malloc((2 * ev.n + 1) * sizeof *ntok_ev);
-    tmp = malloc(4 * nmax * sizeof *tmp);
-    ftmp = malloc(2 * nmax * sizeof *ftmp);
-    ref_c = malloc((size_t)2 * P * sizeof *ref_c); /* this micro-batch's reference log-probs */
-    ref_r = ref_c ? ref_c + P : NULL;
-    if (!idx || !ref_tr || !ref_ev || !pol_ev || !ntok_ev || !tmp || !ftmp || !ref_c || ds_sampler_create(&smp, d.n, h->seed)) {
-        fio_fail(err, errlen, "out of memory");
-        goto done;
-    }
-    if (ds_batch_create(&b, 2 * P, T, err, errlen) || dpo_work_create(&wk, P, T, err, errlen)) goto done;
-    /* the reference, once: from the cache of the checkpoint, a separate model, or the policy as it starts */
-    if (tr.resuming) {
-        char p[4200];
-        if (ref_load(fio_join(p, sizeof p, tr.latest, DPO_REF_FILE), ref_tr, d.n, ref_ev, ev.n, err, errlen)) goto done;
-    } else {
-        gpt2 *r = m;
-        if (o->ref) {
-            if (hf_load_gpt2(o->ref, &ref, err, errlen)) goto done;
-            if (gpt2_cfg(ref)->vocab_size < (int)tok_vocab_size(t) || gpt2_cfg(ref)->n_positions < T) {
-                fio_fail(err, errlen, "%s: the reference's vocabulary or positions are smaller than the data needs", o->ref);
-                goto done;
-            }
-            gpt2_set_threads(ref, nt);
-            r = ref;
-        }
-        if (dpo_dataset_logps(r, &d, &b, P, ref_tr, NULL, err, errlen) ||
-            (ev.n && dpo_dataset_logps(r, &ev, &b, P, ref_ev, NULL, err, errlen)))
-            goto done;
-        gpt2_free(ref);
-        ref = NULL;
-    }
-    if (trainer_reserve(m, 2 * P, T, err, errlen)) goto done;
-    if (trainer_begin(&tr, st.step, steps, err, errlen)) goto done;
-    adamw_range ranges[GPT2_NUM_TENSORS];
-    gpt2_adamw_ranges(m, ranges);
-    const trainer_optim om = trainer_hparams_optim(h, steps);
-    while (st.step < steps) {
-        ds_sampler_next(&smp, per_step, &st.cursor, idx);
-        gpt2_zero_grad(m);
-        dpo_stats tot = {0};
-        for (int a = 0; a < h->accum; a++) {
-            const size_t *ix = idx + (size_t)a * P;
-            if (ds_batch_fill(&d, ix, (size_t)P, &b, err, errlen)) goto done;
-            for (int q = 0; q < b.B; q++) st.num_tokens += (uint64_t)b.lengths[q];
-            for (int q = 0; q < P; q++) {
-                ref_c[q] = ref_tr[2 * ix[q]];
-                ref_r[q] = ref_tr[2 * ix[q] + 1];
-            }
-            dpo_stats s;
-            if (dpo_step(m, &b, &o->loss, ref_c, ref_r, (double)P / (double)per_step, &wk, &s, err, errlen)) goto done;
-            if (trainer_check_finite(st.step + 1, "loss", s.loss, err, errlen)) goto done;
-            tot.loss += s.loss / h->accum;
-            tot.rewards_chosen += s.rewards_chosen / h->accum;
-            tot.rewards_rejected += s.rewards_rejected / h->accum;
-            tot.rewards_margins += s.rewards_margins / h->accum;
-            tot.rewards_accuracies += s.rewards_accuracies / h->accum;
-            tot.logps_chosen += s.logps_chosen / h->accum;
-            tot.logps_rejected += s.logps_rejected / h->accum;
-        }
-        double norm;
-        float lr;
-        if (trainer_update(&om, &opt, gpt2_params(m), gpt2_grads(m), gpt2_num_params(m), ranges, GPT2_NUM_TENSORS, 1.0f,
-                           st.step, &norm, &lr, err, errlen))
-            goto done;
-        st.step++;
-        res->train = tot;
-        dpo_stats e;
-        memset(&e, 0, sizeof e);
-        e.loss = e.rewards_chosen = e.rewards_rejected = e.rewards_margins = e.rewards_accuracies = e.logps_chosen =
-            e.logps_rejected = NAN;
-        if (ev.n > 0 && trainer_hparams_eval_due(h, st.step, steps)) {
-            if (dpo_dataset_logps(m, &ev, &b, P, pol_ev, ntok_ev, err, errlen)) goto done;
-            interleaved_stats(&o->loss, ev.n, pol_ev, ref_ev, ntok_ev, tmp, ftmp, &e);
-            if (trainer_check_finite(st.step, "eval loss", e.loss, err, errlen)) goto done;
-            res->eval = e;
-        }
-        const trainer_metric mx[] = {{"loss", tot.loss},
-                                     {"rewards/chosen", tot.rewards_chosen},
-                                     {"rewards/rejected", tot.rewards_rejected},
-                                     {"rewards/margins", tot.rewards_margins},
-                                     {"rewards/accuracies", tot.rewards_accuracies},
-                                     {"logps/chosen", tot.logps_chosen},
-                                     {"logps/rejected", tot.logps_rejected},
-                                     {"learning_rate", lr},
-                                     {"grad_norm", norm},
-                                     {"num_tokens", (double)st.num_tokens},
-                                     {"epoch", (double)st.cursor / (double)d.n},
-                                     {"eval_loss", e.loss},
-                                     {"eval_rewards/chosen", e.rewards_chosen},
-                                     {"eval_rewards/rejected", e.rewards_rejected},
-                                     {"eval_rewards/margins", e.rewards_margins},
-                                     {"eval_rewards/accuracies", e.rewards_accuracies},
-                                     {"eval_logps/chosen", e.logps_chosen},
-                                     {"eval_logps/rejected", e.logps_rejected}};
-        /* a checkpoint carries the cached reference log-probs */
-        size_t nr = 0;
-        const int due = trainer_ckpt_due(&tr, st.step);
-        if (due && ref_to_mem(ref_tr, d.n, ref_ev, ev.n, &rbytes, &nr, err, errlen)) goto done;
-        const ckpt_file ex[] = {{DPO_REF_FILE, rbytes, nr}};
-        const int end = trainer_step_end(&tr, m, &opt, &st, mx, sizeof mx / sizeof *mx, ex, due ? 1 : 0, err, errlen);
-        free(rbytes);
-        rbytes = NULL;
-        if (end) {
-            rc = end > 0 ? 0 : -1;
-            goto done;
-        }
-    }
-    if (trainer_export(&tr, m, NULL, 0, err, errlen)) goto done;
-    rc = 0;
-done:
-    free(idx);
-    free(ref_tr);
-    free(ref_ev);
-    free(pol_ev);
-    free(ntok_ev);
-    free(tmp);
-    free(ftmp);
-    free(ref_c);
-    dpo_work_free(&wk);
-    free(rbytes);
-    ds_batch_free(&b);
-    ds_sampler_free(&smp);
-    ds_free(&d);
-    ds_free(&ev);
-    trainer_state_free(&st);
-    trainer_close(&tr);
-    adamw_free(&opt);
-    gpt2_free(m);
-    gpt2_free(ref);
-    tok_free(t);
+    dpo s = {.o = o, .res = res ? res : &dummy};
+    memset(s.res, 0, sizeof *s.res);
+    s.res->eval.loss = NAN;
+    trainer_result tr;
+    const int rc = trainer_fit(&recipe, &s, &o->run, &o->optim, o->tokenizer, &tr, err, errlen);
+    s.res->steps = tr.steps;
     return rc;
 }

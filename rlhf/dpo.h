@@ -33,12 +33,14 @@
 
 typedef enum { DPO_SIGMOID, DPO_IPO, DPO_HINGE, DPO_ROBUST } dpo_loss_type;
 
-/* "sigmoid", "ipo", "hinge", "robust" <-> the enum; parse returns -1 for an unknown name */
+/* "sigmoid", "ipo", "hinge", "robust" <-> the enum; parse returns -1 for an unknown name; the names
+ * in enum order, NULL-terminated (option tables) */
+extern const char *const dpo_loss_names[];
 const char *dpo_loss_name(dpo_loss_type t);
 int dpo_loss_parse(const char *name, dpo_loss_type *out);
 
 typedef struct {
-    dpo_loss_type type;
+    int type;                /* a dpo_loss_type */
     double beta;             /* > 0 */
     double label_smoothing;  /* ε: sigmoid [0, 0.5], robust [0, 0.5), 0 for ipo and hinge */
 } dpo_loss_opts;
@@ -65,20 +67,18 @@ void dpo_seq_logps(const float *logp, const float *mask, int B, int T, double *o
 /* ---- training ---------------------------------------------------------------------------------- */
 
 typedef struct {
+    trainer_run run;         /* batch = preference pairs per micro-batch */
+    trainer_optim optim;
     const char *model;       /* the policy's starting point: a Hugging Face GPT-2 folder (SFT) */
     const char *ref;         /* the reference; NULL: the starting policy itself */
     const char *tokenizer;   /* tokenizer folder (its files travel with checkpoints and the export) */
     const char *data;        /* preference JSONL */
     const char *eval_data;   /* held-out preference JSONL, or NULL */
-    const char *out;         /* checkpoints, metrics.jsonl, model/ */
-    int resume;
-    trainer_hparams h;       /* batch = preference pairs per micro-batch */
+    int max_prompt_len, max_completion_len; /* as sft_opts */
     dpo_loss_opts loss;
-    void (*on_step)(void *ud, const trainer_progress *p);
-    void *ud;
 } dpo_opts;
 
-/* trainer_hparams_defaults (TRL's) with DPOConfig's sigmoid loss, beta 0.1 and lr 1e-6. */
+/* TRL's defaults (trainer.h) with DPOConfig's sigmoid loss, beta 0.1 and lr 1e-6. */
 dpo_opts dpo_defaults(void);
 
 typedef struct {

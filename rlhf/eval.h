@@ -26,10 +26,10 @@
 #ifndef RLHF_EVAL_H
 #define RLHF_EVAL_H
 
+#include "dataset.h"
 #include "gpt2.h"
-#include "judge.h"
 #include "kv.h"
-#include "ppo_lm.h"
+#include "scorer.h"
 #include "tok.h"
 
 #include <stddef.h>
@@ -43,6 +43,10 @@ typedef struct {
     int32_t stop_token;      /* -1: none (callers pass the tokenizer's EOS) */
     uint64_t seed;           /* 1234 */
     gpt2_weights weights;    /* decode weights: fp32 */
+    scorer score;            /* the score (the reward model's); fn NULL: none */
+    scorer extra;            /* a second scorer (the gold judge); fn NULL: none */
+    const tok_tokenizer *tok;    /* decodes the samples file (required with samples_path) */
+    const char *samples_path;    /* the samples JSONL, or NULL */
     void (*on_batch)(void *ud, long done, long total); /* progress (may be NULL) */
     void *ud;
 } eval_opts;
@@ -59,25 +63,11 @@ typedef struct {
     double eos_rate;             /* share of completions that ended with the stop token */
 } eval_result;
 
-/* Sample and measure. policy: required; ref, score, extra: each may be NULL (the metric is then
- * NaN). prompts[i] has plen[i] >= 1 tokens. t decodes the samples file (required with out_path).
- * out_path: the samples JSONL, or NULL. */
-int eval_run(gpt2 *policy, gpt2 *ref, const int32_t *const *prompts, const int *plen, int nprompts,
-             ppo_lm_scorer score, void *score_ud, ppo_lm_scorer extra, void *extra_ud, const tok_tokenizer *t,
-             const char *out_path, const eval_opts *o, eval_result *res, char *err, size_t errlen);
+/* Sample and measure. policy: required; ref may be NULL (kl is then NaN). */
+int eval_run(gpt2 *policy, gpt2 *ref, const ds_prompts *prompts, const eval_opts *o, eval_result *res, char *err,
+             size_t errlen);
 
 /* distinct-1 and distinct-2 of n sequences (seq i: ids[i][0..len[i])) */
 int eval_distinct(const int32_t *const *ids, const int *len, int n, double *d1, double *d2, char *err, size_t errlen);
-
-/* The gold judge as a scorer: the completion (tokens after the prompt, a final stop token left
- * out) decoded with t and scored by j; the score is judge_result.norm. */
-typedef struct {
-    const judge *j;
-    const tok_tokenizer *t;
-    int32_t stop_token;      /* -1: none */
-} eval_judge;
-
-int eval_judge_scorer(void *ud, const int32_t *tokens, const int *lengths, const int *prompt_lengths, int B, int T,
-                      float *scores, char *err, size_t errlen);
 
 #endif

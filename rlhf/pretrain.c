@@ -1,4 +1,4 @@
-/* pretrain.c — the language-model training loop. See pretrain.h. */
+/* pretrain.c — language-model pretraining as a recipe on the one training loop. See pretrain.h. */
 #include "pretrain.h"
 
 #include "adamw.h"
@@ -19,24 +19,20 @@
 
 pretrain_opts pretrain_defaults(void)
 {
-    pretrain_opts o = {0};
+    pretrain_opts o = {.run = trainer_run_defaults(), .optim = trainer_optim_defaults()};
     o.config = "tiny";
-    o.batch = 8;
+    o.run.batch = 8;
     o.seq = 128;
-    o.accum = 1;
-    o.steps = 1000;
-    o.warmup = 50;
-    o.lr = 1e-3f;
-    o.min_lr = 1e-4f;
-    o.weight_decay = 0.1f;
-    o.beta1 = 0.9f;
-    o.beta2 = 0.95f;
-    o.grad_clip = 1.0f;
-    o.eval_every = 100;
+    o.run.steps = 1000;
+    o.optim.warmup = 50;
+    o.optim.lr = 1e-3f;
+    o.optim.min_lr = 1e-4f;
+    o.optim.weight_decay = 0.1f;
+    o.optim.beta2 = 0.95f;
+    o.run.eval_every = 100;
     o.eval_batches = 8;
-    o.ckpt_every = 200;
-    o.keep_last = 2;
-    o.seed = 1337;
+    o.run.ckpt_every = 200;
+    o.run.seed = 1337;
     o.val_fraction = 0.05;
     return o;
 }
@@ -53,124 +49,125 @@ static int model_config(const char *spec, int vocab, gpt2_config *c, char *err, 
     return 0;
 }
 
-/* the options a checkpoint records in trainer_state.json */
-static json_t *settings_json(const pretrain_opts *o)
+/* ---- the recipe ---------------------------------------------------------------------------------- */
+
+typedef struct {
+    const pretrain_opts *o;
+    gpt2 *m;
+    adamw opt;
+    ds_tokens d;
+    int32_t *inp, *tgt;      /* one micro-batch (batch, seq) */
+    double lsum;             /* this step's micro-batch losses */
+} pretrain;
+
+/* a fresh model from the config (or the checkpoint's), the corpus tokenised and split */
+static int prepare(void *self, trainer *t, char *err, size_t errlen)
 {
-    return json_pack("{s:I, s:I, s:i, s:i, s:i, s:f, s:f, s:I}", "seed", (json_int_t)o->seed, "steps", (json_int_t)o->steps,
-                     "batch", o->batch, "seq", o->seq, "accum", o->accum, "lr", (double)o->lr, "min_lr", (double)o->min_lr,
-                     "warmup", (json_int_t)o->warmup);
+    pretrain *p = self;
+    const pretrain_opts *o = p->o;
+    const int B = o->run.batch;
+    if (o->seq < 1 || o->run.steps < 1) return fio_fail(err, errlen, "batch, seq, accum and steps must be positive");
+    if (t->resuming) {
+        if (trainer_start_model(t, NULL, &p->m, &p->opt, err, errlen)) return -1;
+    } else {
+        gpt2_config c;
+        if (model_config(o->config, (int)tok_vocab_size(t->tok), &c, err, errlen)) return -1;
+        if (gpt2_create(&p->m, &c, err, errlen)) return -1;
+        gpt2_init_random(p->m, o->run.seed);
+        if (trainer_add_model(t, p->m, &p->opt, err, errlen)) return -1;
+    }
+    if (o->seq > gpt2_cfg(p->m)->n_positions)
+        return fio_fail(err, errlen, "--seq %d is longer than the model's n_positions %d", o->seq, gpt2_cfg(p->m)->n_positions);
+    if (ds_tokens_load(&p->d, t->tok, o->corpus, o->ncorpus, o->seq, o->val_fraction, o->run.seed, t->threads, err, errlen))
+        return -1;
+    p->inp = malloc((size_t)B * o->seq * sizeof *p->inp);
+    p->tgt = malloc((size_t)B * o->seq * sizeof *p->tgt);
+    if (!p->inp || !p->tgt) return fio_fail(err, errlen, "out of memory");
+    t->epoch_len = (double)p->d.nchunks;
+    t->grad_scale = 1.0f / (float)o->run.accum; /* each micro-batch's mean loss weighs 1/accum */
+    static const char *const keys[] = {"seq", NULL};
+    t->resume_keys = keys;
+    json_object_update_new(t->settings, json_pack("{s:i, s:s}", "seq", o->seq, "config", o->config ? o->config : ""));
+    return 0;
 }
 
-static float evaluate(gpt2 *m, const ds_tokens *d, int B, long nb, int32_t *inp, int32_t *tgt, char *err, size_t errlen)
+static int begin_step(void *self, trainer *t, char *err, size_t errlen)
 {
+    (void)t, (void)err, (void)errlen;
+    ((pretrain *)self)->lsum = 0;
+    return 0;
+}
+
+static int micro(void *self, trainer *t, int u, int a, double *loss, char *err, size_t errlen)
+{
+    (void)u, (void)a;
+    pretrain *p = self;
+    const int B = p->o->run.batch, T = p->o->seq;
+    ds_tokens_batch(&p->d, B, &t->st.cursor, p->inp, p->tgt);
+    float l;
+    if (gpt2_forward(p->m, p->inp, p->tgt, NULL, B, T, &l, err, errlen)) return -1;
+    loss[0] = l;
+    if (!isfinite(l)) return 0; /* the loop stops, naming the step */
+    p->lsum += l;
+    t->st.num_tokens += (uint64_t)B * (uint64_t)T;
+    return gpt2_backward(p->m, NULL, NULL, err, errlen);
+}
+
+static size_t metrics(void *self, trainer *t, trainer_metric *out)
+{
+    pretrain *p = self;
+    const pretrain_opts *o = p->o;
+    out[0] = (trainer_metric){"loss", (float)(p->lsum / o->run.accum)};
+    out[1] = (trainer_metric){"tokens_per_s", (double)o->run.batch * o->seq * o->run.accum / t->step_seconds};
+    return 2;
+}
+
+/* the mean loss over up to eval_batches validation batches */
+static int evaluate(void *self, trainer *t, trainer_metric *out, size_t *n, char *err, size_t errlen)
+{
+    (void)t;
+    pretrain *p = self;
+    const int B = p->o->run.batch;
     double s = 0;
     long used = 0;
-    for (long k = 0; k < nb; k++) {
-        int rows = ds_tokens_val_batch(d, B, (size_t)k, inp, tgt);
+    for (long k = 0; k < p->o->eval_batches; k++) {
+        const int rows = ds_tokens_val_batch(&p->d, B, (size_t)k, p->inp, p->tgt);
         if (rows == 0) break;
         float loss;
-        if (gpt2_forward(m, inp, tgt, NULL, rows, d->T, &loss, err, errlen)) return NAN;
+        if (gpt2_forward(p->m, p->inp, p->tgt, NULL, rows, p->d.T, &loss, err, errlen)) return -1;
         s += (double)loss * rows;
         used += rows;
     }
-    return used ? (float)(s / (double)used) : NAN;
+    *n = used ? 1 : 0;
+    out[0] = (trainer_metric){"loss", used ? (float)(s / (double)used) : NAN};
+    return 0;
 }
+
+static void release(void *self)
+{
+    pretrain *p = self;
+    free(p->inp);
+    free(p->tgt);
+    ds_tokens_free(&p->d);
+    adamw_free(&p->opt);
+    gpt2_free(p->m);
+}
+
+static const char *const loss_names[] = {"loss", NULL};
+static const trainer_recipe recipe = {.name = "pretrain",
+                                      .loss_names = loss_names,
+                                      .prepare = prepare,
+                                      .begin_step = begin_step,
+                                      .micro = micro,
+                                      .metrics = metrics,
+                                      .evaluate = evaluate,
+                                      .free = release};
 
 int pretrain_run(const pretrain_opts *o, long *resumed_from, char *err, size_t errlen)
 {
-    if (o->batch < 1 || o->seq < 1 || o->accum < 1 || o->steps < 1)
-        return fio_fail(err, errlen, "batch, seq, accum and steps must be positive");
-    if (resumed_from) *resumed_from = 0;
-    trainer tr;
-    tok_tokenizer *t;
-    int nt;
-    const trainer_opts to = {o->out, o->resume, o->tokenizer, o->ckpt_every, o->keep_last, o->stop_at, NULL, NULL};
-    if (trainer_setup(&tr, &to, o->threads, &t, &nt, err, errlen)) return -1;
-    int rc = -1;
-    gpt2 *m = NULL;
-    adamw opt = {0};
-    ds_tokens d = {0};
-    trainer_state st = {0};
-    int32_t *inp = NULL, *tgt = NULL;
-    if (tr.resuming) {
-        if (trainer_load(&tr, &m, &opt, &st, err, errlen)) goto done;
-        if (trainer_check_vocab(&tr, NULL, m, t, err, errlen)) goto done;
-        if (resumed_from) *resumed_from = st.step;
-    } else {
-        gpt2_config c;
-        if (model_config(o->config, (int)tok_vocab_size(t), &c, err, errlen)) goto done;
-        if (gpt2_create(&m, &c, err, errlen)) goto done;
-        gpt2_init_random(m, o->seed);
-        if (adamw_create(&opt, gpt2_num_params(m))) {
-            fio_fail(err, errlen, "out of memory for the optimizer");
-            goto done;
-        }
-    }
-    trainer_state_free(&st);
-    st.settings = settings_json(o);
-    gpt2_set_threads(m, nt);
-    if (o->seq > gpt2_cfg(m)->n_positions) {
-        fio_fail(err, errlen, "--seq %d is longer than the model's n_positions %d", o->seq, gpt2_cfg(m)->n_positions);
-        goto done;
-    }
-    if (ds_tokens_load(&d, t, o->corpus, o->ncorpus, o->seq, o->val_fraction, o->seed, nt, err, errlen)) goto done;
-    inp = malloc((size_t)o->batch * o->seq * sizeof *inp);
-    tgt = malloc((size_t)o->batch * o->seq * sizeof *tgt);
-    if (!inp || !tgt) {
-        fio_fail(err, errlen, "out of memory");
-        goto done;
-    }
-    if (trainer_begin(&tr, st.step, o->steps, err, errlen)) goto done;
-    adamw_range ranges[GPT2_NUM_TENSORS];
-    gpt2_adamw_ranges(m, ranges);
-    const trainer_optim om = {o->warmup, o->steps, o->lr, o->min_lr, o->grad_clip,
-                              {o->lr, o->beta1, o->beta2, 1e-8f, o->weight_decay}};
-    while (st.step < o->steps) {
-        double ts = trainer_now();
-        gpt2_zero_grad(m);
-        double lsum = 0;
-        for (int a = 0; a < o->accum; a++) {
-            ds_tokens_batch(&d, o->batch, &st.cursor, inp, tgt);
-            float loss;
-            if (gpt2_forward(m, inp, tgt, NULL, o->batch, o->seq, &loss, err, errlen)) goto done;
-            if (trainer_check_finite(st.step + 1, "loss", loss, err, errlen)) goto done;
-            lsum += loss;
-            /* each micro-batch contributes 1/accum of the mean loss (scaled in trainer_update) */
-            if (gpt2_backward(m, NULL, NULL, err, errlen)) goto done;
-        }
-        double norm;
-        float lr;
-        if (trainer_update(&om, &opt, gpt2_params(m), gpt2_grads(m), gpt2_num_params(m), ranges, GPT2_NUM_TENSORS,
-                           1.0f / (float)o->accum, st.step, &norm, &lr, err, errlen))
-            goto done;
-        st.step++;
-        st.num_tokens += (uint64_t)o->batch * (uint64_t)o->seq * (uint64_t)o->accum;
-        pretrain_metrics pm = {st.step, o->steps, (float)(lsum / o->accum), lr, norm, 0, NAN, 0};
-        pm.tokens_per_s = (double)o->batch * o->seq * o->accum / (trainer_now() - ts);
-        if ((o->eval_every > 0 && st.step % o->eval_every == 0) || st.step == o->steps) {
-            pm.val_loss = evaluate(m, &d, o->batch, o->eval_batches, inp, tgt, err, errlen);
-            if (ds_tokens_val_chunks(&d) > 0 && isnan(pm.val_loss)) goto done;
-        }
-        const trainer_metric mx[] = {{"loss", pm.loss}, {"lr", lr}, {"grad_norm", norm},
-                                     {"tokens_per_s", pm.tokens_per_s}, {"val_loss", pm.val_loss}};
-        int end = trainer_step_end(&tr, m, &opt, &st, mx, sizeof mx / sizeof *mx, NULL, 0, err, errlen);
-        pm.elapsed_s = trainer_now() - tr.t0;
-        if (end == 0 && o->on_step) o->on_step(o->ud, &pm);
-        if (end) {
-            rc = end > 0 ? 0 : -1;
-            goto done;
-        }
-    }
-    if (trainer_export(&tr, m, NULL, 0, err, errlen)) goto done;
-    rc = 0;
-done:
-    free(inp);
-    free(tgt);
-    trainer_state_free(&st);
-    trainer_close(&tr);
-    ds_tokens_free(&d);
-    adamw_free(&opt);
-    gpt2_free(m);
-    tok_free(t);
+    pretrain p = {.o = o};
+    trainer_result r;
+    const int rc = trainer_fit(&recipe, &p, &o->run, &o->optim, o->tokenizer, &r, err, errlen);
+    if (resumed_from) *resumed_from = r.resumed_from;
     return rc;
 }

@@ -1,43 +1,33 @@
-/* pretrain.h — language-model training from scratch (or onward from a checkpoint) on a corpus:
- * AdamW with warmup + cosine decay, gradient clipping and accumulation, periodic validation,
- * JSONL metrics (one line per step) and atomic checkpoints that resume bit for bit (at the same
- * thread count). The CLI (`rlhf pretrain`) is a thin wrapper around pretrain_run. */
+/* pretrain.h — language-model training from scratch (or onward from a checkpoint) on a corpus, as a
+ * recipe on the one training loop (rlhf/trainer.h): next-token cross-entropy over chunks of `seq`
+ * tokens in a seeded order (data/tokens.h), the mean over each micro-batch's tokens, averaged over
+ * the accumulated micro-batches; validation loss on the held-out tail of the corpus.
+ * Metrics per step: loss, tokens_per_s, learning_rate, grad_norm, num_tokens, epoch (chunks
+ * consumed / training chunks) and eval_loss (every eval_every steps and at the end). The CLI
+ * (`rlhf pretrain`) is a thin wrapper around pretrain_run. */
 #ifndef RLHF_PRETRAIN_H
 #define RLHF_PRETRAIN_H
+
+#include "trainer.h"
 
 #include <stddef.h>
 #include <stdint.h>
 
 typedef struct {
-    long step;           /* 1-based: steps done */
-    long total;
-    float loss, lr;
-    double grad_norm;
-    double tokens_per_s;
-    float val_loss;      /* NaN when not evaluated at this step */
-    double elapsed_s;
-} pretrain_metrics;
-
-typedef struct {
-    const char *out;                 /* output folder: checkpoints, metrics.jsonl, model/ */
-    const char *const *corpus;
+    trainer_run run;                 /* batch = sequences per micro-batch; run.steps required */
+    trainer_optim optim;
+    const char *const *corpus;       /* text files, each one document */
     size_t ncorpus;
     const char *tokenizer;           /* tokenizer folder */
     const char *config;              /* tiny | small | gpt2-small | ... | path to a config.json */
-    int resume;                      /* continue from out/latest when there is one */
-    int batch, seq, accum;           /* micro-batch, sequence length, micro-batches per step */
-    long steps, warmup;
-    float lr, min_lr, weight_decay, beta1, beta2, grad_clip;
-    long eval_every, eval_batches, ckpt_every;
-    int keep_last;
-    uint64_t seed;
-    int threads;
-    double val_fraction;
-    long stop_at;                    /* > 0: leave after this step as if interrupted (no export) */
-    void (*on_step)(void *ud, const pretrain_metrics *m);
-    void *ud;
+    int seq;                         /* tokens per sequence */
+    int eval_batches;                /* validation batches per evaluation */
+    double val_fraction;             /* the last fraction of the corpus held out */
 } pretrain_opts;
 
+/* nanoGPT-like: tiny config, 8 x 128 tokens, 1000 steps, warm-up 50, lr 1e-3 decaying to 1e-4,
+ * weight decay 0.1, betas (0.9, 0.95), clip 1, eval every 100 steps (8 batches), checkpoint every
+ * 200, keep 2, seed 1337 (initialisation and data order), 5% held out. */
 pretrain_opts pretrain_defaults(void);
 
 /* Runs the whole training. *resumed_from (may be NULL) gets the step resumed from (0: fresh). */

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <jansson.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,6 +71,15 @@ int rm_forward(rm_model *r, const int32_t *tokens, const int *lengths, int B, in
     r->T = T;
     return head_forward_rows(r->h, gpt2_hidden(r->m), B, T, r->pos, scores, err, errlen);
 }
+
+static int score_rows(void *ud, const int32_t *tokens, const int *lengths, const int *prompt_lengths, int B, int T,
+                      float *scores, char *err, size_t errlen)
+{
+    (void)prompt_lengths;
+    return rm_forward((rm_model *)ud, tokens, lengths, B, T, scores, err, errlen);
+}
+
+scorer rm_scorer(rm_model *r) { return (scorer){score_rows, r}; }
 
 int rm_backward(rm_model *r, const float *dscores, char *err, size_t errlen)
 {
@@ -272,47 +282,6 @@ int rm_score_dataset(rm_model *r, const ds_dataset *d, int batch, float *out, ch
     return rc;
 }
 
-int rm_read_margins(const ds_dataset *d, float **out, char *err, size_t errlen)
-{
-    *out = NULL;
-    if (d->n == 0 || strcmp(d->path, "-") == 0) return 0;
-    FILE *f = fopen(d->path, "rb");
-    if (!f) return fio_fail(err, errlen, "%s: %s", d->path, strerror(errno));
-    float *m = NULL;
-    char *line = NULL;
-    size_t cap = 0, k = 0;
-    long lineno = 0;
-    int rc = 0, first = -1;
-    ssize_t got;
-    while (rc == 0 && k < d->n && (got = getline(&line, &cap, f)) >= 0) {
-        if (++lineno != d->ex[k].line) continue; /* blank lines: the dataset skipped them too */
-        json_t *j = json_loadb(line, (size_t)got, 0, NULL);
-        json_t *v = j ? json_object_get(j, "margin") : NULL;
-        if (first < 0) {
-            first = v != NULL;
-            if (first && !(m = malloc(d->n * sizeof *m))) rc = fio_fail(err, errlen, "out of memory");
-        }
-        if (rc == 0 && (v != NULL) != first)
-            rc = fio_fail(err, errlen, "%s:%ld:1: field \"margin\" is %s (line %ld %s one: margins go in every record or in none)",
-                          d->path, lineno, v ? "present" : "missing", d->ex[0].line, first ? "has" : "has no");
-        else if (rc == 0 && v && !(json_is_number(v) && isfinite(json_number_value(v))))
-            rc = fio_fail(err, errlen, "%s:%ld:1: field \"margin\" must be a number", d->path, lineno);
-        else if (rc == 0 && v)
-            m[k] = (float)json_number_value(v);
-        json_decref(j);
-        k++;
-    }
-    free(line);
-    fclose(f);
-    if (rc == 0 && k < d->n) rc = fio_fail(err, errlen, "%s: changed while it was being read", d->path);
-    if (rc) {
-        free(m);
-        return -1;
-    }
-    *out = m;
-    return 0;
-}
-
 /* ---- normalisation ----------------------------------------------------------------------------- */
 
 int rm_normalize(rm_model *r, gpt2 *ref, const int32_t *const *prompts, const int *plen, int nprompts, int n_samples,
@@ -394,10 +363,11 @@ int rm_normalize(rm_model *r, gpt2 *ref, const int32_t *const *prompts, const in
 
 rm_opts rm_defaults(void)
 {
-    rm_opts o = {0};
-    o.h = trainer_hparams_defaults();
-    o.h.lr = 1e-4f;
-    o.h.epochs = 1;
+    rm_opts o = {.run = trainer_run_defaults(), .optim = trainer_optim_defaults()};
+    o.optim.lr = 1e-4f;
+    o.run.epochs = 1;
+    o.max_prompt_len = 512;
+    o.max_completion_len = 512;
     o.normalize_samples = 256;
     o.normalize_max_new_tokens = 32;
     o.normalize_temperature = 1.0f;
@@ -407,20 +377,18 @@ rm_opts rm_defaults(void)
 #define RM_HEAD_FILE "score_head.safetensors"
 #define RM_HEAD_OPT_FILE "score_head_optimizer.safetensors"
 
-/* eval: every pair of ev scored in file order, then the loss and metrics over all of them */
-static int evaluate(rm_model *r, const ds_dataset *ev, const float *margins, int batch, double center, float *buf,
-                    rm_stats *s, char *err, size_t errlen)
-{
-    if (rm_score_dataset(r, ev, batch, buf, err, errlen)) return -1;
-    /* buf holds (chosen, rejected) pairs: split into the two halves rm_bt_loss takes */
-    float *rc = buf + 2 * ev->n, *rr = rc + ev->n;
-    for (size_t i = 0; i < ev->n; i++) {
-        rc[i] = buf[2 * i];
-        rr[i] = buf[2 * i + 1];
-    }
-    rm_bt_loss(rc, rr, margins, (int)ev->n, center, NULL, NULL, s);
-    return 0;
-}
+typedef struct {
+    const rm_opts *o;
+    rm_result *res;
+    gpt2 *trunk;             /* loaded, until rm_create takes it */
+    rm_model *r;
+    adamw opt, hopt;         /* the trunk's and the head's */
+    int32_t eos;
+    ds_dataset d, ev, np;    /* training pairs, held-out pairs, normalisation prompts */
+    ds_batch b;
+    float *sc, *dsc, *mg, *evbuf;
+    rm_stats tot;            /* this step's means */
+} rm_trainer;
 
 /* the prompts for the normalisation, loaded (and checked) before training starts */
 static int load_norm_prompts(const rm_opts *o, const tok_tokenizer *t, int n_positions, ds_dataset *p, char *err,
@@ -441,12 +409,134 @@ static int load_norm_prompts(const rm_opts *o, const tok_tokenizer *t, int n_pos
     return 0;
 }
 
-static int normalize_final(rm_model *r, const rm_opts *o, const ds_dataset *p, int32_t eos, rm_norm_stats *ns, char *err,
-                           size_t errlen)
+/* the model: a reward-model or GPT-2 folder (rm_init), or the checkpoint's trunk and head */
+static int load_model(rm_trainer *s, trainer *t, char *err, size_t errlen)
 {
+    if (!t->resuming) {
+        if (rm_init(s->o->model, s->o->run.seed, s->eos, &s->r, err, errlen)) return -1;
+        if (trainer_check_vocab(t, s->o->model, s->r->m, err, errlen) || trainer_add_model(t, s->r->m, &s->opt, err, errlen))
+            return -1;
+    } else {
+        head *h;
+        char p[4200];
+        if (trainer_start_model(t, NULL, &s->trunk, &s->opt, err, errlen)) return -1;
+        if (head_load(fio_join(p, sizeof p, t->latest, RM_HEAD_FILE), "score.", &h, err, errlen)) return -1;
+        gpt2 *m = s->trunk;
+        s->trunk = NULL;
+        if (rm_create(&s->r, m, h, s->eos, err, errlen)) return -1;
+    }
+    head_set_threads(s->r->h, t->threads);
+    const trainer_block hb = trainer_head_block(s->r->h, &s->hopt, RM_HEAD_OPT_FILE);
+    return trainer_add_block(t, &hb, err, errlen);
+}
+
+static int prepare(void *self, trainer *t, char *err, size_t errlen)
+{
+    rm_trainer *s = self;
+    const rm_opts *o = s->o;
+    if (!(o->center >= 0)) return fio_fail(err, errlen, "the centering coefficient must not be negative");
+    s->eos = tok_eot_id(t->tok);
+    if (load_model(s, t, err, errlen)) return -1;
+    const gpt2_config *c = gpt2_cfg(s->r->m);
+    /* every input checked before anything is written */
+    const ds_load_opts lo = trainer_load_opts(o->max_prompt_len, o->max_completion_len, c->n_positions, DS_PREFERENCE);
+    if (ds_load(&s->d, t->tok, o->data, &lo, err, errlen)) return -1;
+    if (o->eval_data && ds_load(&s->ev, t->tok, o->eval_data, &lo, err, errlen)) return -1;
+    if (o->normalize_prompts && load_norm_prompts(o, t->tok, c->n_positions, &s->np, err, errlen)) return -1;
+    s->res->resumed_from = t->st.step;
+    s->res->n_train = s->d.n;
+    s->res->n_eval = s->ev.n;
+    s->res->margins = s->d.has_margins;
+    t->examples = s->d.n;
+    json_object_update_new(t->settings, json_pack("{s:s, s:f, s:i, s:i}", "model", o->model ? o->model : "",
+                                                  "center_rewards_coefficient", o->center, "max_prompt_len",
+                                                  o->max_prompt_len, "max_completion_len", o->max_completion_len));
+    const int P = o->run.batch, T = s->d.max_row > s->ev.max_row ? s->d.max_row : s->ev.max_row;
+    if (ds_batch_create(&s->b, 2 * P, T, err, errlen)) return -1;
+    /* size the trunk's activations once for the largest batch (hidden states only) */
+    int32_t *z = calloc((size_t)2 * P * T, sizeof *z);
+    const int bad = !z || gpt2_forward_hidden(s->r->m, z, 2 * P, T, err, errlen);
+    free(z);
+    s->sc = malloc((size_t)4 * P * sizeof *s->sc);
+    s->dsc = s->sc ? s->sc + 2 * P : NULL;
+    s->mg = malloc((size_t)P * sizeof *s->mg);
+    s->evbuf = malloc((4 * s->ev.n + 1) * sizeof *s->evbuf);
+    if (bad || !s->sc || !s->mg || !s->evbuf) return bad ? -1 : fio_fail(err, errlen, "out of memory");
+    return 0;
+}
+
+/* TRL's metrics, the fields of rm_stats */
+static const trainer_stat stats[] = {{"loss", offsetof(rm_stats, loss)},
+                                     {"accuracy", offsetof(rm_stats, accuracy)},
+                                     {"margin", offsetof(rm_stats, margin)},
+                                     {"rewards/chosen", offsetof(rm_stats, chosen)},
+                                     {"rewards/rejected", offsetof(rm_stats, rejected)}};
+enum { NSTATS = sizeof stats / sizeof *stats };
+
+/* Bradley–Terry on P pairs: this micro-batch's mean loss, weighed as P of the step's pairs */
+static int micro(void *self, trainer *t, int u, int a, double *loss, char *err, size_t errlen)
+{
+    (void)u;
+    rm_trainer *s = self;
+    const int P = s->o->run.batch;
+    const size_t *ix = t->idx + (size_t)a * P;
+    if (ds_batch_fill(&s->d, ix, (size_t)P, &s->b, err, errlen)) return -1;
+    for (int q = 0; q < s->b.B; q++) t->st.num_tokens += (uint64_t)s->b.lengths[q];
+    if (rm_forward(s->r, s->b.tokens, s->b.lengths, s->b.B, s->b.T, s->sc, err, errlen)) return -1;
+    for (int q = 0; s->d.has_margins && q < P; q++) s->mg[q] = s->d.ex[ix[q]].margin;
+    rm_stats st;
+    rm_bt_loss(s->sc, s->sc + P, s->d.has_margins ? s->mg : NULL, P, s->o->center, s->dsc, s->dsc + P, &st);
+    loss[0] = st.loss;
+    if (!isfinite(st.loss)) return 0; /* the loop stops, naming the step */
+    for (int q = 0; q < 2 * P; q++) s->dsc[q] *= (float)((double)P / (double)t->per_step);
+    if (rm_backward(s->r, s->dsc, err, errlen)) return -1;
+    trainer_stats_add(&s->tot, &st, stats, NSTATS, s->o->run.accum);
+    s->res->train = s->tot;
+    return 0;
+}
+
+/* every held-out pair scored in file order, then the loss and metrics over all of them */
+static int evaluate(void *self, trainer *t, trainer_metric *out, size_t *n, char *err, size_t errlen)
+{
+    (void)t;
+    rm_trainer *s = self;
+    const ds_dataset *ev = &s->ev;
+    *n = 0;
+    if (ev->n == 0) return 0;
+    float *buf = s->evbuf, *rc = buf + 2 * ev->n, *rr = rc + ev->n, *mg = NULL;
+    if (rm_score_dataset(s->r, ev, 2 * s->o->run.batch, buf, err, errlen)) return -1;
+    /* buf holds (chosen, rejected) pairs: split into the two halves rm_bt_loss takes */
+    for (size_t i = 0; i < ev->n; i++) {
+        rc[i] = buf[2 * i];
+        rr[i] = buf[2 * i + 1];
+    }
+    if (ev->has_margins) {
+        mg = buf; /* the interleaved scores are no longer needed */
+        for (size_t i = 0; i < ev->n; i++) mg[i] = ev->ex[i].margin;
+    }
+    rm_bt_loss(rc, rr, mg, (int)ev->n, s->o->center, NULL, NULL, &s->res->eval);
+    *n = trainer_stats_metrics(&s->res->eval, stats, NSTATS, out);
+    return 0;
+}
+
+/* a checkpoint carries the head beside the trunk (its moments are block 1's file) */
+static int files(void *self, trainer *t, int final, trainer_files *fs, char *err, size_t errlen)
+{
+    (void)t, (void)final;
+    rm_trainer *s = self;
+    uint8_t *bytes;
+    size_t n;
+    if (head_write_mem(s->r->h, "score.", &bytes, &n, err, errlen)) return -1;
+    return trainer_files_own(fs, RM_HEAD_FILE, bytes, n, err, errlen);
+}
+
+static int normalize_final(rm_trainer *s, char *err, size_t errlen)
+{
+    const rm_opts *o = s->o;
+    const ds_dataset *p = &s->np;
     gpt2 *ref;
     if (hf_load_gpt2(o->normalize_ref ? o->normalize_ref : o->model, &ref, err, errlen)) return -1;
-    gpt2_set_threads(ref, gpt2_threads(r->m));
+    gpt2_set_threads(ref, gpt2_threads(s->r->m));
     const int32_t **pr = malloc(p->n * sizeof *pr);
     int *pl = malloc(p->n * sizeof *pl);
     int rc = !pr || !pl ? fio_fail(err, errlen, "out of memory") : 0;
@@ -458,208 +548,68 @@ static int normalize_final(rm_model *r, const rm_opts *o, const ds_dataset *p, i
     gpt2_sample_opts so = gpt2_sample_defaults();
     so.temperature = o->normalize_temperature;
     so.max_new_tokens = o->normalize_max_new_tokens;
-    so.stop_token = eos;
-    so.seed = rng_stream(o->h.seed, 0x6e6f726dull); /* "norm" */
+    so.stop_token = s->eos;
+    so.seed = rng_stream(o->run.seed, 0x6e6f726dull); /* "norm" */
     if (rc == 0)
-        rc = rm_normalize(r, ref, pr, pl, (int)p->n, o->normalize_samples, o->h.batch * 2, &so, ns, err, errlen);
+        rc = rm_normalize(s->r, ref, pr, pl, (int)p->n, o->normalize_samples, o->run.batch * 2, &so, &s->res->norm, err,
+                          errlen);
     free(pr);
     free(pl);
     gpt2_free(ref);
     return rc;
 }
 
+/* the final folder: normalised when asked, a reward-model folder with the tokenizer's files */
+static int export_model(void *self, trainer *t, char *err, size_t errlen)
+{
+    rm_trainer *s = self;
+    if (s->o->normalize_prompts) {
+        if (normalize_final(s, err, errlen)) return -1;
+        s->res->normalized = 1;
+    }
+    char dst[4200];
+    ckpt_file tokf[2];
+    const size_t nt = trainer_tokenizer_files(t, tokf);
+    return rm_save(s->r, fio_join(dst, sizeof dst, t->run->out, "model"), tokf, nt, err, errlen);
+}
+
+static void release(void *self)
+{
+    rm_trainer *s = self;
+    free(s->sc);
+    free(s->mg);
+    free(s->evbuf);
+    ds_batch_free(&s->b);
+    ds_free(&s->d);
+    ds_free(&s->ev);
+    ds_free(&s->np);
+    adamw_free(&s->opt);
+    adamw_free(&s->hopt);
+    gpt2_free(s->trunk);
+    rm_free(s->r);
+}
+
+static const char *const loss_names[] = {"loss", NULL};
+static const trainer_recipe recipe = {.name = "rm",
+                                      .loss_names = loss_names,
+                                      .prepare = prepare,
+                                      .micro = micro,
+                                      .evaluate = evaluate,
+                                      .files = files,
+                                      .export_model = export_model,
+                                      .free = release,
+                                      .stats = stats,
+                                      .nstats = NSTATS,
+                                      .stats_off = offsetof(rm_trainer, tot)};
+
 int rm_run(const rm_opts *o, rm_result *res, char *err, size_t errlen)
 {
     rm_result dummy;
-    if (!res) res = &dummy;
-    memset(res, 0, sizeof *res);
-    res->eval = (rm_stats){NAN, NAN, NAN, NAN, NAN};
-    const trainer_hparams *h = &o->h;
-    if (trainer_hparams_check(h, err, errlen)) return -1;
-    if (!(o->center >= 0)) return fio_fail(err, errlen, "the centering coefficient must not be negative");
-    trainer tr;
-    tok_tokenizer *t;
-    int nt;
-    const trainer_opts to = {o->out, o->resume, o->tokenizer, h->ckpt_every, h->keep_last, h->stop_at, o->on_step, o->ud};
-    if (trainer_setup(&tr, &to, h->threads, &t, &nt, err, errlen)) return -1;
-    int rc = -1;
-    const int32_t eos = tok_eot_id(t);
-    rm_model *r = NULL;
-    adamw opt = {0}, hopt = {0};
-    trainer_state st = {0};
-    ds_dataset d = {0}, ev = {0}, np = {0};
-    ds_sampler smp = {0};
-    ds_batch b = {0};
-    size_t *idx = NULL;
-    float *sc = NULL, *dsc = NULL, *mg = NULL, *margins = NULL, *ev_margins = NULL, *evbuf = NULL;
-    uint8_t *hbytes = NULL, *obytes = NULL;
-    if (tr.resuming) {
-        gpt2 *m;
-        head *h;
-        char p[4200];
-        if (trainer_load(&tr, &m, &opt, &st, err, errlen)) goto done;
-        if (head_load(fio_join(p, sizeof p, tr.latest, RM_HEAD_FILE), "score.", &h, err, errlen)) {
-            gpt2_free(m);
-            goto done;
-        }
-        if (rm_create(&r, m, h, eos, err, errlen)) goto done;
-        if (adamw_create(&hopt, head_num_params(r->h))) {
-            fio_fail(err, errlen, "out of memory for the optimizer");
-            goto done;
-        }
-        if (trainer_block_moments_load(fio_join(p, sizeof p, tr.latest, RM_HEAD_OPT_FILE), &hopt, NULL, err, errlen))
-            goto done;
-    } else {
-        if (rm_init(o->model, h->seed, eos, &r, err, errlen)) goto done;
-        if (adamw_create(&opt, gpt2_num_params(r->m)) || adamw_create(&hopt, head_num_params(r->h))) {
-            fio_fail(err, errlen, "out of memory for the optimizer");
-            goto done;
-        }
-    }
-    res->resumed_from = st.step;
-    const gpt2_config *c = gpt2_cfg(r->m);
-    if (trainer_check_vocab(&tr, o->model, r->m, t, err, errlen)) goto done;
-    gpt2_set_threads(r->m, nt);
-    head_set_threads(r->h, nt);
-    /* every input checked before anything is written */
-    const ds_load_opts lo = trainer_hparams_load_opts(h, c->n_positions, DS_PREFERENCE);
-    if (ds_load(&d, t, o->data, &lo, err, errlen) || rm_read_margins(&d, &margins, err, errlen)) goto done;
-    if (o->eval_data && (ds_load(&ev, t, o->eval_data, &lo, err, errlen) || rm_read_margins(&ev, &ev_margins, err, errlen)))
-        goto done;
-    if (o->normalize_prompts && load_norm_prompts(o, t, c->n_positions, &np, err, errlen)) goto done;
-    res->n_train = d.n;
-    res->n_eval = ev.n;
-    res->margins = margins != NULL;
-    const long steps = res->steps = trainer_hparams_steps(h, d.n);
-    if (tr.resuming && trainer_check_resume(&st, h, d.n, tr.latest, err, errlen)) goto done;
-    trainer_state_free(&st);
-    st.settings = trainer_hparams_json(h, steps, d.n);
-    if (!st.settings || json_object_set_new(st.settings, "model", json_string(o->model ? o->model : "")) ||
-        json_object_set_new(st.settings, "center_rewards_coefficient", json_real(o->center))) {
-        fio_fail(err, errlen, "out of memory");
-        goto done;
-    }
-    const int P = h->batch, T = d.max_row > ev.max_row ? d.max_row : ev.max_row;
-    const size_t per_step = (size_t)P * (size_t)h->accum;
-    if (ds_batch_create(&b, 2 * P, T, err, errlen)) goto done;
-    {
-        /* size the trunk's activations once for the largest batch (hidden states only) */
-        int32_t *z = calloc((size_t)2 * P * T, sizeof *z);
-        int bad = !z || gpt2_forward_hidden(r->m, z, 2 * P, T, err, errlen);
-        free(z);
-        if (bad) goto done;
-    }
-    idx = malloc(per_step * sizeof *idx);
-    sc = malloc((size_t)4 * P * sizeof *sc);
-    dsc = sc + 2 * P;
-    mg = malloc((size_t)P * sizeof *mg);
-    evbuf = malloc((4 * ev.n + 1) * sizeof *evbuf);
-    if (!idx || !sc || !mg || !evbuf || ds_sampler_create(&smp, d.n, h->seed)) {
-        fio_fail(err, errlen, "out of memory");
-        goto done;
-    }
-    if (trainer_begin(&tr, st.step, steps, err, errlen)) goto done;
-    const trainer_optim om = trainer_hparams_optim(h, steps);
-    /* the trunk and the head, stepped together */
-    adamw_range trunk_r[GPT2_NUM_TENSORS], head_r[2];
-    gpt2_adamw_ranges(r->m, trunk_r);
-    head_adamw_ranges(r->h, head_r);
-    const trainer_block blocks[2] = {
-        {gpt2_params(r->m), gpt2_grads(r->m), gpt2_num_params(r->m), &opt, trunk_r, GPT2_NUM_TENSORS},
-        {head_params(r->h), head_grads(r->h), head_num_params(r->h), &hopt, head_r, 2}};
-    while (st.step < steps) {
-        ds_sampler_next(&smp, per_step, &st.cursor, idx);
-        gpt2_zero_grad(r->m);
-        head_zero_grad(r->h);
-        rm_stats tot = {0};
-        for (int a = 0; a < h->accum; a++) {
-            const size_t *ix = idx + (size_t)a * P;
-            if (ds_batch_fill(&d, ix, (size_t)P, &b, err, errlen)) goto done;
-            for (int q = 0; q < b.B; q++) st.num_tokens += (uint64_t)b.lengths[q];
-            if (rm_forward(r, b.tokens, b.lengths, b.B, b.T, sc, err, errlen)) goto done;
-            for (int q = 0; margins && q < P; q++) mg[q] = margins[ix[q]];
-            rm_stats s;
-            rm_bt_loss(sc, sc + P, margins ? mg : NULL, P, o->center, dsc, dsc + P, &s);
-            if (trainer_check_finite(st.step + 1, "loss", s.loss, err, errlen)) goto done;
-            /* rm_bt_loss differentiates this micro-batch's mean: weigh it as P of the step's pairs */
-            for (int q = 0; q < 2 * P; q++) dsc[q] *= (float)((double)P / (double)per_step);
-            if (rm_backward(r, dsc, err, errlen)) goto done;
-            tot.loss += s.loss / h->accum;
-            tot.accuracy += s.accuracy / h->accum;
-            tot.margin += s.margin / h->accum;
-            tot.chosen += s.chosen / h->accum;
-            tot.rejected += s.rejected / h->accum;
-        }
-        double norm;
-        float lr;
-        if (trainer_update_blocks(&om, blocks, 2, 1.0f, st.step, &norm, &lr, err, errlen)) goto done;
-        st.step++;
-        res->train = tot;
-        rm_stats e = {NAN, NAN, NAN, NAN, NAN};
-        if (ev.n > 0 && trainer_hparams_eval_due(h, st.step, steps)) {
-            if (evaluate(r, &ev, ev_margins, 2 * P, o->center, evbuf, &e, err, errlen)) goto done;
-            if (trainer_check_finite(st.step, "eval loss", e.loss, err, errlen)) goto done;
-            res->eval = e;
-        }
-        const trainer_metric mx[] = {{"loss", tot.loss},
-                                     {"accuracy", tot.accuracy},
-                                     {"margin", tot.margin},
-                                     {"rewards/chosen", tot.chosen},
-                                     {"rewards/rejected", tot.rejected},
-                                     {"learning_rate", lr},
-                                     {"grad_norm", norm},
-                                     {"num_tokens", (double)st.num_tokens},
-                                     {"epoch", (double)st.cursor / (double)d.n},
-                                     {"eval_loss", e.loss},
-                                     {"eval_accuracy", e.accuracy},
-                                     {"eval_margin", e.margin},
-                                     {"eval_rewards/chosen", e.chosen},
-                                     {"eval_rewards/rejected", e.rejected}};
-        /* a checkpoint carries the head and its optimizer beside the trunk's */
-        size_t nh = 0, no = 0;
-        const int due = trainer_ckpt_due(&tr, st.step);
-        if (due && (head_write_mem(r->h, "score.", &hbytes, &nh, err, errlen) ||
-                    trainer_block_moments_to_mem(&hopt, NULL, &obytes, &no, err, errlen)))
-            goto done;
-        const ckpt_file ex[] = {{RM_HEAD_FILE, hbytes, nh}, {RM_HEAD_OPT_FILE, obytes, no}};
-        const int end = trainer_step_end(&tr, r->m, &opt, &st, mx, sizeof mx / sizeof *mx, ex, due ? 2 : 0, err, errlen);
-        free(hbytes);
-        free(obytes);
-        hbytes = obytes = NULL;
-        if (end) {
-            rc = end > 0 ? 0 : -1;
-            goto done;
-        }
-    }
-    if (o->normalize_prompts) {
-        if (normalize_final(r, o, &np, eos, &res->norm, err, errlen)) goto done;
-        res->normalized = 1;
-    }
-    {
-        char dst[4200];
-        const ckpt_file tokf[] = {{"vocab.json", tr.vocab, tr.nvocab}, {"merges.txt", tr.merges, tr.nmerges}};
-        if (rm_save(r, fio_join(dst, sizeof dst, o->out, "model"), tokf, tr.vocab ? 2 : 0, err, errlen)) goto done;
-    }
-    rc = 0;
-done:
-    free(idx);
-    free(sc);
-    free(mg);
-    free(evbuf);
-    free(margins);
-    free(ev_margins);
-    free(hbytes);
-    free(obytes);
-    ds_batch_free(&b);
-    ds_sampler_free(&smp);
-    ds_free(&d);
-    ds_free(&ev);
-    ds_free(&np);
-    trainer_state_free(&st);
-    trainer_close(&tr);
-    adamw_free(&opt);
-    adamw_free(&hopt);
-    rm_free(r);
-    tok_free(t);
+    rm_trainer s = {.o = o, .res = res ? res : &dummy};
+    memset(s.res, 0, sizeof *s.res);
+    s.res->eval = (rm_stats){NAN, NAN, NAN, NAN, NAN};
+    trainer_result tr;
+    const int rc = trainer_fit(&recipe, &s, &o->run, &o->optim, o->tokenizer, &tr, err, errlen);
+    s.res->steps = tr.steps;
     return rc;
 }

@@ -34,6 +34,7 @@
 #include "gpt2.h"
 #include "head.h"
 #include "kv.h"
+#include "scorer.h"
 #include "trainer.h"
 
 #include <stddef.h>
@@ -75,6 +76,9 @@ void rm_positions(const int32_t *tokens, const int *lengths, int B, int T, int32
  * LM head. */
 int rm_forward(rm_model *r, const int32_t *tokens, const int *lengths, int B, int T, float *scores, char *err,
                size_t errlen);
+/* The reward model as a scorer (data/scorer.h): rm_forward of the rows. */
+scorer rm_scorer(rm_model *r);
+
 /* Backward of the last rm_forward for d loss / d scores (B): accumulates into the trunk's and the
  * head's gradients. */
 int rm_backward(rm_model *r, const float *dscores, char *err, size_t errlen);
@@ -102,24 +106,22 @@ int rm_normalize(rm_model *r, gpt2 *ref, const int32_t *const *prompts, const in
 /* ---- training ---------------------------------------------------------------------------------- */
 
 typedef struct {
+    trainer_run run;          /* batch = preference pairs per micro-batch; seed also draws the head */
+    trainer_optim optim;
     const char *model;        /* starting point: GPT-2 folder (pretrained/SFT) or a reward-model folder */
     const char *tokenizer;    /* tokenizer folder (its files travel with checkpoints and the export) */
-    const char *data;         /* preference JSONL */
+    const char *data;         /* preference JSONL (optional numeric "margin" per record) */
     const char *eval_data;    /* held-out preference JSONL, or NULL */
-    const char *out;          /* checkpoints, metrics.jsonl, model/ */
-    int resume;
-    trainer_hparams h;        /* batch = preference pairs per micro-batch; seed also draws the head */
+    int max_prompt_len, max_completion_len; /* as sft_opts */
     double center;            /* center_rewards_coefficient (0: off) */
     /* optional normalisation of the final model (NULL: none) */
     const char *normalize_prompts; /* prompt-only JSONL */
     const char *normalize_ref;     /* the reference policy's folder; NULL: `model` */
     int normalize_samples, normalize_max_new_tokens;
     float normalize_temperature;
-    void (*on_step)(void *ud, const trainer_progress *p);
-    void *ud;
 } rm_opts;
 
-/* trainer_hparams_defaults (TRL's) with RewardConfig's lr 1e-4 and 1 epoch (reward models overfit
+/* TRL's defaults (trainer.h) with RewardConfig's lr 1e-4 and 1 epoch (reward models overfit
  * beyond one, as InstructGPT reports); no centering; normalisation 256 samples of up to 32 new
  * tokens at temperature 1. */
 rm_opts rm_defaults(void);
@@ -139,10 +141,5 @@ int rm_run(const rm_opts *o, rm_result *res, char *err, size_t errlen);
  * (prompt + completion, the text, or the prompt alone), two for preferences (chosen in out[2i],
  * rejected in out[2i+1]). */
 int rm_score_dataset(rm_model *r, const ds_dataset *d, int batch, float *out, char *err, size_t errlen);
-
-/* The optional per-pair "margin" of each example of d, read from d's file (TRL's field: a number in
- * every record or in none). *out: NULL when the file has none, else d->n floats (caller frees).
- * (A separate pass because data/dataset.h keeps the string fields only.) */
-int rm_read_margins(const ds_dataset *d, float **out, char *err, size_t errlen);
 
 #endif

@@ -13,10 +13,11 @@
 
 sft_opts sft_defaults(void)
 {
-    sft_opts o = {0};
-    o.h = trainer_hparams_defaults();
-    o.h.lr = 2e-5f;
-    o.h.epochs = 3;
+    sft_opts o = {.run = trainer_run_defaults(), .optim = trainer_optim_defaults()};
+    o.optim.lr = 2e-5f;
+    o.run.epochs = 3;
+    o.max_prompt_len = 512;
+    o.max_completion_len = 512;
     return o;
 }
 
@@ -28,7 +29,7 @@ int sft_forward(gpt2 *m, const ds_batch *b, sft_stats *s, char *err, size_t errl
     const size_t N = (size_t)b->B * (size_t)b->T;
     const float *logp = gpt2_logp(m), *logits = gpt2_logits(m);
     double nll = 0, correct = 0, count = 0;
-#pragma omp parallel for reduction(+ : nll, correct, count)
+#pragma omp parallel for reduction(+ : nll, correct, count) num_threads(gpt2_threads(m))
     for (size_t i = 0; i < N; i++) {
         if (b->loss_mask[i] == 0.0f) continue;
         const float *row = logits + i * (size_t)V;
@@ -79,6 +80,20 @@ int sft_evaluate(gpt2 *m, const ds_dataset *d, ds_batch *b, double *loss, double
     return rc;
 }
 
+/* ---- the recipe ---------------------------------------------------------------------------------- */
+
+typedef struct {
+    const sft_opts *o;
+    sft_result *res;
+    gpt2 *m;
+    adamw opt;
+    ds_dataset d, ev;
+    ds_batch b;
+    float *dlogp;
+    size_t ntok;             /* completion tokens of this step: each weighs 1/ntok */
+    sft_stats tot;           /* this step's sums */
+} sft;
+
 /* completion tokens of example x in a batch row (the loss_mask rule of dataset.h) */
 static size_t loss_tokens(const ds_example *x)
 {
@@ -86,124 +101,114 @@ static size_t loss_tokens(const ds_example *x)
     return n > first ? (size_t)(n - first) : 0;
 }
 
+static int prepare(void *self, trainer *t, char *err, size_t errlen)
+{
+    sft *s = self;
+    const sft_opts *o = s->o;
+    if (trainer_start_model(t, o->model, &s->m, &s->opt, err, errlen)) return -1;
+    /* the data, checked whole before anything is written */
+    ds_load_opts lo = trainer_load_opts(o->max_prompt_len, o->max_completion_len, gpt2_cfg(s->m)->n_positions, -1);
+    if (ds_load(&s->d, t->tok, o->data, &lo, err, errlen)) return -1;
+    if (s->d.kind != DS_TEXT && s->d.kind != DS_PROMPT_COMPLETION)
+        return fio_fail(err, errlen, "%s: SFT needs a text or prompt-completion dataset; this one is %s", o->data,
+                        ds_kind_name(s->d.kind));
+    lo.require_kind = (int)s->d.kind;
+    if (o->eval_data && ds_load(&s->ev, t->tok, o->eval_data, &lo, err, errlen)) return -1;
+    *s->res = (sft_result){.resumed_from = t->st.step, .n_train = s->d.n, .n_eval = s->ev.n, .kind = s->d.kind,
+                           .n_prompt_cut = s->d.n_prompt_cut, .n_completion_cut = s->d.n_completion_cut,
+                           .loss = NAN, .eval_loss = NAN};
+    t->examples = s->d.n;
+    json_object_update_new(t->settings, json_pack("{s:s, s:s, s:i, s:i}", "model", o->model ? o->model : "", "data", o->data,
+                                                  "max_prompt_len", o->max_prompt_len, "max_completion_len",
+                                                  o->max_completion_len));
+    const int B = o->run.batch, T = s->d.max_row > s->ev.max_row ? s->d.max_row : s->ev.max_row;
+    if (ds_batch_create(&s->b, B, T, err, errlen) || trainer_reserve(s->m, B, T, err, errlen)) return -1;
+    if (!(s->dlogp = malloc((size_t)B * T * sizeof *s->dlogp))) return fio_fail(err, errlen, "out of memory");
+    return 0;
+}
+
+static int begin_step(void *self, trainer *t, char *err, size_t errlen)
+{
+    (void)err, (void)errlen;
+    sft *s = self;
+    s->ntok = 0;
+    for (size_t i = 0; i < t->per_step; i++) s->ntok += loss_tokens(&s->d.ex[t->idx[i]]);
+    s->tot = (sft_stats){0, 0, 0};
+    return 0;
+}
+
+/* the mean -log p over the step's completion tokens: this micro-batch's sum, weighed 1/ntok */
+static int micro(void *self, trainer *t, int u, int a, double *loss, char *err, size_t errlen)
+{
+    (void)u;
+    sft *s = self;
+    const int B = s->o->run.batch;
+    if (ds_batch_fill(&s->d, t->idx + (size_t)a * B, (size_t)B, &s->b, err, errlen)) return -1;
+    for (int r = 0; r < s->b.B; r++) t->st.num_tokens += (uint64_t)s->b.lengths[r];
+    if (ds_batch_loss_tokens(&s->b) == 0) return 1; /* nothing to learn in this micro-batch */
+    sft_stats st;
+    if (sft_forward_backward(s->m, &s->b, 1.0 / (double)s->ntok, s->dlogp, &st, err, errlen)) return -1;
+    loss[0] = st.nll / st.count;
+    s->tot.nll += st.nll;
+    s->tot.correct += st.correct;
+    s->tot.count += st.count;
+    return 0;
+}
+
+static size_t metrics(void *self, trainer *t, trainer_metric *out)
+{
+    (void)t;
+    sft *s = self;
+    const sft_stats *x = &s->tot;
+    s->res->loss = x->count > 0 ? x->nll / x->count : NAN;
+    out[0] = (trainer_metric){"loss", s->res->loss};
+    out[1] = (trainer_metric){"mean_token_accuracy", x->count > 0 ? x->correct / x->count : NAN};
+    return 2;
+}
+
+static int evaluate(void *self, trainer *t, trainer_metric *out, size_t *n, char *err, size_t errlen)
+{
+    (void)t;
+    sft *s = self;
+    *n = 0;
+    if (s->ev.n == 0) return 0;
+    double loss, acc;
+    if (sft_evaluate(s->m, &s->ev, &s->b, &loss, &acc, err, errlen)) return -1;
+    s->res->eval_loss = loss;
+    out[0] = (trainer_metric){"loss", loss};
+    out[1] = (trainer_metric){"mean_token_accuracy", acc};
+    *n = 2;
+    return 0;
+}
+
+static void release(void *self)
+{
+    sft *s = self;
+    free(s->dlogp);
+    ds_batch_free(&s->b);
+    ds_free(&s->d);
+    ds_free(&s->ev);
+    adamw_free(&s->opt);
+    gpt2_free(s->m);
+}
+
+static const char *const loss_names[] = {"loss", NULL};
+static const trainer_recipe recipe = {.name = "sft",
+                                      .loss_names = loss_names,
+                                      .prepare = prepare,
+                                      .begin_step = begin_step,
+                                      .micro = micro,
+                                      .metrics = metrics,
+                                      .evaluate = evaluate,
+                                      .free = release};
+
 int sft_run(const sft_opts *o, sft_result *res, char *err, size_t errlen)
 {
     sft_result dummy;
-    if (!res) res = &dummy;
-    memset(res, 0, sizeof *res);
-    res->eval_loss = NAN;
-    const trainer_hparams *h = &o->h;
-    if (trainer_hparams_check(h, err, errlen)) return -1;
-    trainer tr;
-    tok_tokenizer *t;
-    int nt;
-    const trainer_opts to = {o->out, o->resume, o->tokenizer, h->ckpt_every, h->keep_last, h->stop_at, o->on_step, o->ud};
-    if (trainer_setup(&tr, &to, h->threads, &t, &nt, err, errlen)) return -1;
-    int rc = -1;
-    gpt2 *m = NULL;
-    adamw opt = {0};
-    trainer_state st = {0};
-    ds_dataset d = {0}, ev = {0};
-    ds_sampler smp = {0};
-    ds_batch b = {0};
-    size_t *idx = NULL;
-    float *dlogp = NULL;
-    if (trainer_start_model(&tr, o->model, t, nt, &m, &opt, &st, err, errlen)) goto done;
-    res->resumed_from = st.step;
-    /* the data, checked whole before anything is written */
-    ds_load_opts lo = trainer_hparams_load_opts(h, gpt2_cfg(m)->n_positions, -1);
-    if (ds_load(&d, t, o->data, &lo, err, errlen)) goto done;
-    if (d.kind != DS_TEXT && d.kind != DS_PROMPT_COMPLETION) {
-        fio_fail(err, errlen, "%s: SFT needs a text or prompt-completion dataset; this one is %s", o->data,
-                 ds_kind_name(d.kind));
-        goto done;
-    }
-    if (o->eval_data) {
-        lo.require_kind = (int)d.kind;
-        if (ds_load(&ev, t, o->eval_data, &lo, err, errlen)) goto done;
-    }
-    res->kind = d.kind;
-    res->n_train = d.n;
-    res->n_eval = ev.n;
-    res->n_prompt_cut = d.n_prompt_cut;
-    res->n_completion_cut = d.n_completion_cut;
-    const long steps = res->steps = trainer_hparams_steps(h, d.n);
-    if (tr.resuming && trainer_check_resume(&st, h, d.n, tr.latest, err, errlen)) goto done;
-    trainer_state_free(&st);
-    st.settings = trainer_hparams_json(h, steps, d.n);
-    json_object_set_new(st.settings, "model", json_string(o->model ? o->model : ""));
-    json_object_set_new(st.settings, "data", json_string(o->data));
-    const int T = d.max_row > ev.max_row ? d.max_row : ev.max_row;
-    if (ds_batch_create(&b, h->batch, T, err, errlen) || trainer_reserve(m, h->batch, T, err, errlen)) goto done;
-    const size_t per_step = (size_t)h->batch * (size_t)h->accum;
-    idx = malloc(per_step * sizeof *idx);
-    dlogp = malloc((size_t)h->batch * T * sizeof *dlogp);
-    if (!idx || !dlogp || ds_sampler_create(&smp, d.n, h->seed)) {
-        fio_fail(err, errlen, "out of memory");
-        goto done;
-    }
-    if (trainer_begin(&tr, st.step, steps, err, errlen)) goto done;
-    adamw_range ranges[GPT2_NUM_TENSORS];
-    gpt2_adamw_ranges(m, ranges);
-    const trainer_optim om = trainer_hparams_optim(h, steps);
-    while (st.step < steps) {
-        ds_sampler_next(&smp, per_step, &st.cursor, idx);
-        size_t ntok = 0;
-        for (size_t i = 0; i < per_step; i++) ntok += loss_tokens(&d.ex[idx[i]]);
-        gpt2_zero_grad(m);
-        sft_stats tot = {0, 0, 0};
-        for (int a = 0; a < h->accum; a++) {
-            if (ds_batch_fill(&d, idx + (size_t)a * h->batch, (size_t)h->batch, &b, err, errlen)) goto done;
-            for (int r = 0; r < b.B; r++) st.num_tokens += (uint64_t)b.lengths[r];
-            if (ds_batch_loss_tokens(&b) == 0) continue; /* nothing to learn in this micro-batch */
-            sft_stats s;
-            if (sft_forward_backward(m, &b, 1.0 / (double)ntok, dlogp, &s, err, errlen)) goto done;
-            if (trainer_check_finite(st.step + 1, "loss", s.nll / s.count, err, errlen)) goto done;
-            tot.nll += s.nll;
-            tot.correct += s.correct;
-            tot.count += s.count;
-        }
-        double norm;
-        float lr;
-        if (trainer_update(&om, &opt, gpt2_params(m), gpt2_grads(m), gpt2_num_params(m), ranges, GPT2_NUM_TENSORS, 1.0f,
-                           st.step, &norm, &lr, err, errlen))
-            goto done;
-        st.step++;
-        double loss = tot.count > 0 ? tot.nll / tot.count : NAN, acc = tot.count > 0 ? tot.correct / tot.count : NAN;
-        double eval_loss = NAN, eval_acc = NAN;
-        if (ev.n > 0 && trainer_hparams_eval_due(h, st.step, steps)) {
-            if (sft_evaluate(m, &ev, &b, &eval_loss, &eval_acc, err, errlen)) goto done;
-            if (trainer_check_finite(st.step, "eval loss", eval_loss, err, errlen)) goto done;
-            res->eval_loss = eval_loss;
-        }
-        res->loss = loss;
-        const trainer_metric mx[] = {{"loss", loss},
-                                     {"mean_token_accuracy", acc},
-                                     {"learning_rate", lr},
-                                     {"grad_norm", norm},
-                                     {"num_tokens", (double)st.num_tokens},
-                                     {"epoch", (double)st.cursor / (double)d.n},
-                                     {"eval_loss", eval_loss},
-                                     {"eval_mean_token_accuracy", eval_acc}};
-        int end = trainer_step_end(&tr, m, &opt, &st, mx, sizeof mx / sizeof *mx, NULL, 0, err, errlen);
-        if (end) {
-            rc = end > 0 ? 0 : -1;
-            goto done;
-        }
-    }
-    if (trainer_export(&tr, m, NULL, 0, err, errlen)) goto done;
-    rc = 0;
-done:
-    free(idx);
-    free(dlogp);
-    ds_batch_free(&b);
-    ds_sampler_free(&smp);
-    ds_free(&d);
-    ds_free(&ev);
-    trainer_state_free(&st);
-    trainer_close(&tr);
-    adamw_free(&opt);
-    gpt2_free(m);
-    tok_free(t);
+    sft s = {.o = o, .res = res ? res : &dummy};
+    *s.res = (sft_result){.loss = NAN, .eval_loss = NAN};
+    trainer_result tr;
+    const int rc = trainer_fit(&recipe, &s, &o->run, &o->optim, o->tokenizer, &tr, err, errlen);
+    s.res->steps = tr.steps;
     return rc;
 }

@@ -26,18 +26,18 @@
 #include <stdint.h>
 
 typedef struct {
+    trainer_run run;          /* batch = examples per micro-batch; run.out: checkpoints, metrics.jsonl, model/ */
+    trainer_optim optim;
     const char *model;        /* Hugging Face GPT-2 folder to start from */
     const char *tokenizer;    /* tokenizer folder (its files travel with checkpoints and the export) */
     const char *data;         /* training JSONL (text or prompt-completion) */
     const char *eval_data;    /* held-out JSONL of the same kind, or NULL */
-    const char *out;          /* checkpoints, metrics.jsonl, model/ */
-    int resume;
-    trainer_hparams h;        /* batch = examples per micro-batch */
-    void (*on_step)(void *ud, const trainer_progress *p);
-    void *ud;
+    int max_prompt_len;       /* prompt tokens kept, from the end (<= 0: no limit but n_positions) */
+    int max_completion_len;   /* completion tokens kept, EOS included, from the start */
 } sft_opts;
 
-/* trainer_hparams_defaults (TRL's) with SFTConfig's lr 2e-5 and 3 epochs. */
+/* TRL's defaults (trainer_run_defaults, trainer_optim_defaults) with SFTConfig's lr 2e-5 and 3 epochs;
+ * prompts and completions of at most 512 tokens. */
 sft_opts sft_defaults(void);
 
 typedef struct {

@@ -1,7 +1,9 @@
-/* trainer.c — the skeleton every trainer shares: output folder, metrics, checkpoints, resume, the
- * optimizer step, export. See trainer.h. */
+/* trainer.c — the one training loop (trainer_fit) and what it owns: hyperparameters, the output
+ * folder, metrics, checkpoints, resuming, the optimizer step over every block, the export.
+ * See trainer.h. */
 #include "trainer.h"
 
+#include "clock.h"
 #include "fileio.h"
 #include "hf.h"
 #include "safetensors.h"
@@ -11,13 +13,30 @@
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
-double trainer_now(void)
+/* ---- hyperparameters ------------------------------------------------------------------------------ */
+
+trainer_optim trainer_optim_defaults(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+    return (trainer_optim){.lr = 1e-5f, .min_lr = 0, .warmup = 0, .weight_decay = 0, .beta1 = 0.9f, .beta2 = 0.999f,
+                           .eps = 1e-8f, .grad_clip = 1.0f};
+}
+
+trainer_run trainer_run_defaults(void)
+{
+    return (trainer_run){.batch = 8, .accum = 1, .epochs = 1, .eval_every = 50, .ckpt_every = 500, .keep = 2, .seed = 42};
+}
+
+int trainer_check_hparams(const trainer_run *r, const trainer_optim *o, char *err, size_t errlen)
+{
+    if (!r->out || !*r->out) return fio_fail(err, errlen, "no output folder given");
+    if (r->batch < 1 || r->accum < 1) return fio_fail(err, errlen, "batch and accum must be positive");
+    if (r->steps <= 0 && !(r->epochs > 0)) return fio_fail(err, errlen, "give a positive number of steps or epochs");
+    if (!(o->lr >= 0) || !isfinite(o->lr) || !(o->min_lr >= 0) || !isfinite(o->min_lr) || o->warmup < 0)
+        return fio_fail(err, errlen, "the learning rates and the warm-up must not be negative");
+    if (!(o->beta1 >= 0 && o->beta1 < 1) || !(o->beta2 >= 0 && o->beta2 < 1) || !(o->eps > 0))
+        return fio_fail(err, errlen, "AdamW needs betas in [0, 1) and a positive eps");
+    return 0;
 }
 
 double trainer_progress_get(const trainer_progress *p, const char *name)
@@ -27,133 +46,96 @@ double trainer_progress_get(const trainer_progress *p, const char *name)
     return NAN;
 }
 
-void trainer_state_free(trainer_state *s)
+int trainer_eval_due(const trainer_run *r, long step, long steps)
 {
-    json_decref(s->settings);
-    s->settings = NULL;
+    return (r->eval_every > 0 && step % r->eval_every == 0) || step == steps;
 }
 
-int trainer_open(trainer *tr, const trainer_opts *o, char *err, size_t errlen)
+ds_load_opts trainer_load_opts(int max_prompt_len, int max_completion_len, int n_positions, int require_kind)
 {
-    memset(tr, 0, sizeof *tr);
-    tr->o = *o;
-    if (!o->out || !*o->out) return fio_fail(err, errlen, "no output folder given");
-    if (o->keep_last < 1) tr->o.keep_last = 1;
-    fio_join(tr->metrics_path, sizeof tr->metrics_path, o->out, "metrics.jsonl");
-    if (o->tokenizer) {
+    ds_load_opts lo = ds_load_defaults();
+    lo.max_prompt_len = max_prompt_len;
+    lo.max_completion_len = max_completion_len;
+    lo.max_len = n_positions;
+    lo.require_kind = require_kind;
+    return lo;
+}
+
+int trainer_check_finite(long step, const char *what, double v, char *err, size_t errlen)
+{
+    if (isfinite(v)) return 0;
+    return fio_fail(err, errlen, "step %ld: the %s is %s; stopping without a checkpoint", step, what,
+                    isnan(v) ? "nan" : (v > 0 ? "inf" : "-inf"));
+}
+
+int trainer_files_own(trainer_files *fs, const char *name, void *data, size_t len, char *err, size_t errlen)
+{
+    if (fs->n >= TRAINER_MAX_FILES) {
+        free(data);
+        return fio_fail(err, errlen, "too many checkpoint files");
+    }
+    fs->own[fs->n] = data;
+    fs->f[fs->n++] = (ckpt_file){name, data, len};
+    return 0;
+}
+
+static void files_free(trainer_files *fs)
+{
+    for (size_t i = 0; i < fs->n; i++) free(fs->own[i]);
+    memset(fs, 0, sizeof *fs);
+}
+
+void trainer_stats_add(void *tot, const void *x, const trainer_stat *f, size_t n, int accum)
+{
+    for (size_t i = 0; i < n; i++) *(double *)((char *)tot + f[i].off) += *(const double *)((const char *)x + f[i].off) / accum;
+}
+
+size_t trainer_stats_metrics(const void *x, const trainer_stat *f, size_t n, trainer_metric *out)
+{
+    for (size_t i = 0; i < n; i++) out[i] = (trainer_metric){f[i].name, *(const double *)((const char *)x + f[i].off)};
+    return n;
+}
+
+/* ---- the output folder: metrics, checkpoints, export ------------------------------------------------ */
+
+struct trainer_io {
+    char metrics_path[4096];
+    FILE *mf;
+    char *vocab, *merges;    /* the tokenizer's files */
+    size_t nvocab, nmerges;
+    json_t *resumed;         /* the checkpoint's settings, checked once prepare has set this run's */
+    double t0;
+};
+
+static void io_free(struct trainer_io *io)
+{
+    if (!io) return;
+    if (io->mf) fclose(io->mf);
+    json_decref(io->resumed);
+    free(io->vocab);
+    free(io->merges);
+    free(io);
+}
+
+/* Load the tokenizer and its files, find OUT/latest; touch nothing. */
+static int io_open(trainer *t, const char *tokenizer, char *err, size_t errlen)
+{
+    struct trainer_io *io = t->io = calloc(1, sizeof *io);
+    if (!io) return fio_fail(err, errlen, "out of memory");
+    fio_join(io->metrics_path, sizeof io->metrics_path, t->run->out, "metrics.jsonl");
+    if (tokenizer) {
         char v[4096], m[4096];
-        if (tok_files(o->tokenizer, v, m, sizeof v, err, errlen)) return -1;
-        if (!(tr->vocab = fio_read_all(v, &tr->nvocab, err, errlen))) return -1;
-        if (!(tr->merges = fio_read_all(m, &tr->nmerges, err, errlen))) {
-            trainer_close(tr);
-            return -1;
-        }
+        if (tok_load(tokenizer, &t->tok, err, errlen) || tok_files(tokenizer, v, m, sizeof v, err, errlen)) return -1;
+        if (!(io->vocab = fio_read_all(v, &io->nvocab, err, errlen))) return -1;
+        if (!(io->merges = fio_read_all(m, &io->nmerges, err, errlen))) return -1;
     }
     char lerr[512];
-    int have = ckpt_latest(o->out, tr->latest, sizeof tr->latest, lerr, sizeof lerr) == 0;
-    if (have && !o->resume) {
-        fio_fail(err, errlen, "%s already holds a checkpoint (%s): pass --resume to continue it, or choose another --out",
-                 o->out, tr->latest);
-        trainer_close(tr);
-        return -1;
-    }
-    tr->resuming = have;
-    if (!have) tr->latest[0] = 0;
-    return 0;
-}
-
-int trainer_setup(trainer *tr, const trainer_opts *o, int threads, tok_tokenizer **t, int *nt, char *err,
-                  size_t errlen)
-{
-    *nt = threads > 0 ? threads : omp_get_max_threads();
-    omp_set_num_threads(*nt);
-    *t = NULL;
-    if (tok_load(o->tokenizer, t, err, errlen)) return -1;
-    if (trainer_open(tr, o, err, errlen)) {
-        tok_free(*t);
-        *t = NULL;
-        return -1;
-    }
-    return 0;
-}
-
-void trainer_close(trainer *tr)
-{
-    if (tr->mf) fclose(tr->mf);
-    free(tr->vocab);
-    free(tr->merges);
-    memset(tr, 0, sizeof *tr);
-}
-
-int trainer_state_parse(const char *json, const char *name, trainer_state *st, char *err, size_t errlen)
-{
-    memset(st, 0, sizeof *st);
-    json_error_t je;
-    json_t *j = json_loads(json, 0, &je);
-    if (!j) return fio_fail(err, errlen, "%s:%d:%d: invalid JSON: %s", name, je.line, je.column, je.text);
-    json_t *js = json_object_get(j, "step"), *jc = json_object_get(j, "cursor"), *jr = json_object_get(j, "rng"),
-           *jn = json_object_get(j, "num_tokens");
-    int bad = !json_is_integer(js) || json_integer_value(js) < 0 || !json_is_integer(jc);
-    if (!bad && jr && (!json_is_string(jr) || sscanf(json_string_value(jr), "%" SCNx64, &st->rng) != 1)) bad = 1;
-    if (bad) {
-        json_decref(j);
-        return fio_fail(err, errlen, "%s: needs integers \"step\" and \"cursor\" (and \"rng\" as a hex string)", name);
-    }
-    st->step = (long)json_integer_value(js);
-    st->cursor = (uint64_t)json_integer_value(jc);
-    st->num_tokens = json_is_integer(jn) ? (uint64_t)json_integer_value(jn) : 0;
-    st->settings = json_incref(json_object_get(j, "settings"));
-    json_decref(j);
-    return 0;
-}
-
-int trainer_load(trainer *tr, gpt2 **m, adamw *opt, trainer_state *st, char *err, size_t errlen)
-{
-    char *state = NULL;
-    *m = NULL;
-    memset(opt, 0, sizeof *opt);
-    if (ckpt_load(tr->latest, m, opt, &state, err, errlen)) return -1;
-    char name[4200];
-    snprintf(name, sizeof name, "%s/trainer_state.json", tr->latest);
-    int rc = state ? trainer_state_parse(state, name, st, err, errlen) : fio_fail(err, errlen, "%s: missing", name);
-    free(state);
-    if (rc) {
-        gpt2_free(*m);
-        *m = NULL;
-        adamw_free(opt);
-        return -1;
-    }
-    tr->resumed_from = st->step;
-    return 0;
-}
-
-int trainer_start_model(trainer *tr, const char *model_dir, const tok_tokenizer *t, int nthreads, gpt2 **m, adamw *opt,
-                        trainer_state *st, char *err, size_t errlen)
-{
-    memset(st, 0, sizeof *st);
-    if (tr->resuming) {
-        if (trainer_load(tr, m, opt, st, err, errlen)) return -1;
-    } else {
-        memset(opt, 0, sizeof *opt);
-        if (hf_load_gpt2(model_dir, m, err, errlen)) return -1;
-        if (adamw_create(opt, gpt2_num_params(*m))) {
-            gpt2_free(*m);
-            *m = NULL;
-            return fio_fail(err, errlen, "out of memory for the optimizer");
-        }
-    }
-    if (trainer_check_vocab(tr, model_dir, *m, t, err, errlen)) return -1;
-    gpt2_set_threads(*m, nthreads);
-    return 0;
-}
-
-int trainer_check_vocab(const trainer *tr, const char *model_dir, const gpt2 *m, const tok_tokenizer *t, char *err,
-                        size_t errlen)
-{
-    const int V = gpt2_cfg(m)->vocab_size;
-    if (V < (int)tok_vocab_size(t))
-        return fio_fail(err, errlen, "%s: the model's vocabulary (%d) is smaller than the tokenizer's (%zu)",
-                        tr->resuming ? tr->latest : model_dir, V, tok_vocab_size(t));
+    const int have = ckpt_latest(t->run->out, t->latest, sizeof t->latest, lerr, sizeof lerr) == 0;
+    if (have && !t->run->resume)
+        return fio_fail(err, errlen, "%s already holds a checkpoint (%s): pass --resume to continue it, or choose another --out",
+                        t->run->out, t->latest);
+    t->resuming = have;
+    if (!have) t->latest[0] = 0;
     return 0;
 }
 
@@ -188,111 +170,245 @@ static int trim_metrics(const char *path, long upto, char *err, size_t errlen)
     return rc;
 }
 
-int trainer_begin(trainer *tr, long step, long total, char *err, size_t errlen)
+/* Create OUT and start metrics.jsonl: kept up to the resumed step, emptied otherwise. */
+static int io_begin(trainer *t, char *err, size_t errlen)
 {
-    if (fio_mkdirs(tr->o.out, err, errlen)) return -1;
-    if (tr->resuming) {
-        if (trim_metrics(tr->metrics_path, step, err, errlen)) return -1;
+    struct trainer_io *io = t->io;
+    if (fio_mkdirs(t->run->out, err, errlen)) return -1;
+    if (t->resuming) {
+        if (trim_metrics(io->metrics_path, t->st.step, err, errlen)) return -1;
     } else {
-        remove(tr->metrics_path);
+        remove(io->metrics_path);
     }
-    tr->mf = fopen(tr->metrics_path, "a");
-    if (!tr->mf) return fio_fail(err, errlen, "%s: cannot open for appending", tr->metrics_path);
-    tr->total = total;
-    tr->t0 = trainer_now();
+    io->mf = fopen(io->metrics_path, "a");
+    if (!io->mf) return fio_fail(err, errlen, "%s: cannot open for appending", io->metrics_path);
+    io->t0 = clk_now();
     return 0;
 }
 
-int trainer_log(trainer *tr, long step, const trainer_metric *m, size_t n, char *err, size_t errlen)
+/* Append {"step": step, metrics...} to metrics.jsonl (flushed) and call on_step. */
+static int io_log(trainer *t, const trainer_metric *m, size_t n, char *err, size_t errlen)
 {
+    struct trainer_io *io = t->io;
     json_t *j = json_object();
-    int bad = !j || json_object_set_new(j, "step", json_integer(step));
+    int bad = !j || json_object_set_new(j, "step", json_integer(t->st.step));
     for (size_t i = 0; i < n && !bad; i++)
         if (!isnan(m[i].value)) bad |= json_object_set_new(j, m[i].name, json_real(m[i].value));
     /* one compact line; 9 significant digits hold any float exactly */
-    if (bad || json_dumpf(j, tr->mf, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9)) || fputc('\n', tr->mf) == EOF ||
-        fflush(tr->mf)) {
+    if (bad || json_dumpf(j, io->mf, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9)) ||
+        fputc('\n', io->mf) == EOF || fflush(io->mf)) {
         json_decref(j);
-        return fio_fail(err, errlen, "%s: cannot write", tr->metrics_path);
+        return fio_fail(err, errlen, "%s: cannot write", io->metrics_path);
     }
     json_decref(j);
-    if (tr->o.on_step) {
-        trainer_progress p = {step, tr->total, tr->resumed_from, trainer_now() - tr->t0, m, n};
-        tr->o.on_step(tr->o.ud, &p);
+    if (t->run->on_step) {
+        const trainer_progress p = {t->rc->name, t->st.step, t->steps, t->resumed_from, clk_now() - io->t0, m, n};
+        t->run->on_step(t->run->ud, &p);
     }
     return 0;
 }
 
-int trainer_step_end(trainer *tr, const gpt2 *m, const adamw *opt, const trainer_state *st, const trainer_metric *mx,
-                     size_t n, const ckpt_file *extra, size_t nextra, char *err, size_t errlen)
+size_t trainer_tokenizer_files(const trainer *t, ckpt_file out[2])
 {
-    if (trainer_log(tr, st->step, mx, n, err, errlen)) return -1;
-    if (trainer_ckpt_due(tr, st->step) && trainer_checkpoint(tr, m, opt, st, extra, nextra, err, errlen)) return -1;
-    return trainer_should_stop(tr, st->step);
+    if (!t->io->vocab) return 0;
+    out[0] = (ckpt_file){"vocab.json", t->io->vocab, t->io->nvocab};
+    out[1] = (ckpt_file){"merges.txt", t->io->merges, t->io->nmerges};
+    return 2;
 }
 
-int trainer_ckpt_due(const trainer *tr, long step)
+/* the tokenizer's files, the moments of blocks 1.. (checkpoints), then the recipe's */
+static int collect_files(trainer *t, int final, trainer_files *fs, char *err, size_t errlen)
 {
-    return (tr->o.ckpt_every > 0 && step % tr->o.ckpt_every == 0) || step == tr->total;
-}
-
-int trainer_should_stop(const trainer *tr, long step) { return tr->o.stop_at > 0 && step == tr->o.stop_at && step < tr->total; }
-
-/* the tokenizer's files followed by the caller's, into out (at most 2 + nextra) */
-static size_t files_with_tokenizer(const trainer *tr, const ckpt_file *extra, size_t nextra, ckpt_file *out)
-{
-    size_t k = 0;
-    if (tr->vocab) {
-        out[k++] = (ckpt_file){"vocab.json", tr->vocab, tr->nvocab};
-        out[k++] = (ckpt_file){"merges.txt", tr->merges, tr->nmerges};
+    memset(fs, 0, sizeof *fs);
+    fs->n = trainer_tokenizer_files(t, fs->f);
+    for (size_t k = 1; !final && k < t->nblocks; k++) {
+        const trainer_block *b = &t->blocks[k];
+        uint8_t *bytes;
+        size_t len;
+        if (trainer_block_moments_to_mem(b->opt, b->with_params ? b->params : NULL, &bytes, &len, err, errlen) ||
+            trainer_files_own(fs, b->file, bytes, len, err, errlen))
+            return -1;
     }
-    for (size_t i = 0; i < nextra; i++) out[k++] = extra[i];
-    return k;
+    return t->rc->files ? t->rc->files(t->self, t, final, fs, err, errlen) : 0;
 }
 
-int trainer_checkpoint(trainer *tr, const gpt2 *m, const adamw *opt, const trainer_state *st, const ckpt_file *extra,
-                       size_t nextra, char *err, size_t errlen)
+/* OUT/step-N atomically: model, optimizer, trainer_state.json and the files above */
+static int io_checkpoint(trainer *t, char *err, size_t errlen)
 {
     char rng[32];
-    snprintf(rng, sizeof rng, "%016" PRIx64, st->rng);
-    json_t *j = json_pack("{s:I, s:I, s:s, s:I, s:O}", "step", (json_int_t)st->step, "cursor", (json_int_t)st->cursor,
-                          "rng", rng, "num_tokens", (json_int_t)st->num_tokens, "settings",
-                          st->settings ? st->settings : json_null());
+    snprintf(rng, sizeof rng, "%016" PRIx64, t->st.rng);
+    json_t *j = json_pack("{s:I, s:I, s:s, s:I, s:O}", "step", (json_int_t)t->st.step, "cursor", (json_int_t)t->st.cursor,
+                          "rng", rng, "num_tokens", (json_int_t)t->st.num_tokens, "settings",
+                          t->settings ? t->settings : json_null());
     char *s = j ? json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
     json_decref(j);
-    ckpt_file *files = malloc((nextra + 2) * sizeof *files);
-    if (!s || !files) {
-        free(s);
-        free(files);
-        return fio_fail(err, errlen, "out of memory");
-    }
-    size_t nf = files_with_tokenizer(tr, extra, nextra, files);
-    int rc = ckpt_save(tr->o.out, st->step, m, opt, s, files, nf, tr->o.keep_last, err, errlen);
-    free(files);
+    if (!s) return fio_fail(err, errlen, "out of memory");
+    trainer_files fs;
+    int rc = collect_files(t, 0, &fs, err, errlen);
+    if (rc == 0)
+        rc = ckpt_save(t->run->out, t->st.step, t->model, t->blocks[0].opt, s, fs.f, fs.n, t->run->keep, err, errlen);
+    files_free(&fs);
     free(s);
     return rc;
 }
 
-int trainer_export(trainer *tr, const gpt2 *m, const ckpt_file *extra, size_t nextra, char *err, size_t errlen)
+int trainer_export(trainer *t, char *err, size_t errlen)
 {
-    ckpt_file *files = malloc((nextra + 2) * sizeof *files);
-    if (!files) return fio_fail(err, errlen, "out of memory");
-    size_t nf = files_with_tokenizer(tr, extra, nextra, files);
+    trainer_files fs;
     char dst[4200];
-    int rc = ckpt_export(m, fio_join(dst, sizeof dst, tr->o.out, "model"), files, nf, err, errlen);
-    free(files);
+    int rc = collect_files(t, 1, &fs, err, errlen);
+    if (rc == 0) rc = ckpt_export(t->model, fio_join(dst, sizeof dst, t->run->out, "model"), fs.f, fs.n, err, errlen);
+    files_free(&fs);
     return rc;
 }
 
-int trainer_check_finite(long step, const char *what, double v, char *err, size_t errlen)
+/* ---- resuming ---------------------------------------------------------------------------------------- */
+
+int trainer_state_parse(const char *json, const char *name, long *step, uint64_t *cursor, uint64_t *rng,
+                        uint64_t *num_tokens, json_t **settings, char *err, size_t errlen)
 {
-    if (isfinite(v)) return 0;
-    return fio_fail(err, errlen, "step %ld: the %s is %s; stopping without a checkpoint", step, what,
-                    isnan(v) ? "nan" : (v > 0 ? "inf" : "-inf"));
+    json_error_t je;
+    json_t *j = json_loads(json, 0, &je);
+    if (!j) return fio_fail(err, errlen, "%s:%d:%d: invalid JSON: %s", name, je.line, je.column, je.text);
+    json_t *js = json_object_get(j, "step"), *jc = json_object_get(j, "cursor"), *jr = json_object_get(j, "rng"),
+           *jn = json_object_get(j, "num_tokens");
+    uint64_t r = 0;
+    int bad = !json_is_integer(js) || json_integer_value(js) < 0 || !json_is_integer(jc);
+    if (!bad && jr && (!json_is_string(jr) || sscanf(json_string_value(jr), "%" SCNx64, &r) != 1)) bad = 1;
+    if (bad) {
+        json_decref(j);
+        return fio_fail(err, errlen, "%s: needs integers \"step\" and \"cursor\" (and \"rng\" as a hex string)", name);
+    }
+    *step = (long)json_integer_value(js);
+    *cursor = (uint64_t)json_integer_value(jc);
+    *rng = r;
+    *num_tokens = json_is_integer(jn) ? (uint64_t)json_integer_value(jn) : 0;
+    if (settings) *settings = json_incref(json_object_get(j, "settings"));
+    json_decref(j);
+    return 0;
 }
 
-int trainer_update_blocks(const trainer_optim *o, const trainer_block *b, size_t nb, float grad_scale, long step,
-                          double *norm, float *lr_out, char *err, size_t errlen)
+/* t->latest's model, optimizer moments and state (its settings into *settings) */
+static int load_latest(trainer *t, gpt2 **m, adamw *opt, json_t **settings, char *err, size_t errlen)
+{
+    char *state = NULL;
+    *m = NULL;
+    memset(opt, 0, sizeof *opt);
+    if (ckpt_load(t->latest, m, opt, &state, err, errlen)) return -1;
+    char name[4200];
+    snprintf(name, sizeof name, "%s/trainer_state.json", t->latest);
+    int rc = state ? trainer_state_parse(state, name, &t->st.step, &t->st.cursor, &t->st.rng, &t->st.num_tokens, settings,
+                                         err, errlen)
+                   : fio_fail(err, errlen, "%s: missing", name);
+    free(state);
+    if (rc) {
+        gpt2_free(*m);
+        *m = NULL;
+        adamw_free(opt);
+        return -1;
+    }
+    t->resumed_from = t->st.step;
+    return 0;
+}
+
+/* The checkpoint's settings fix the data order (examples, seed, batch, accum) and the recipe's
+ * resume_keys: a resumed run must have the same ones. */
+static int check_resume(const trainer *t, const json_t *old, char *err, size_t errlen)
+{
+    static const char *const order[] = {"examples", "seed", "batch", "accum", NULL};
+    const char *const *lists[2] = {order, t->resume_keys};
+    for (int l = 0; l < 2; l++)
+        for (const char *const *k = lists[l]; k && *k; k++) {
+            json_t *was = old ? json_object_get(old, *k) : NULL, *now = json_object_get(t->settings, *k);
+            if (!now) continue; /* e.g. "examples" of a recipe that keeps its own order */
+            if (!was) return fio_fail(err, errlen, "%s/trainer_state.json: settings lack \"%s\"", t->latest, *k);
+            if (json_equal(was, now)) continue;
+            if (json_is_integer(was) && json_is_integer(now))
+                return fio_fail(err, errlen, "cannot resume %s: it was trained with %s %lld, this run has %lld", t->latest,
+                                *k, (long long)json_integer_value(was), (long long)json_integer_value(now));
+            char *a = json_dumps(was, JSON_ENCODE_ANY | JSON_COMPACT), *b = json_dumps(now, JSON_ENCODE_ANY | JSON_COMPACT);
+            fio_fail(err, errlen, "cannot resume %s: it was trained with %s %s, this run has %s", t->latest, *k,
+                     a ? a : "?", b ? b : "?");
+            free(a);
+            free(b);
+            return -1;
+        }
+    return 0;
+}
+
+/* ---- models and blocks ---------------------------------------------------------------------------------- */
+
+int trainer_check_vocab(const trainer *t, const char *dir, const gpt2 *m, char *err, size_t errlen)
+{
+    const int V = gpt2_cfg(m)->vocab_size;
+    if (t->tok && V < (int)tok_vocab_size(t->tok))
+        return fio_fail(err, errlen, "%s: the model's vocabulary (%d) is smaller than the tokenizer's (%zu)",
+                        t->resuming ? t->latest : dir, V, tok_vocab_size(t->tok));
+    return 0;
+}
+
+trainer_block trainer_gpt2_block(gpt2 *m, adamw *opt, const char *file, int with_params)
+{
+    trainer_block b = {gpt2_params(m), gpt2_grads(m), gpt2_num_params(m), opt, {{0}}, GPT2_NUM_TENSORS, file, with_params};
+    gpt2_adamw_ranges(m, b.r);
+    return b;
+}
+
+trainer_block trainer_head_block(head *h, adamw *opt, const char *file)
+{
+    trainer_block b = {head_params(h), head_grads(h), head_num_params(h), opt, {{0}}, 2, file, 0};
+    head_adamw_ranges(h, b.r);
+    return b;
+}
+
+int trainer_add_block(trainer *t, const trainer_block *b, char *err, size_t errlen)
+{
+    if (t->nblocks >= TRAINER_MAX_BLOCKS) return fio_fail(err, errlen, "too many parameter blocks");
+    if (!b->opt->m && adamw_create(b->opt, b->n)) return fio_fail(err, errlen, "out of memory for the optimizer");
+    if (b->opt->n != b->n) return fio_fail(err, errlen, "an optimizer of %zu values for a block of %zu", b->opt->n, b->n);
+    t->blocks[t->nblocks++] = *b;
+    return 0;
+}
+
+int trainer_add_model(trainer *t, gpt2 *m, adamw *opt, char *err, size_t errlen)
+{
+    if (t->nblocks) return fio_fail(err, errlen, "the checkpointed model must be the first block");
+    gpt2_set_threads(m, t->threads);
+    t->model = m;
+    const trainer_block b = trainer_gpt2_block(m, opt, NULL, 0);
+    return trainer_add_block(t, &b, err, errlen);
+}
+
+int trainer_start_model(trainer *t, const char *model_dir, gpt2 **m, adamw *opt, char *err, size_t errlen)
+{
+    json_t *old = NULL;
+    if (t->resuming) {
+        if (load_latest(t, m, opt, &old, err, errlen)) return -1;
+    } else {
+        memset(opt, 0, sizeof *opt);
+        if (hf_load_gpt2(model_dir, m, err, errlen)) return -1;
+    }
+    /* the resume checks need the settings of this run, complete only after prepare: kept till then */
+    json_decref(t->io->resumed);
+    t->io->resumed = old;
+    if (trainer_check_vocab(t, model_dir, *m, err, errlen)) return -1;
+    return trainer_add_model(t, *m, opt, err, errlen);
+}
+
+int trainer_reserve(gpt2 *m, int B, int T, char *err, size_t errlen)
+{
+    int32_t *tok = calloc((size_t)B * (size_t)T, sizeof *tok);
+    if (!tok) return fio_fail(err, errlen, "out of memory");
+    float loss;
+    int rc = gpt2_forward(m, tok, NULL, NULL, B, T, &loss, err, errlen);
+    free(tok);
+    return rc;
+}
+
+/* ---- the optimizer step ----------------------------------------------------------------------------------- */
+
+int trainer_update_blocks(const trainer_optim *o, long update, long total, const trainer_block *b, size_t nb,
+                          float grad_scale, long step, double *norm, float *lr_out, char *err, size_t errlen)
 {
     double gn = 0;
     for (size_t k = 0; k < nb; k++) {
@@ -307,18 +423,12 @@ int trainer_update_blocks(const trainer_optim *o, const trainer_block *b, size_t
     }
     if (nb > 1) gn = sqrt(gn);
     if (norm) *norm = gn;
-    if (trainer_check_finite(step + 1, "gradient norm", gn, err, errlen)) return -1;
-    const float lr = lr_schedule(step, o->warmup, o->total, o->lr, o->min_lr), sc = clip_scale(gn, o->clip);
+    if (trainer_check_finite(step, "gradient norm", gn, err, errlen)) return -1;
+    const float lr = lr_schedule(update, o->warmup, total, o->lr, o->min_lr), sc = clip_scale(gn, o->grad_clip);
     if (lr_out) *lr_out = lr;
-    for (size_t k = 0; k < nb; k++) adamw_step_scaled(b[k].opt, b[k].params, b[k].grads, sc, b[k].r, b[k].nr, &o->h, lr);
+    const adamw_hparams h = {lr, o->beta1, o->beta2, o->eps, o->weight_decay};
+    for (size_t k = 0; k < nb; k++) adamw_step_scaled(b[k].opt, b[k].params, b[k].grads, sc, b[k].r, b[k].nr, &h, lr);
     return 0;
-}
-
-int trainer_update(const trainer_optim *o, adamw *opt, float *params, float *grads, size_t n, const adamw_range *r,
-                   size_t nr, float grad_scale, long step, double *norm, float *lr_out, char *err, size_t errlen)
-{
-    const trainer_block b = {params, grads, n, opt, r, nr};
-    return trainer_update_blocks(o, &b, 1, grad_scale, step, norm, lr_out, err, errlen);
 }
 
 int trainer_block_moments_to_mem(const adamw *o, const float *params, uint8_t **out, size_t *len, char *err,
@@ -353,101 +463,157 @@ int trainer_block_moments_load(const char *path, adamw *o, float *params, char *
     return rc;
 }
 
-int trainer_reserve(gpt2 *m, int B, int T, char *err, size_t errlen)
+/* ---- the loop ------------------------------------------------------------------------------------------------ */
+
+/* the settings every checkpoint records: the run's and the optimizer's (steps resolved) */
+static json_t *settings_json(const trainer *t)
 {
-    int32_t *tok = calloc((size_t)B * (size_t)T, sizeof *tok);
-    if (!tok) return fio_fail(err, errlen, "out of memory");
-    float loss;
-    int rc = gpt2_forward(m, tok, NULL, NULL, B, T, &loss, err, errlen);
-    free(tok);
-    return rc;
+    const trainer_run *r = t->run;
+    const trainer_optim *o = t->optim;
+    json_t *s = json_pack("{s:I, s:i, s:i, s:I, s:I}", "seed", (json_int_t)r->seed, "batch", r->batch, "accum", r->accum,
+                          "steps", (json_int_t)t->steps, "warmup", (json_int_t)o->warmup);
+    if (!s) return NULL;
+    if (t->examples) json_object_set_new(s, "examples", json_integer((json_int_t)t->examples));
+    const struct {
+        const char *k;
+        float v;
+    } f[] = {{"lr", o->lr},       {"min_lr", o->min_lr}, {"weight_decay", o->weight_decay}, {"beta1", o->beta1},
+             {"beta2", o->beta2}, {"eps", o->eps},       {"grad_clip", o->grad_clip}};
+    for (size_t i = 0; i < sizeof f / sizeof *f; i++) {
+        char b[32]; /* a float as the short decimal it was given as (0.01, not 0.0099999997764825821) */
+        snprintf(b, sizeof b, "%.7g", (double)f[i].v);
+        json_object_set_new(s, f[i].k, json_real(strtod(b, NULL)));
+    }
+    return s;
 }
 
-/* ---- shared hyperparameters ------------------------------------------------------------------- */
-
-trainer_hparams trainer_hparams_defaults(void)
+/* After prepare: steps, the settings (with the recipe's keys), the resume checks, the sampler, the
+ * moments of the further blocks. */
+static int after_prepare(trainer *t, char *err, size_t errlen)
 {
-    trainer_hparams h = {0};
-    h.batch = 8;
-    h.accum = 1;
-    h.epochs = 1;
-    h.lr = 1e-5f;
-    h.beta1 = 0.9f;
-    h.beta2 = 0.999f;
-    h.grad_clip = 1.0f;
-    h.max_prompt_len = 512;
-    h.max_completion_len = 512;
-    h.eval_every = 50;
-    h.ckpt_every = 500;
-    h.keep_last = 2;
-    h.seed = 42;
-    return h;
-}
-
-int trainer_hparams_check(const trainer_hparams *h, char *err, size_t errlen)
-{
-    if (h->batch < 1 || h->accum < 1) return fio_fail(err, errlen, "batch and accum must be positive");
-    if (h->steps <= 0 && !(h->epochs > 0)) return fio_fail(err, errlen, "give a positive number of steps or epochs");
+    const trainer_run *r = t->run;
+    if (!t->model || t->nblocks == 0) return fio_fail(err, errlen, "%s: no model to train", t->rc->name);
+    if (!t->per_step) t->per_step = (size_t)r->batch * (size_t)r->accum;
+    if (t->epoch_len == 0) t->epoch_len = (double)t->examples;
+    if (t->steps <= 0) {
+        const long s = r->steps > 0 ? r->steps : (long)ceil(r->epochs * (double)t->examples / (double)t->per_step);
+        t->steps = s < 1 ? 1 : s;
+    }
+    t->total_updates = t->steps * t->updates;
+    json_t *s = settings_json(t);
+    int rc = !s || json_object_update_missing(t->settings, s) ? fio_fail(err, errlen, "out of memory") : 0;
+    json_decref(s);
+    if (rc == 0 && t->resuming) rc = check_resume(t, t->io->resumed, err, errlen);
+    if (rc) return -1;
+    if (t->examples && ds_sampler_create(&t->smp, t->examples, r->seed)) return fio_fail(err, errlen, "out of memory");
+    if (!(t->idx = malloc((t->per_step + 1) * sizeof *t->idx))) return fio_fail(err, errlen, "out of memory");
+    for (size_t k = 1; t->resuming && k < t->nblocks; k++) {
+        char p[4200];
+        const trainer_block *b = &t->blocks[k];
+        if (trainer_block_moments_load(fio_join(p, sizeof p, t->latest, b->file), b->opt, b->with_params ? b->params : NULL,
+                                       err, errlen))
+            return -1;
+    }
+    t->update = (long)t->blocks[0].opt->t;
     return 0;
 }
 
-int trainer_hparams_eval_due(const trainer_hparams *h, long step, long steps)
+/* the step's updates: zero, accumulate micro-batches (each loss finite), one optimizer step */
+static int run_updates(trainer *t, char *err, size_t errlen)
 {
-    return (h->eval_every > 0 && step % h->eval_every == 0) || step == steps;
-}
-
-long trainer_hparams_steps(const trainer_hparams *h, size_t n)
-{
-    if (h->steps > 0) return h->steps;
-    long s = (long)ceil(h->epochs * (double)n / ((double)h->batch * h->accum));
-    return s < 1 ? 1 : s;
-}
-
-ds_load_opts trainer_hparams_load_opts(const trainer_hparams *h, int n_positions, int require_kind)
-{
-    ds_load_opts lo = ds_load_defaults();
-    lo.max_prompt_len = h->max_prompt_len;
-    lo.max_completion_len = h->max_completion_len;
-    lo.max_len = n_positions;
-    lo.require_kind = require_kind;
-    return lo;
-}
-
-trainer_optim trainer_hparams_optim(const trainer_hparams *h, long total)
-{
-    return (trainer_optim){h->warmup, total, h->lr, h->min_lr, h->grad_clip,
-                           {h->lr, h->beta1, h->beta2, 1e-8f, h->weight_decay}};
-}
-
-/* a float setting as the short decimal it was given as (0.01, not 0.0099999997764825821) */
-static json_t *jfloat(float x)
-{
-    char b[32];
-    snprintf(b, sizeof b, "%.7g", (double)x);
-    return json_real(strtod(b, NULL));
-}
-
-json_t *trainer_hparams_json(const trainer_hparams *h, long steps, size_t examples)
-{
-    return json_pack("{s:I, s:I, s:i, s:i, s:I, s:I, s:o, s:o, s:o, s:o, s:o, s:o, s:i, s:i}", "examples",
-                     (json_int_t)examples, "seed", (json_int_t)h->seed, "batch", h->batch, "accum", h->accum, "steps",
-                     (json_int_t)steps, "warmup", (json_int_t)h->warmup, "lr", jfloat(h->lr), "min_lr",
-                     jfloat(h->min_lr), "weight_decay", jfloat(h->weight_decay), "beta1", jfloat(h->beta1), "beta2",
-                     jfloat(h->beta2), "grad_clip", jfloat(h->grad_clip), "max_prompt_len", h->max_prompt_len,
-                     "max_completion_len", h->max_completion_len);
-}
-
-int trainer_check_resume(const trainer_state *st, const trainer_hparams *h, size_t examples, const char *latest,
-                         char *err, size_t errlen)
-{
-    static const char *keys[] = {"examples", "seed", "batch", "accum"};
-    const long long now[] = {(long long)examples, (long long)h->seed, h->batch, h->accum};
-    for (int i = 0; i < 4; i++) {
-        json_t *v = st->settings ? json_object_get(st->settings, keys[i]) : NULL;
-        if (!json_is_integer(v)) return fio_fail(err, errlen, "%s/trainer_state.json: settings lack \"%s\"", latest, keys[i]);
-        if ((long long)json_integer_value(v) != now[i])
-            return fio_fail(err, errlen, "cannot resume %s: it was trained with %s %lld, this run has %lld", latest, keys[i],
-                            (long long)json_integer_value(v), now[i]);
+    const trainer_recipe *rc = t->rc;
+    for (int u = 0; u < t->updates; u++) {
+        for (size_t k = 0; k < t->nblocks; k++) memset(t->blocks[k].grads, 0, t->blocks[k].n * sizeof(float));
+        for (int a = 0; a < t->accum; a++) {
+            double loss[8];
+            const int got = rc->micro(t->self, t, u, a, loss, err, errlen);
+            if (got < 0) return -1;
+            for (int k = 0; got == 0 && rc->loss_names && rc->loss_names[k]; k++)
+                if (trainer_check_finite(t->st.step + 1, rc->loss_names[k], loss[k], err, errlen)) return -1;
+        }
+        if (trainer_update_blocks(t->optim, t->update, t->total_updates, t->blocks, t->nblocks, t->grad_scale,
+                                  t->st.step + 1, &t->grad_norm, &t->lr, err, errlen))
+            return -1;
+        t->update++;
     }
     return 0;
+}
+
+/* this step's metrics line: the recipe's, the shared ones, then eval_<name> when due */
+static int step_metrics(trainer *t, trainer_metric *mx, char (*names)[64], size_t *n, char *err, size_t errlen)
+{
+    const trainer_recipe *rc = t->rc;
+    size_t k = rc->metrics ? rc->metrics(t->self, t, mx)
+                           : trainer_stats_metrics((char *)t->self + rc->stats_off, rc->stats, rc->nstats, mx);
+    if (!rc->own_metrics) {
+        mx[k++] = (trainer_metric){"learning_rate", t->lr};
+        mx[k++] = (trainer_metric){"grad_norm", t->grad_norm};
+        mx[k++] = (trainer_metric){"num_tokens", (double)t->st.num_tokens};
+        mx[k++] = (trainer_metric){"epoch", t->epoch_len > 0 ? (double)t->st.cursor / t->epoch_len : NAN};
+    }
+    size_t ne = 0;
+    if (rc->evaluate && trainer_eval_due(t->run, t->st.step, t->steps)) {
+        if (rc->evaluate(t->self, t, mx + k, &ne, err, errlen)) return -1;
+        if (ne && trainer_check_finite(t->st.step, "eval loss", mx[k].value, err, errlen)) return -1;
+        for (size_t i = 0; i < ne; i++) {
+            snprintf(names[i], 64, "eval_%s", mx[k + i].name);
+            mx[k + i].name = names[i];
+        }
+    }
+    *n = k + ne;
+    return 0;
+}
+
+/* One step (see trainer.h). 1: leave now (an interruption); 0: go on; -1: error. */
+static int one_step(trainer *t, char *err, size_t errlen)
+{
+    const trainer_recipe *rc = t->rc;
+    const double t0 = clk_now();
+    if (t->examples) ds_sampler_next(&t->smp, t->per_step, &t->st.cursor, t->idx);
+    for (size_t i = 0; i < rc->nstats; i++) *(double *)((char *)t->self + rc->stats_off + rc->stats[i].off) = 0;
+    if (rc->begin_step && rc->begin_step(t->self, t, err, errlen)) return -1;
+    if (run_updates(t, err, errlen)) return -1;
+    t->step_seconds = clk_now() - t0;
+    if (rc->end_step && rc->end_step(t->self, t, err, errlen)) return -1;
+    t->st.step++;
+    trainer_metric mx[TRAINER_MAX_METRICS];
+    char names[TRAINER_MAX_METRICS][64];
+    size_t n;
+    if (step_metrics(t, mx, names, &n, err, errlen) || io_log(t, mx, n, err, errlen)) return -1;
+    const long s = t->st.step, ce = t->run->ckpt_every;
+    if (((ce > 0 && s % ce == 0) || s == t->steps) && io_checkpoint(t, err, errlen)) return -1;
+    return t->run->stop_at > 0 && s == t->run->stop_at && s < t->steps;
+}
+
+static void trainer_release(trainer *t)
+{
+    if (t->rc && t->rc->free) t->rc->free(t->self);
+    io_free(t->io);
+    tok_free(t->tok);
+    json_decref(t->settings);
+    ds_sampler_free(&t->smp);
+    free(t->idx);
+}
+
+int trainer_fit(const trainer_recipe *rc, void *self, const trainer_run *run, const trainer_optim *optim,
+                const char *tokenizer, trainer_result *res, char *err, size_t errlen)
+{
+    trainer t = {.rc = rc, .self = self, .run = run, .optim = optim, .updates = 1, .accum = run->accum, .grad_scale = 1};
+    t.threads = run->threads > 0 ? run->threads : omp_get_max_threads();
+    if (res) memset(res, 0, sizeof *res);
+    int rc_ = trainer_check_hparams(run, optim, err, errlen);
+    if (rc_ == 0 && !(t.settings = json_object())) rc_ = fio_fail(err, errlen, "out of memory");
+    if (rc_ == 0) rc_ = io_open(&t, tokenizer, err, errlen);
+    if (rc_ == 0) rc_ = rc->prepare(self, &t, err, errlen);
+    if (rc_ == 0) rc_ = after_prepare(&t, err, errlen);
+    if (res) *res = (trainer_result){t.resumed_from, t.steps};
+    if (rc_ == 0) rc_ = io_begin(&t, err, errlen);
+    int stop = 0;
+    while (rc_ == 0 && !stop && t.st.step < t.steps) {
+        stop = one_step(&t, err, errlen);
+        if (stop < 0) rc_ = -1;
+    }
+    if (rc_ == 0 && !stop) rc_ = rc->export_model ? rc->export_model(self, &t, err, errlen) : trainer_export(&t, err, errlen);
+    trainer_release(&t);
+    return rc_;
 }

@@ -310,14 +310,14 @@ static dpo_opts opts(const char *out)
     o.tokenizer = fx.tok;
     o.data = fx.train;
     o.eval_data = fx.eval;
-    o.out = out;
-    o.h.batch = 8;
-    o.h.steps = 30;
-    o.h.warmup = 2;
-    o.h.lr = 3e-3f;
-    o.h.eval_every = 15;
-    o.h.ckpt_every = 10;
-    o.h.threads = 1;
+    o.run.out = out;
+    o.run.batch = 8;
+    o.run.steps = 30;
+    o.optim.warmup = 2;
+    o.optim.lr = 3e-3f;
+    o.run.eval_every = 15;
+    o.run.ckpt_every = 10;
+    o.run.threads = 1;
     return o;
 }
 
@@ -415,7 +415,7 @@ Test(dpo_train, a_large_beta_keeps_the_policy_near_the_reference, .init = fixtur
     o.eval_data = NULL;
     o.loss.beta = 0.1;
     cr_assert(dpo_run(&o, NULL, err, sizeof err) == 0, "%s", err);
-    o.out = b;
+    o.run.out = b;
     o.loss.beta = 50;
     cr_assert(dpo_run(&o, NULL, err, sizeof err) == 0, "%s", err);
     const double ref = target_logp(fx.model), small = target_logp(fio_join(p, sizeof p, a, "model")),
@@ -432,25 +432,25 @@ Test(dpo_train, resume_and_an_explicit_reference, .init = fixtures, .timeout = 1
     snprintf(b, sizeof b, "%s/b", d);
     snprintf(c, sizeof c, "%s/c", d);
     dpo_opts o = opts(a);
-    o.h.steps = 8;
-    o.h.batch = 4;
-    o.h.accum = 2;
-    o.h.ckpt_every = 3;
+    o.run.steps = 8;
+    o.run.batch = 4;
+    o.run.accum = 2;
+    o.run.ckpt_every = 3;
     o.loss = (dpo_loss_opts){DPO_IPO, 0.5, 0};
     cr_assert(dpo_run(&o, NULL, err, sizeof err) == 0, "%s", err);
     /* interrupted after step 3 and resumed: the reference comes from the checkpoint's cache */
-    o.out = b;
-    o.h.stop_at = 3;
+    o.run.out = b;
+    o.run.stop_at = 3;
     cr_assert(dpo_run(&o, NULL, err, sizeof err) == 0, "%s", err);
     cr_assert(fio_exists(fio_join(p, sizeof p, b, "step-00000003/ref_logps.safetensors")));
-    o.h.stop_at = 0;
-    o.resume = 1;
+    o.run.stop_at = 0;
+    o.run.resume = 1;
     dpo_result r;
     cr_assert(dpo_run(&o, &r, err, sizeof err) == 0, "%s", err);
     cr_assert(r.resumed_from == 3);
     /* the starting model named as the reference gives the same run as the default */
-    o.out = c;
-    o.resume = 0;
+    o.run.out = c;
+    o.run.resume = 0;
     o.ref = fx.model;
     cr_assert(dpo_run(&o, NULL, err, sizeof err) == 0, "%s", err);
     gpt2 *x, *y, *z;
@@ -489,7 +489,7 @@ Test(dpo_train, cli_losses_and_refusals, .init = fixtures, .timeout = 120)
         const char *data, *extra, *want;
     } cases[] = {{path, "", "a preference dataset is needed here"},
                  {fx.train, "--loss ipo --label-smoothing 0.1", "not ipo"},
-                 {fx.train, "--loss kto", "--loss 'kto'"},
+                 {fx.train, "--loss kto", "'kto' is not one of"},
                  {fx.train, "--beta 0", "beta 0 must be a positive number"}};
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         snprintf(args, sizeof args, "dpo --model '%s' --tokenizer '%s' --data '%s' --out '%s' --steps 2 --threads 1 %s",

@@ -90,8 +90,9 @@ Test(eval, sequence_kl_estimates_the_exact_kl, .timeout = 60)
 {
     gpt2 *pol = tiny(3, 4.0f), *ref = tiny(4, 4.0f);
     static const int32_t prompt[] = {1, 5, 2};
-    const int32_t *pp[] = {prompt};
-    const int pl[] = {3};
+    const int32_t *rows[] = {prompt};
+    int lens[] = {3};
+    const ds_prompts pp = {rows, lens, 1};
     char err[512];
     const double taus[] = {1.0, 0.5};
     for (int k = 0; k < 2; k++) {
@@ -101,7 +102,7 @@ Test(eval, sequence_kl_estimates_the_exact_kl, .timeout = 60)
         o.max_new_tokens = 2;
         o.temperature = (float)taus[k];
         eval_result r;
-        cr_assert(eval_run(pol, ref, pp, pl, 1, NULL, NULL, NULL, NULL, NULL, NULL, &o, &r, err, sizeof err) == 0, "%s", err);
+        cr_assert(eval_run(pol, ref, &pp, &o, &r, err, sizeof err) == 0, "%s", err);
         const double exact = exact_kl2(pol, ref, prompt, 3, taus[k]), se = r.kl_std / sqrt((double)r.n);
         cr_assert(exact > 0.1, "exact KL %.4f: the models should differ", exact);
         cr_assert(fabs(r.kl - exact) < 4 * se, "temperature %.1f: estimate %.4f ± %.4f, exact %.4f", taus[k], r.kl, se, exact);
@@ -114,11 +115,11 @@ Test(eval, sequence_kl_estimates_the_exact_kl, .timeout = 60)
     o.n = 20;
     o.max_new_tokens = 4;
     eval_result r;
-    cr_assert(eval_run(pol, pol, pp, pl, 1, NULL, NULL, NULL, NULL, NULL, NULL, &o, &r, err, sizeof err) == 0, "%s", err);
+    cr_assert(eval_run(pol, pol, &pp, &o, &r, err, sizeof err) == 0, "%s", err);
     CLOSE(r.kl, 0, 0);
     CLOSE(r.kl_std, 0, 0);
     /* no reference: no KL */
-    cr_assert(eval_run(pol, NULL, pp, pl, 1, NULL, NULL, NULL, NULL, NULL, NULL, &o, &r, err, sizeof err) == 0, "%s", err);
+    cr_assert(eval_run(pol, NULL, &pp, &o, &r, err, sizeof err) == 0, "%s", err);
     cr_assert(isnan(r.kl));
     gpt2_free(pol);
     gpt2_free(ref);
@@ -153,12 +154,13 @@ Test(eval, samples_file_scorers_and_the_gold_judge, .timeout = 60)
     gpt2_set_threads(m, 1);
     judge *j;
     cr_assert(judge_create(&j, tu_data("judge/tiny.tsv"), err, sizeof err) == 0, "%s", err);
-    eval_judge g = {j, t, eos};
+    scorer_judge g = {j, t, eos};
     tok_encoder *e = tok_encoder_create(t);
     tok_ids a = {0}, b = {0};
     cr_assert(e && tok_encode(e, "go", 2, 0, &a) == 0 && tok_encode(e, "h", 1, 0, &b) == 0);
-    const int32_t *pp[] = {a.ids, b.ids};
-    const int pl[] = {(int)a.n, (int)b.n};
+    const int32_t *rows[] = {a.ids, b.ids};
+    int plens[] = {(int)a.n, (int)b.n};
+    const ds_prompts pp = {rows, plens, 2};
     eval_opts o = eval_defaults();
     o.n = 10;
     o.batch = 4;
@@ -168,8 +170,11 @@ Test(eval, samples_file_scorers_and_the_gold_judge, .timeout = 60)
     snprintf(out, sizeof out, "%s/samples.jsonl", dir);
     snprintf(out2, sizeof out2, "%s/again.jsonl", dir);
     eval_result r;
-    cr_assert(eval_run(m, NULL, pp, pl, 2, length_score, NULL, eval_judge_scorer, &g, t, out, &o, &r, err, sizeof err) == 0,
-              "%s", err);
+    o.score = (scorer){length_score, NULL};
+    o.extra = scorer_judge_make(&g);
+    o.tok = t;
+    o.samples_path = out;
+    cr_assert(eval_run(m, NULL, &pp, &o, &r, err, sizeof err) == 0, "%s", err);
     CLOSE(r.score, r.completion_length, 1e-9); /* the length scorer saw every completion whole */
     cr_assert(r.distinct1 > 0 && r.distinct1 <= 1 && r.distinct2 >= 0 && r.distinct2 <= 1);
     /* one line per sample; "extra" is the judge's norm of the decoded completion (EOS left out) */
@@ -203,17 +208,17 @@ Test(eval, samples_file_scorers_and_the_gold_judge, .timeout = 60)
     CLOSE(r.score, score, 1e-6);
     CLOSE(r.eos_rate, eos_seen / 10.0, 1e-12);
     /* the same seed and batch: the same file */
-    cr_assert(eval_run(m, NULL, pp, pl, 2, length_score, NULL, eval_judge_scorer, &g, t, out2, &o, &r, err, sizeof err) == 0,
-              "%s", err);
+    o.samples_path = out2;
+    cr_assert(eval_run(m, NULL, &pp, &o, &r, err, sizeof err) == 0, "%s", err);
     size_t n2;
     char *s2 = fio_read_all(out2, &n2, err, sizeof err), *s1 = fio_read_all(out, &n, err, sizeof err);
     cr_assert(s1 && s2 && n == n2 && memcmp(s1, s2, n) == 0);
     /* the samples file needs a tokenizer; a bad temperature is refused */
-    cr_assert(eval_run(m, NULL, pp, pl, 2, NULL, NULL, NULL, NULL, NULL, out, &o, &r, err, sizeof err) == -1 &&
-              strstr(err, "needs a tokenizer"), "%s", err);
+    o.tok = NULL;
+    cr_assert(eval_run(m, NULL, &pp, &o, &r, err, sizeof err) == -1 && strstr(err, "needs a tokenizer"), "%s", err);
+    o.samples_path = NULL;
     o.temperature = 0;
-    cr_assert(eval_run(m, NULL, pp, pl, 2, NULL, NULL, NULL, NULL, NULL, NULL, &o, &r, err, sizeof err) == -1 &&
-              strstr(err, "temperature"), "%s", err);
+    cr_assert(eval_run(m, NULL, &pp, &o, &r, err, sizeof err) == -1 && strstr(err, "temperature"), "%s", err);
     free(s);
     free(s1);
     free(s2);

@@ -9,6 +9,7 @@
 #include "fileio.h"
 #include "hf.h"
 #include "rm.h"
+#include "rollout.h"
 #include "safetensors.h"
 #include "ppo_lm.h"
 #include "testutil.h"
@@ -33,7 +34,7 @@ enum { STOP = 9, PAD = 0 };
  *   row 0: prompt [5 6], sampled [7 9 8 8]: cut after the stop token 9 -> [7 9], len 4, has_stop
  *   row 1: prompt [5],   sampled [7 7 7]:   no stop token, len 4
  *   row 2: prompt [5 6 6], sampled [8 9]:   len 5, has_stop */
-static void crafted(ppo_lm_rollout *r)
+static void crafted(rollout *r)
 {
     static const int32_t p0[] = {5, 6}, p1[] = {5}, p2[] = {5, 6, 6};
     const int32_t *prompts[] = {p0, p1, p2};
@@ -41,13 +42,13 @@ static void crafted(ppo_lm_rollout *r)
     const int32_t comp[3 * 4] = {7, STOP, 8, 8, 7, 7, 7, 0, 8, STOP, 0, 0};
     const int clen[] = {4, 3, 2};
     char err[256];
-    cr_assert(ppo_lm_rollout_create(r, 4, 6, err, sizeof err) == 0, "%s", err);
-    cr_assert(ppo_lm_rollout_set(r, 3, prompts, plen, comp, 4, clen, STOP, PAD, err, sizeof err) == 0, "%s", err);
+    cr_assert(rollout_create(r, 4, 6, 4, err, sizeof err) == 0, "%s", err);
+    cr_assert(rollout_set(r, 3, prompts, plen, comp, 4, clen, STOP, PAD, err, sizeof err) == 0, "%s", err);
 }
 
 Test(ppo_lm, rollout_layout_stop_token_and_padding)
 {
-    ppo_lm_rollout r;
+    rollout r;
     crafted(&r);
     cr_assert_eq(r.B, 3);
     cr_assert_eq(r.T, 5);
@@ -73,18 +74,18 @@ Test(ppo_lm, rollout_layout_stop_token_and_padding)
     const int32_t p[] = {1, 2, 3, 4}, c[] = {1, 2, 3};
     const int32_t *pp[] = {p};
     int pl = 4, cl = 3;
-    cr_assert(ppo_lm_rollout_set(&r, 1, pp, &pl, c, 3, &cl, -1, PAD, err, sizeof err) == -1 && strstr(err, "room for 6"), "%s", err);
+    cr_assert(rollout_set(&r, 1, pp, &pl, c, 3, &cl, -1, PAD, err, sizeof err) == -1 && strstr(err, "room for 6"), "%s", err);
     cl = 0;
-    cr_assert(ppo_lm_rollout_set(&r, 1, pp, &pl, c, 3, &cl, -1, PAD, err, sizeof err) == -1 && strstr(err, "empty completion"), "%s", err);
+    cr_assert(rollout_set(&r, 1, pp, &pl, c, 3, &cl, -1, PAD, err, sizeof err) == -1 && strstr(err, "empty completion"), "%s", err);
     pl = 0;
     cl = 1;
-    cr_assert(ppo_lm_rollout_set(&r, 1, pp, &pl, c, 3, &cl, -1, PAD, err, sizeof err) == -1 && strstr(err, "empty prompt"), "%s", err);
-    ppo_lm_rollout_free(&r);
+    cr_assert(rollout_set(&r, 1, pp, &pl, c, 3, &cl, -1, PAD, err, sizeof err) == -1 && strstr(err, "empty prompt"), "%s", err);
+    rollout_free(&r);
 }
 
 Test(ppo_lm, eos_penalty_subtracts_or_replaces)
 {
-    ppo_lm_rollout r;
+    rollout r;
     crafted(&r);
     r.raw_scores[0] = 1.0f, r.raw_scores[1] = 2.0f, r.raw_scores[2] = -0.5f;
     ppo_lm_eos_penalty(&r, PPO_LM_EOS_OFF, 3.0f);
@@ -97,7 +98,7 @@ Test(ppo_lm, eos_penalty_subtracts_or_replaces)
     CLOSE(r.scores[0], 1.0, 0);
     CLOSE(r.scores[1], -1.0, 0);
     CLOSE(r.scores[2], -0.5, 0);
-    ppo_lm_rollout_free(&r);
+    rollout_free(&r);
 }
 
 /* the masked positions of the crafted rollout: (row, t) */
@@ -105,7 +106,7 @@ static const int MPOS[7][2] = {{0, 1}, {0, 2}, {1, 0}, {1, 1}, {1, 2}, {2, 2}, {
 
 Test(ppo_lm, per_token_rewards_and_gae_by_hand)
 {
-    ppo_lm_rollout r;
+    rollout r;
     crafted(&r);
     const float lp[7] = {-1.0f, -2.0f, -0.5f, -1.5f, -2.5f, -0.25f, -3.0f};
     const float rf[7] = {-1.5f, -1.0f, -0.5f, -2.5f, -2.0f, -1.25f, -2.0f};
@@ -148,7 +149,7 @@ Test(ppo_lm, per_token_rewards_and_gae_by_hand)
         }
     /* sequence sums: KL per row (the objective/kl estimator) */
     double kl[3];
-    ppo_lm_seq_sum(&r, r.logp, r.ref_logp, kl);
+    rollout_seq_sum(&r, r.logp, r.ref_logp, kl);
     CLOSE(kl[0], 0.5 + -1.0, 1e-6);
     CLOSE(kl[1], 0.0 + 1.0 + -0.5, 1e-6);
     CLOSE(kl[2], 1.0 + -1.0, 1e-6);
@@ -165,7 +166,7 @@ Test(ppo_lm, per_token_rewards_and_gae_by_hand)
     CLOSE(v2, 1.0, 1e-5);
     for (int i = 0; i < 15; i++)
         if (!r.mask[i]) CLOSE(r.rewards[i], 0, 0);
-    ppo_lm_rollout_free(&r);
+    rollout_free(&r);
 }
 
 Test(ppo_lm, adaptive_kl_controller)
@@ -249,55 +250,126 @@ typedef struct {
     double kl_coef_last;
 } run_result;
 
+/* what the scorer and the progress callback of a synthetic run see */
+typedef struct {
+    counter c, late;         /* this iteration's, the last three's */
+    int iters;
+    float lambda;            /* GAE's: the value loss expected at lr 0 */
+    double ret2, nret;       /* Σ returns^2 over completion tokens (zero values, no KL), count */
+    run_result *rr;
+    trainer_metric last[PPO_LM_NMETRICS]; /* the last step's metrics */
+} synth;
+
+/* count_target, and the returns a zero value function would get: λ^(L-1-t) score at token t */
+static int synth_score(void *ud, const int32_t *tokens, const int *lengths, const int *prompt_lengths, int B, int T,
+                       float *scores, char *err, size_t errlen)
+{
+    synth *s = ud;
+    if (count_target(&s->c, tokens, lengths, prompt_lengths, B, T, scores, err, errlen)) return -1;
+    for (int b = 0; b < B; b++) {
+        const int L = lengths[b] - prompt_lengths[b];
+        for (int t = 0; t < L; t++) {
+            const double r = pow(s->lambda, L - 1 - t) * scores[b];
+            s->ret2 += r * r;
+            s->nret += 1;
+        }
+    }
+    return 0;
+}
+
+static void synth_step(void *ud, const trainer_progress *p)
+{
+    synth *s = ud;
+    const long it = p->step - 1;
+    cr_assert(isfinite(trainer_progress_get(p, "loss/policy")) && isfinite(trainer_progress_get(p, "loss/value")) &&
+              isfinite(trainer_progress_get(p, "objective/kl")));
+    if (it == 0) s->rr->freq0 = s->c.hits / s->c.tokens;
+    if (it >= s->iters - 3) {
+        s->late.hits += s->c.hits;
+        s->late.tokens += s->c.tokens;
+    }
+    if (it >= s->iters - 5) s->rr->seqkl_late += trainer_progress_get(p, "objective/kl") / 5;
+    s->rr->kl_coef_last = trainer_progress_get(p, "objective/kl_coef");
+    s->c = (counter){0, 0};
+    for (size_t i = 0; i < p->n && i < PPO_LM_NMETRICS; i++) s->last[i] = p->m[i];
+}
+
+static double last_metric(const synth *s, const char *name)
+{
+    for (int i = 0; i < PPO_LM_NMETRICS; i++)
+        if (s->last[i].name && !strcmp(s->last[i].name, name)) return s->last[i].value;
+    return NAN;
+}
+
+/* `rlhf ppo`'s settings for the synthetic task: 16 rows cycling the four prompts, two mini-batches
+ * of two micro-batches, no tokenizer (prompts as token rows, no stop token), the policy folder dir */
+static ppo_lm_opts synth_opts(const char *dir, const ds_prompts *ps, synth *s, char *out, size_t outlen)
+{
+    ppo_lm_opts o = ppo_lm_defaults();
+    snprintf(out, outlen, "%s/run", dir);
+    o.policy = dir;
+    o.prompt_rows = ps;
+    o.stop_at_eos = 0;
+    o.score = (scorer){synth_score, s};
+    o.h.temperature = 1.0f;
+    o.h.max_new_tokens = NEW;
+    o.h.ppo_epochs = 4;
+    o.h.minibatch = 8;
+    o.run.out = out;
+    o.run.batch = 16;
+    o.run.accum = 2;
+    o.run.seed = 7;
+    o.run.threads = 1;
+    o.run.ckpt_every = 0;
+    o.run.on_step = synth_step;
+    o.run.ud = s;
+    s->lambda = o.h.lambda;
+    return o;
+}
+
+/* the tiny model of seed 11 as a folder, and the 16 prompt rows */
+static void synth_fixture(char *dir, size_t n, ds_prompts *ps, const int32_t **rows, int *lens)
+{
+    snprintf(dir, n, "%s/policy", tu_tmpdir("ppo-synth"));
+    gpt2 *m = tiny(11);
+    char err[256];
+    cr_assert(hf_save_gpt2(m, dir, err, sizeof err) == 0, "%s", err);
+    gpt2_free(m);
+    for (int b = 0; b < 16; b++) {
+        rows[b] = PROMPTS[b % 4];
+        lens[b] = PLEN[b % 4];
+    }
+    *ps = (ds_prompts){rows, lens, 16};
+}
+
 static void synthetic_run(double beta, double target_kl, int iters, run_result *rr)
 {
     omp_set_num_threads(1); /* a tiny model: threads would only wait on each other */
-    ppo_lm_hparams h = ppo_lm_hparams_defaults();
-    h.temperature = 1.0f;
-    h.max_new_tokens = NEW;
-    h.kl_coef = beta;
-    h.target_kl = target_kl;
-    h.kl_horizon = 200;
-    h.epochs = 4;
-    h.minibatch = 8;
-    h.accum = 2;
-    h.lr = 3e-3f;
-    h.min_lr = 3e-3f;
-    h.seed = 7;
-    ppo_lm *p;
-    char err[512];
-    const int B = 16;
-    cr_assert(ppo_lm_create(&p, tiny(11), NULL, tiny(11), &h, B, 3 + NEW, (long)iters * h.epochs * 2, 1, err, sizeof err) == 0,
-              "%s", err);
+    char dir[4300], out[4400], err[512], p[4500];
+    const int32_t *rows[16];
+    int lens[16];
+    ds_prompts ps;
+    synth_fixture(dir, sizeof dir, &ps, rows, lens);
+    synth s = {.iters = iters, .rr = rr};
+    memset(rr, 0, sizeof *rr);
+    ppo_lm_opts o = synth_opts(dir, &ps, &s, out, sizeof out);
+    o.h.kl_coef = beta;
+    o.h.target_kl = target_kl;
+    o.h.kl_horizon = 200;
+    o.optim.lr = o.optim.min_lr = 3e-3f;
+    o.run.steps = iters;
     gpt2 *ref = tiny(11); /* the same weights, to measure against */
     double kl0;
-    first_token(ppo_lm_policy(p), ref, &rr->p0, &kl0);
+    first_token(ref, ref, &rr->p0, &kl0);
     CLOSE(kl0, 0, 1e-12);
-    const int32_t *pp[B];
-    int pl[B];
-    for (int b = 0; b < B; b++) {
-        pp[b] = PROMPTS[b % 4];
-        pl[b] = PLEN[b % 4];
-    }
-    counter late = {0, 0};
-    rr->seqkl_late = 0;
-    for (int it = 0; it < iters; it++) {
-        counter c = {0, 0};
-        ppo_lm_stats st;
-        cr_assert(ppo_lm_step(p, B, pp, pl, it, count_target, &c, &st, err, sizeof err) == 0, "%s", err);
-        cr_assert(isfinite(st.loss_policy) && isfinite(st.loss_value) && isfinite(st.kl));
-        if (it == 0) rr->freq0 = c.hits / c.tokens;
-        if (it >= iters - 3) {
-            late.hits += c.hits;
-            late.tokens += c.tokens;
-        }
-        if (it >= iters - 5) rr->seqkl_late += st.kl / 5;
-        rr->kl_coef_last = st.kl_coef;
-    }
-    rr->freq1 = late.hits / late.tokens;
-    first_token(ppo_lm_policy(p), ref, &rr->p1, &rr->kl1);
+    cr_assert(ppo_lm_run(&o, NULL, err, sizeof err) == 0, "%s", err);
+    rr->freq1 = s.late.hits / s.late.tokens;
+    gpt2 *pol;
+    cr_assert(hf_load_gpt2(fio_join(p, sizeof p, out, "model"), &pol, err, sizeof err) == 0, "%s", err);
+    gpt2_set_threads(pol, 1);
+    first_token(pol, ref, &rr->p1, &rr->kl1);
+    gpt2_free(pol);
     gpt2_free(ref);
-    ppo_lm_free(p);
 }
 
 /* With β the KL-regularised optimum of E[count] - β KL is π*(y) ∝ π_ref(y) e^{count(y)/β}; for a
@@ -345,44 +417,34 @@ Test(ppo_lm, adaptive_beta_moves_towards_the_target_kl, .timeout = 60)
 
 /* With lr 0 the update's forwards (micro-batches of 4 rows out of 16, gathered in shuffled order)
  * must give back the rollout's own log-probs and values: ratio 1, nothing clipped, approx KL 0; the
- * zero value head predicts 0, so the value loss is 0.5 mean(return^2). */
+ * zero value head predicts 0, so the value loss is 0.5 mean(return^2) with the returns a zero value
+ * function gets from the scores alone (KL 0: policy and reference are the same weights). */
 Test(ppo_lm, zero_learning_rate_reproduces_the_rollout)
 {
     omp_set_num_threads(1);
-    ppo_lm_hparams h = ppo_lm_hparams_defaults();
-    h.max_new_tokens = NEW;
-    h.minibatch = 8;
-    h.accum = 2;
-    h.lr = h.min_lr = 0;
-    ppo_lm *p;
-    char err[512];
-    cr_assert(ppo_lm_create(&p, tiny(11), NULL, tiny(11), &h, 16, 3 + NEW, 8, 1, err, sizeof err) == 0, "%s", err);
-    const int32_t *pp[16];
-    int pl[16];
-    for (int b = 0; b < 16; b++) {
-        pp[b] = PROMPTS[(b * 3) % 4];
-        pl[b] = PLEN[(b * 3) % 4];
-    }
-    counter c = {0, 0};
-    ppo_lm_stats st;
-    cr_assert(ppo_lm_step(p, 16, pp, pl, 0, count_target, &c, &st, err, sizeof err) == 0, "%s", err);
-    CLOSE(st.ratio, 1, 1e-6);
-    CLOSE(st.clipfrac, 0, 0);
-    CLOSE(st.approxkl, 0, 1e-10);
-    CLOSE(st.vpred, 0, 0);
-    CLOSE(st.kl, 0, 0); /* policy and reference are the same weights */
-    const ppo_lm_rollout *r = ppo_lm_last_rollout(p);
-    double v = 0, k = 0;
-    for (long i = 0; i < (long)r->B * r->T; i++)
-        if (r->mask[i]) {
-            v += 0.5 * (double)r->ret[i] * r->ret[i];
-            k++;
-        }
-    CLOSE(st.loss_value, v / k, 1e-6 * (1 + v / k));
-    /* the rewards are the scores alone (KL 0), so the mean score is what the counter saw */
-    CLOSE(st.scores, c.hits / 16, 1e-9);
-    CLOSE(st.completion_length, NEW, 0);
-    ppo_lm_free(p);
+    char dir[4300], out[4400], err[512];
+    const int32_t *rows[16];
+    int lens[16];
+    ds_prompts ps;
+    synth_fixture(dir, sizeof dir, &ps, rows, lens);
+    run_result rr;
+    synth s = {.iters = 1, .rr = &rr};
+    ppo_lm_opts o = synth_opts(dir, &ps, &s, out, sizeof out);
+    o.optim.lr = o.optim.min_lr = 0;
+    o.run.steps = 1;
+    ppo_lm_result res;
+    cr_assert(ppo_lm_run(&o, &res, err, sizeof err) == 0, "%s", err);
+    CLOSE(last_metric(&s, "val/ratio"), 1, 1e-6);
+    CLOSE(last_metric(&s, "policy/clipfrac"), 0, 0);
+    CLOSE(last_metric(&s, "policy/approxkl"), 0, 1e-10);
+    CLOSE(last_metric(&s, "val/vpred"), 0, 0);
+    CLOSE(last_metric(&s, "objective/kl"), 0, 0);
+    /* every completion has NEW tokens, so each micro-batch's mean is the whole batch's */
+    CLOSE(res.last.completion_length, NEW, 0);
+    const double v = 0.5 * s.ret2 / s.nret;
+    CLOSE(res.last.loss_value, v, 1e-6 * (1 + v));
+    /* the rewards are the scores alone, so the mean score is what the counter saw */
+    CLOSE(res.last.scores, rr.freq0 * NEW, 1e-6);
 }
 
 /* ---- `rlhf ppo` and `rlhf eval` end to end ------------------------------------------------------ */
@@ -430,7 +492,7 @@ static int run_ppo(const char *out, const char *extra, char **errtext)
     char args[40000], *o = NULL, *e = NULL;
     snprintf(args, sizeof args,
              "ppo --policy '%s' --rm '%s' --prompts '%s' --tokenizer '%s' --out '%s' --steps 4 --batch 4 --minibatch 2 "
-             "--accum 2 --epochs 2 --max-new-tokens 6 --lr 1e-3 --ckpt-every 2 --threads 1 --temperature 1 %s",
+             "--accum 2 --ppo-epochs 2 --max-new-tokens 6 --lr 1e-3 --ckpt-every 2 --threads 1 --temperature 1 %s",
              pol_dir, rm_dir, prompts_path, tok_dir, out, extra);
     int rc = tu_run(args, NULL, &o, &e);
     free(o);

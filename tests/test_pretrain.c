@@ -52,17 +52,17 @@ static pretrain_opts opts(const char *out)
     o.ncorpus = 1;
     o.tokenizer = tok_dir;
     o.config = cfg_path;
-    o.out = out;
-    o.batch = 4;
+    o.run.out = out;
+    o.run.batch = 4;
     o.seq = 16;
-    o.accum = 2;
-    o.steps = 12;
-    o.warmup = 3;
-    o.lr = 1e-2f;
-    o.eval_every = 4;
+    o.run.accum = 2;
+    o.run.steps = 12;
+    o.optim.warmup = 3;
+    o.optim.lr = 1e-2f;
+    o.run.eval_every = 4;
     o.eval_batches = 2;
-    o.ckpt_every = 4;
-    o.threads = 2;
+    o.run.ckpt_every = 4;
+    o.run.threads = 2;
     return o;
 }
 
@@ -92,16 +92,16 @@ Test(pretrain, learns_checkpoints_and_resumes_bit_exactly, .timeout = 120)
     /* B: interrupted after step 6 (last checkpoint at 4), then resumed */
     const char *b = tu_tmpdir("pt-b");
     pretrain_opts ob = opts(b);
-    ob.stop_at = 6;
+    ob.run.stop_at = 6;
     cr_assert(pretrain_run(&ob, &from, err, sizeof err) == 0, "%s", err);
     char *latest = tu_read(b, "latest", NULL);
     cr_assert(strncmp(latest, "step-00000004", 13) == 0, "latest is %s", latest);
     free(latest);
     /* without --resume an existing run is refused */
-    ob.stop_at = 0;
+    ob.run.stop_at = 0;
     cr_assert(pretrain_run(&ob, &from, err, sizeof err) != 0);
     cr_assert(strstr(err, "--resume"), "%s", err);
-    ob.resume = 1;
+    ob.run.resume = 1;
     cr_assert(pretrain_run(&ob, &from, err, sizeof err) == 0, "%s", err);
     cr_assert_eq(from, 4);
     size_t na, nb;
@@ -117,7 +117,7 @@ Test(pretrain, learns_checkpoints_and_resumes_bit_exactly, .timeout = 120)
         json_t *x = json_loads(la, JSON_DISABLE_EOF_CHECK, NULL), *y = json_loads(lb, JSON_DISABLE_EOF_CHECK, NULL);
         cr_assert(x && y, "metrics line %d is not JSON", i);
         cr_assert_eq(json_integer_value(json_object_get(x, "step")), i);
-        static const char *keys[] = {"step", "loss", "lr", "grad_norm", "val_loss"};
+        static const char *keys[] = {"step", "loss", "learning_rate", "grad_norm", "eval_loss"};
         for (int k = 0; k < 5; k++)
             cr_assert(json_equal(json_object_get(x, keys[k]), json_object_get(y, keys[k])) ||
                           (!json_object_get(x, keys[k]) && !json_object_get(y, keys[k])),
@@ -135,7 +135,7 @@ Test(pretrain, learns_checkpoints_and_resumes_bit_exactly, .timeout = 120)
     cr_assert(j1 && j2);
     double l1 = json_real_value(json_object_get(j1, "loss")), l2 = json_real_value(json_object_get(j2, "loss"));
     cr_assert(l2 < 0.6 * l1, "loss %.3f -> %.3f: not learning", l1, l2);
-    cr_assert(json_is_real(json_object_get(j2, "val_loss")), "the last step has no val_loss");
+    cr_assert(json_is_real(json_object_get(j2, "eval_loss")), "the last step has no eval_loss");
     json_decref(j1);
     json_decref(j2);
     /* only keep_last checkpoints remain */
@@ -173,10 +173,10 @@ Test(pretrain, refuses_bad_input_and_stops_on_nan, .timeout = 60)
     cr_assert(!fio_exists(p), "a failed run left a checkpoint");
     /* NaN: an absurd learning rate blows the model up; the step is named, no checkpoint is written */
     o = opts(out);
-    o.lr = 1e30f;
-    o.warmup = 0;
-    o.grad_clip = 0;
-    o.ckpt_every = 1000;
+    o.optim.lr = 1e30f;
+    o.optim.warmup = 0;
+    o.optim.grad_clip = 0;
+    o.run.ckpt_every = 1000;
     cr_assert(pretrain_run(&o, NULL, err, sizeof err) != 0, "training with lr 1e30 did not fail");
     cr_assert(strstr(err, "step ") && (strstr(err, "nan") || strstr(err, "inf")), "%s", err);
     cr_assert(!fio_exists(p), "a NaN run left a checkpoint");

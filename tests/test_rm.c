@@ -15,6 +15,7 @@
 #include "tok.h"
 
 #include <criterion/criterion.h>
+#include <sys/wait.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
@@ -372,15 +373,15 @@ static rm_opts opts(const char *out)
     o.tokenizer = fx.tok;
     o.data = fx.train;
     o.eval_data = fx.eval;
-    o.out = out;
-    o.h.batch = 8;
-    o.h.accum = 1;
-    o.h.steps = 40;
-    o.h.warmup = 2;
-    o.h.lr = 3e-3f;
-    o.h.eval_every = 20;
-    o.h.ckpt_every = 10;
-    o.h.threads = 1;
+    o.run.out = out;
+    o.run.batch = 8;
+    o.run.accum = 1;
+    o.run.steps = 40;
+    o.optim.warmup = 2;
+    o.optim.lr = 3e-3f;
+    o.run.eval_every = 20;
+    o.run.ckpt_every = 10;
+    o.run.threads = 1;
     return o;
 }
 
@@ -428,7 +429,7 @@ Test(rm_train, learns_a_separable_task, .init = fixtures, .timeout = 120)
     gpt2_sample_opts so = gpt2_sample_defaults();
     so.max_new_tokens = 6;
     so.stop_token = tok_eot_id(t);
-    so.seed = rng_stream(o.h.seed, 0x6e6f726dull); /* the seed rm_run used */
+    so.seed = rng_stream(o.run.seed, 0x6e6f726dull); /* the seed rm_run used */
     rm_norm_stats ns;
     cr_assert(rm_normalize(q, ref, pp, pl, 2, 32, 16, &so, &ns, err, sizeof err) == 0, "%s", err);
     cr_assert(fabs(ns.mean) < 1e-4 && fabs(ns.std - 1) < 1e-4, "after: mean %g std %g", ns.mean, ns.std);
@@ -444,7 +445,7 @@ Test(rm_train, score_command, .init = fixtures, .timeout = 120)
     char out[4300], err[1024], args[24000];
     snprintf(out, sizeof out, "%s/run", tu_tmpdir("rm-score"));
     rm_opts o = opts(out);
-    o.h.steps = 2;
+    o.run.steps = 2;
     o.eval_data = NULL;
     cr_assert(rm_run(&o, NULL, err, sizeof err) == 0, "%s", err);
     char *so, *se;
@@ -481,18 +482,18 @@ Test(rm_train, resume_equals_an_uninterrupted_run, .init = fixtures, .timeout = 
     snprintf(a, sizeof a, "%s/a", tu_tmpdir("rm-resume"));
     snprintf(b, sizeof b, "%s/b", tu_tmpdir("rm-resume"));
     rm_opts o = opts(a);
-    o.h.steps = 12;
-    o.h.accum = 2;
-    o.h.batch = 4;
-    o.h.ckpt_every = 5;
+    o.run.steps = 12;
+    o.run.accum = 2;
+    o.run.batch = 4;
+    o.run.ckpt_every = 5;
     o.eval_data = NULL;
     cr_assert(rm_run(&o, NULL, err, sizeof err) == 0, "%s", err);
-    o.out = b;
-    o.h.stop_at = 5;
+    o.run.out = b;
+    o.run.stop_at = 5;
     cr_assert(rm_run(&o, NULL, err, sizeof err) == 0, "%s", err);
     cr_assert(!fio_exists(fio_join(p, sizeof p, b, "model")));
-    o.h.stop_at = 0;
-    o.resume = 1;
+    o.run.stop_at = 0;
+    o.run.resume = 1;
     rm_result r;
     cr_assert(rm_run(&o, &r, err, sizeof err) == 0, "%s", err);
     cr_assert(r.resumed_from == 5);
@@ -558,7 +559,8 @@ Test(rm_train, refuses_bad_datasets, .init = fixtures, .timeout = 60)
     cr_assert(!fio_exists(fio_join(p, sizeof p, out, "latest")));
 }
 
-/* margins are read per record (blank lines skipped as the dataset skips them) and used by training */
+/* margins are read per record (blank lines skipped as the dataset skips them), in the one pass that
+ * reads the data (so a pipe works), and used by training */
 Test(rm_train, margins_follow_the_records, .init = fixtures, .timeout = 60)
 {
     const char *d = tu_tmpdir("rm-margin");
@@ -573,24 +575,32 @@ Test(rm_train, margins_follow_the_records, .init = fixtures, .timeout = 60)
     ds_dataset ds = {0};
     ds_load_opts lo = ds_load_defaults();
     cr_assert(ds_load(&ds, t, path, &lo, err, sizeof err) == 0, "%s", err);
-    float *m;
-    cr_assert(rm_read_margins(&ds, &m, err, sizeof err) == 0, "%s", err);
-    cr_assert(m && m[0] == 1.5f && m[1] == -2.0f);
-    free(m);
+    cr_assert(ds.has_margins && ds.ex[0].margin == 1.5f && ds.ex[1].margin == -2.0f);
     ds_free(&ds);
     /* a file without margins gives none */
     cr_assert(ds_load(&ds, t, fx.eval, &lo, err, sizeof err) == 0, "%s", err);
-    cr_assert(rm_read_margins(&ds, &m, err, sizeof err) == 0 && m == NULL);
+    cr_assert(!ds.has_margins && ds.ex[0].margin == 0);
     ds_free(&ds);
     tok_free(t);
     rm_opts o = opts(out);
     o.data = path;
     o.eval_data = NULL;
-    o.h.steps = 2;
-    o.h.batch = 2;
+    o.run.steps = 2;
+    o.run.batch = 2;
     rm_result r;
     cr_assert(rm_run(&o, &r, err, sizeof err) == 0, "%s", err);
     cr_assert(r.margins == 1);
+    /* the same data through a pipe */
+    char cmd[32768], out2[4300], log[4300];
+    snprintf(out2, sizeof out2, "%s/run-pipe", d);
+    snprintf(log, sizeof log, "%s/pipe.log", d);
+    snprintf(cmd, sizeof cmd,
+             "cat '%s' | '%s' rm --model '%s' --tokenizer '%s' --data - --out '%s' --steps 2 --batch 2 --threads 1 > '%s' 2>&1",
+             path, RLHF_BIN, fx.model, fx.tok, out2, log);
+    const int st = system(cmd);
+    char *msg = tu_read(log, NULL, NULL);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0 && strstr(msg, "with margins"), "%s", msg);
+    free(msg);
 }
 
 /* a NaN loss stops the run naming the step, with no checkpoint and no model */

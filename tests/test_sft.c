@@ -50,16 +50,16 @@ static sft_opts opts(const char *out)
     o.tokenizer = tok_dir;
     o.data = train_path;
     o.eval_data = train_path;
-    o.out = out;
-    o.h.batch = 3;
-    o.h.accum = 2;
-    o.h.steps = 40;
-    o.h.warmup = 2;
-    o.h.lr = 1e-2f;
-    o.h.min_lr = 1e-3f;
-    o.h.eval_every = 10;
-    o.h.ckpt_every = 3;
-    o.h.threads = 2;
+    o.run.out = out;
+    o.run.batch = 3;
+    o.run.accum = 2;
+    o.run.steps = 40;
+    o.optim.warmup = 2;
+    o.optim.lr = 1e-2f;
+    o.optim.min_lr = 1e-3f;
+    o.run.eval_every = 10;
+    o.run.ckpt_every = 3;
+    o.run.threads = 2;
     return o;
 }
 
@@ -95,7 +95,7 @@ Test(sft, lowers_the_completion_loss, .timeout = 120)
     char err[1024];
     const char *out = tu_tmpdir("sft-learn");
     sft_opts o = opts(out);
-    o.h.ckpt_every = 0; /* the last step only */
+    o.run.ckpt_every = 0; /* the last step only */
     sft_result r;
     cr_assert(sft_run(&o, &r, err, sizeof err) == 0, "%s", err);
     cr_assert_eq(r.kind, DS_PROMPT_COMPLETION);
@@ -200,22 +200,22 @@ Test(sft, resumes_bit_exactly, .timeout = 120)
     char err[1024];
     const char *a = tu_tmpdir("sft-a"), *b = tu_tmpdir("sft-b");
     sft_opts oa = opts(a), ob = opts(b);
-    oa.h.steps = ob.h.steps = 8;
+    oa.run.steps = ob.run.steps = 8;
     sft_result r;
     cr_assert(sft_run(&oa, &r, err, sizeof err) == 0, "%s", err);
-    ob.h.stop_at = 5; /* last checkpoint at 3 */
+    ob.run.stop_at = 5; /* last checkpoint at 3 */
     cr_assert(sft_run(&ob, &r, err, sizeof err) == 0, "%s", err);
     char *latest = tu_read(b, "latest", NULL);
     cr_assert(strncmp(latest, "step-00000003", 13) == 0, "latest is %s", latest);
     free(latest);
-    ob.h.stop_at = 0;
+    ob.run.stop_at = 0;
     cr_assert(sft_run(&ob, &r, err, sizeof err) != 0, "an existing run was overwritten without --resume");
     cr_assert(strstr(err, "--resume"), "%s", err);
-    ob.resume = 1;
-    ob.h.batch = 2;
+    ob.run.resume = 1;
+    ob.run.batch = 2;
     cr_assert(sft_run(&ob, &r, err, sizeof err) != 0, "resumed with another batch size");
     cr_assert(strstr(err, "batch 3") && strstr(err, "has 2"), "%s", err);
-    ob.h.batch = 3;
+    ob.run.batch = 3;
     cr_assert(sft_run(&ob, &r, err, sizeof err) == 0, "%s", err);
     cr_assert_eq(r.resumed_from, 3);
     char pa[4300], pb[4300];
@@ -260,10 +260,10 @@ Test(sft, refuses_bad_data_and_stops_on_nan, .timeout = 60)
     }
     /* NaN: an absurd learning rate; the step is named and no checkpoint is written */
     sft_opts o = opts(out);
-    o.h.lr = 1e30f;
-    o.h.warmup = 0;
-    o.h.grad_clip = 0;
-    o.h.ckpt_every = 1000;
+    o.optim.lr = 1e30f;
+    o.optim.warmup = 0;
+    o.optim.grad_clip = 0;
+    o.run.ckpt_every = 1000;
     cr_assert(sft_run(&o, NULL, err, sizeof err) != 0, "training with lr 1e30 did not fail");
     cr_assert(strstr(err, "step ") && (strstr(err, "nan") || strstr(err, "inf")), "%s", err);
     cr_assert(!fio_exists(fio_join(p, sizeof p, out, "latest")), "a NaN run left a checkpoint");

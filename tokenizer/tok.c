@@ -938,3 +938,20 @@ int tok_decode(const tok_tokenizer *t, const int32_t *ids, size_t n, tok_bytes *
     }
     return 0;
 }
+
+int tok_decode_lenient(const tok_tokenizer *t, const int32_t *ids, size_t n, tok_bytes *out, char *err, size_t errlen)
+{
+    static const uint8_t replacement[3] = {0xEF, 0xBF, 0xBD}; /* U+FFFD */
+    const int32_t V = (int32_t)t->n_vocab;
+    for (size_t i = 0; i < n;) {
+        size_t k = 0;
+        while (i + k < n && ids[i + k] >= 0 && ids[i + k] < V) k++;
+        if (k && tok_decode(t, ids + i, k, out, err, errlen)) return -1;
+        i += k;
+        if (i < n) {
+            if (tok_bytes_append(out, replacement, 3)) return fio_fail(err, errlen, "out of memory");
+            i++;
+        }
+    }
+    return 0;
+}

@@ -108,6 +108,9 @@ void tok_pretokenize(const char *text, size_t len, void (*fn)(const char *, size
 /* Append the bytes of ids to out. Fails (naming the index and id) for an id out of range. */
 int tok_decode(const tok_tokenizer *t, const int32_t *ids, size_t n, tok_bytes *out, char *err,
                size_t errlen);
+/* The same, but an id outside the vocabulary (a model whose vocabulary is padded past the
+ * tokenizer's can sample one) becomes U+FFFD instead of an error (sampled text, reports). */
+int tok_decode_lenient(const tok_tokenizer *t, const int32_t *ids, size_t n, tok_bytes *out, char *err, size_t errlen);
 
 /* ---- training -------------------------------------------------------------------------------- */
 

@@ -1,8 +1,12 @@
 /* cli.c — option parsing, error lines, fast output and the progress bar for `rlhf`. See cli.h. */
 #include "cli.h"
 
+#include "clock.h"
+
 #include <ctype.h>
 #include <errno.h>
+#include <limits.h>
+#include <omp.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,29 +25,115 @@ _Noreturn void cli_die(const char *cmd, const char *fmt, ...)
     exit(1);
 }
 
+/* the default an option's field holds now, as --help shows it ("" for none) */
+static void default_text(const cli_opt *o, char *b, size_t n)
+{
+    b[0] = 0;
+    switch (o->type) {
+    case OPT_STR:
+        if (*(const char **)o->dst) snprintf(b, n, "%s", *(const char **)o->dst);
+        break;
+    case OPT_INT: snprintf(b, n, "%d", *(const int *)o->dst); break;
+    case OPT_LONG: snprintf(b, n, "%ld", *(const long *)o->dst); break;
+    case OPT_U64: snprintf(b, n, "%llu", (unsigned long long)*(const uint64_t *)o->dst); break;
+    case OPT_FLOAT: snprintf(b, n, "%g", (double)*(const float *)o->dst); break;
+    case OPT_DOUBLE: snprintf(b, n, "%g", *(const double *)o->dst); break;
+    case OPT_ENUM: {
+        const cli_enum *e = o->dst;
+        int k = 0;
+        while (e->names[k] && k < *e->value) k++;
+        if (e->names[k]) snprintf(b, n, "%s", e->names[k]);
+        break;
+    }
+    case OPT_FLAG:
+    case OPT_MULTI: break;
+    }
+}
+
+/* "a|b|c" of an enum's choices */
+static const char *choice_list(const cli_opt *o, char *b, size_t n)
+{
+    size_t k = 0;
+    b[0] = 0;
+    const cli_enum *e = o->dst;
+    for (int i = 0; e->names[i] && k < n; i++) k += (size_t)snprintf(b + k, n - k, "%s%s", i ? "|" : "", e->names[i]);
+    return b;
+}
+
+static const char *arg_of(const cli_opt *o, char *b, size_t n)
+{
+    if (o->type == OPT_ENUM && !o->arg) return choice_list(o, b, n);
+    return o->arg ? o->arg : "X";
+}
+
 static void usage(const char *cmd, const char *summary, const cli_opt *opts)
 {
+    char a[256];
     printf("usage: rlhf %s", cmd);
     for (const cli_opt *o = opts; o->name; o++) {
         const char *l = o->required ? "" : "[", *r = o->required ? "" : "]";
         if (o->type == OPT_FLAG)
             printf(" %s%s%s", l, o->name, r);
         else
-            printf(" %s%s %s%s%s", l, o->name, o->arg ? o->arg : "X", o->type == OPT_MULTI ? "..." : "", r);
+            printf(" %s%s %s%s%s", l, o->name, arg_of(o, a, sizeof a), o->type == OPT_MULTI ? "..." : "", r);
     }
     printf("\n\n%s\n\noptions:\n", summary);
     for (const cli_opt *o = opts; o->name; o++) {
-        char left[64];
+        char left[96], def[128];
         snprintf(left, sizeof left, "%s%s%s", o->name, o->type == OPT_FLAG ? "" : " ",
-                 o->type == OPT_FLAG ? "" : (o->arg ? o->arg : "X"));
-        printf("  %-24s %s", left, o->help);
-        if (o->type == OPT_INT && !o->required) printf(" (default %ld)", *(long *)o->dst);
-        if (o->type == OPT_DOUBLE && !o->required) printf(" (default %g)", *(double *)o->dst);
-        if (o->type == OPT_STR && !o->required && *(const char **)o->dst)
-            printf(" (default %s)", *(const char **)o->dst);
+                 o->type == OPT_FLAG ? "" : arg_of(o, a, sizeof a));
+        printf("  %-28s %s", left, o->help);
+        default_text(o, def, sizeof def);
+        if (!o->required && def[0]) printf(" (default %s)", def);
         printf("\n");
     }
-    printf("  %-24s %s\n", "--help", "show this help");
+    printf("  %-28s %s\n", "--help", "show this help");
+}
+
+/* one value into an option's field; exits with one line when it does not parse */
+static void set_value(const char *cmd, const cli_opt *o, const char *val)
+{
+    char *end;
+    errno = 0;
+    switch (o->type) {
+    case OPT_STR: *(const char **)o->dst = val; return;
+    case OPT_INT:
+    case OPT_LONG: {
+        const long v = strtol(val, &end, 10);
+        if (errno || end == val || *end || (o->type == OPT_INT && (v < INT_MIN || v > INT_MAX)))
+            cli_die(cmd, "option %s: '%s' is not an integer", o->name, val);
+        if (o->type == OPT_INT) *(int *)o->dst = (int)v;
+        else *(long *)o->dst = v;
+        return;
+    }
+    case OPT_U64: {
+        const unsigned long long v = strtoull(val, &end, 10);
+        if (errno || end == val || *end || val[0] == '-')
+            cli_die(cmd, "option %s: '%s' is not a non-negative integer", o->name, val);
+        *(uint64_t *)o->dst = (uint64_t)v;
+        return;
+    }
+    case OPT_FLOAT:
+    case OPT_DOUBLE: {
+        const double v = strtod(val, &end);
+        if (errno || end == val || *end) cli_die(cmd, "option %s: '%s' is not a number", o->name, val);
+        if (o->type == OPT_FLOAT) *(float *)o->dst = (float)v;
+        else *(double *)o->dst = v;
+        return;
+    }
+    case OPT_ENUM: {
+        char a[256];
+        const cli_enum *e = o->dst;
+        for (int i = 0; e->names[i]; i++)
+            if (strcmp(val, e->names[i]) == 0) {
+                *e->value = i;
+                return;
+            }
+        cli_die(cmd, "option %s: '%s' is not one of %s", o->name, val, choice_list(o, a, sizeof a));
+    }
+    case OPT_FLAG:
+    case OPT_MULTI: return;
+    }
 }
 
 void cli_parse(const char *cmd, const char *summary, int argc, char **argv, const cli_opt *opts)
@@ -74,40 +164,27 @@ void cli_parse(const char *cmd, const char *summary, int argc, char **argv, cons
             *(int *)o->dst = 1;
             continue;
         }
+        char ab[256];
         const char *val = eq ? eq + 1 : NULL;
         if (!val) {
-            if (i + 1 >= argc) cli_die(cmd, "option %s needs a value (%s)", o->name, o->arg ? o->arg : "X");
+            if (i + 1 >= argc) cli_die(cmd, "option %s needs a value (%s)", o->name, arg_of(o, ab, sizeof ab));
             val = argv[++i];
         }
-        char *end;
-        switch (o->type) {
-        case OPT_STR: *(const char **)o->dst = val; break;
-        case OPT_INT:
-            errno = 0;
-            *(long *)o->dst = strtol(val, &end, 10);
-            if (errno || end == val || *end) cli_die(cmd, "option %s: '%s' is not an integer", o->name, val);
-            break;
-        case OPT_DOUBLE:
-            errno = 0;
-            *(double *)o->dst = strtod(val, &end);
-            if (errno || end == val || *end) cli_die(cmd, "option %s: '%s' is not a number", o->name, val);
-            break;
-        case OPT_MULTI: {
-            cli_list *l = o->dst;
-            /* take this value and every following argument up to the next option */
-            for (;;) {
-                const char **nv = realloc(l->v, (l->n + 1) * sizeof *nv);
-                if (!nv) cli_die(cmd, "out of memory");
-                l->v = nv;
-                l->v[l->n++] = val;
-                if (i + 1 < argc && strncmp(argv[i + 1], "--", 2) != 0)
-                    val = argv[++i];
-                else
-                    break;
-            }
-            break;
+        if (o->type != OPT_MULTI) {
+            set_value(cmd, o, val);
+            continue;
         }
-        case OPT_FLAG: break;
+        cli_list *l = o->dst;
+        /* take this value and every following argument up to the next option */
+        for (;;) {
+            const char **nv = realloc(l->v, (l->n + 1) * sizeof *nv);
+            if (!nv) cli_die(cmd, "out of memory");
+            l->v = nv;
+            l->v[l->n++] = val;
+            if (i + 1 < argc && strncmp(argv[i + 1], "--", 2) != 0)
+                val = argv[++i];
+            else
+                break;
         }
     }
     for (size_t k2 = 0; k2 < nopts; k2++)
@@ -115,6 +192,23 @@ void cli_parse(const char *cmd, const char *summary, int argc, char **argv, cons
             cli_die(cmd, "missing required option %s %s (see 'rlhf %s --help')", opts[k2].name,
                     opts[k2].arg ? opts[k2].arg : "", cmd);
     free(seen);
+}
+
+void cli_opts_add(cli_opt *opts, size_t *k, const cli_opt *more)
+{
+    for (; more->name; more++) {
+        if (*k + 1 >= CLI_MAX_OPTS) {
+            fprintf(stderr, "rlhf: too many options (CLI_MAX_OPTS)\n");
+            exit(1);
+        }
+        opts[(*k)++] = *more;
+    }
+    opts[*k] = (cli_opt){0};
+}
+
+void cli_threads(int n)
+{
+    if (n > 0) omp_set_num_threads(n);
 }
 
 void cli_parse_ids(const char *cmd, const char *in, const char *text, size_t len, long long n_ids, tok_ids *out)
@@ -203,13 +297,6 @@ int cli_out_close(cli_out *o)
 
 /* ---- progress ---------------------------------------------------------------------------------- */
 
-double cli_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 static void fmt_time(char *b, size_t n, double s)
 {
     if (s < 0 || s > 1e7) {
@@ -226,7 +313,7 @@ static void fmt_time(char *b, size_t n, double s)
 void cli_progress_start(cli_progress *p, const char *label)
 {
     p->label = label;
-    p->t0 = cli_now();
+    p->t0 = clk_now();
     p->last = -1;
     p->tty = isatty(fileno(stderr));
     p->last_pct = -1;
@@ -234,7 +321,7 @@ void cli_progress_start(cli_progress *p, const char *label)
 
 void cli_progress_update(cli_progress *p, double done, double total, const char *extra)
 {
-    double now = cli_now();
+    double now = clk_now();
     double frac = total > 0 ? done / total : 0;
     if (frac > 1) frac = 1;
     int pct = (int)(frac * 100);
@@ -264,7 +351,7 @@ void cli_progress_update(cli_progress *p, double done, double total, const char 
 void cli_progress_done(cli_progress *p, const char *extra)
 {
     char e1[32];
-    fmt_time(e1, sizeof e1, cli_now() - p->t0);
+    fmt_time(e1, sizeof e1, clk_now() - p->t0);
     fprintf(stderr, "%s%-10s done in %s %s%s\n", p->tty ? "\r" : "", p->label, e1, extra ? extra : "",
             p->tty ? "\033[K" : "");
 }

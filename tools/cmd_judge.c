@@ -28,9 +28,9 @@ static json_t *score_json(judging *g, const char *s, size_t n, double *norm)
 {
     judge_result r;
     json_t *hits = g->explain ? json_array() : NULL;
-    double t0 = cli_now();
+    double t0 = clk_now();
     judge_score_explain(g->j, s, n, &r, hits ? add_hit : NULL, hits);
-    g->seconds += cli_now() - t0;
+    g->seconds += clk_now() - t0;
     g->texts++;
     g->sum_score += r.score;
     g->sum_norm += r.norm;

@@ -10,7 +10,6 @@
 
 #include <jansson.h>
 #include <math.h>
-#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,37 +17,26 @@
 int cmd_rm(int argc, char **argv)
 {
     rm_opts o = rm_defaults();
-    long nsamples = o.normalize_samples, nnew = o.normalize_max_new_tokens;
-    double ntemp = o.normalize_temperature;
-    cli_opt opts[14 + TRAIN_CLI_NOPTS] = {
+    const cli_opt own[] = {
         {"--model", OPT_STR, &o.model, "DIR", "GPT-2 folder (pretrained or SFT) for the trunk, or a reward-model folder", 1},
         {"--tokenizer", OPT_STR, &o.tokenizer, "DIR", "tokenizer folder", 1},
         {"--data", OPT_STR, &o.data, "FILE",
          "preference JSONL: {\"prompt\",\"chosen\",\"rejected\"} (optional numeric \"margin\") per line", 1},
         {"--eval-data", OPT_STR, &o.eval_data, "FILE", "held-out preference JSONL (eval_loss, eval_accuracy, ...)", 0},
-        {"--out", OPT_STR, &o.out, "DIR", "output: checkpoints, metrics.jsonl, model/", 1},
-        {"--resume", OPT_FLAG, &o.resume, NULL, "continue from DIR/latest when there is one", 0},
+        {"--max-prompt-len", OPT_INT, &o.max_prompt_len, "N", "prompt tokens kept, from the end (0: no limit)", 0},
+        {"--max-completion-len", OPT_INT, &o.max_completion_len, "N", "completion tokens kept, EOS included (0: no limit)", 0},
         {"--center-rewards", OPT_DOUBLE, &o.center, "X", "TRL's center_rewards_coefficient: + X mean((r_c + r_r)^2)", 0},
         {"--normalize-prompts", OPT_STR, &o.normalize_prompts, "FILE",
          "prompt-only JSONL: after training, set gain and bias so the reference's samples score mean 0, std 1", 0},
         {"--normalize-ref", OPT_STR, &o.normalize_ref, "DIR", "reference policy for the normalisation (default: --model)", 0},
-        {"--normalize-samples", OPT_INT, &nsamples, "N", "samples drawn for the normalisation", 0},
-        {"--normalize-max-new-tokens", OPT_INT, &nnew, "N", "length of those samples", 0},
-        {"--normalize-temperature", OPT_DOUBLE, &ntemp, "X", "their sampling temperature", 0},
-    };
-    size_t k = 12;
-    train_cli tc;
-    train_cli_options(&tc, &o.h, "preference pairs per micro-batch", opts, &k);
-    cli_parse("rm", "Train a Bradley-Terry reward model on preference pairs (or continue with --resume).", argc, argv, opts);
-    train_cli_apply(&tc);
-    o.normalize_samples = (int)nsamples;
-    o.normalize_max_new_tokens = (int)nnew;
-    o.normalize_temperature = (float)ntemp;
+        {"--normalize-samples", OPT_INT, &o.normalize_samples, "N", "samples drawn for the normalisation", 0},
+        {"--normalize-max-new-tokens", OPT_INT, &o.normalize_max_new_tokens, "N", "length of those samples", 0},
+        {"--normalize-temperature", OPT_FLOAT, &o.normalize_temperature, "X", "their sampling temperature", 0},
+        {0}};
     static const char *const show[] = {"loss", "accuracy", "eval_accuracy", NULL};
     train_progress prog;
-    train_progress_start(&prog, "rm", show);
-    o.on_step = train_progress_on_step;
-    o.ud = &prog;
+    train_cli_parse("rm", "Train a Bradley-Terry reward model on preference pairs (or continue with --resume).", argc, argv,
+                    own, &o.run, &o.optim, "preference pairs per micro-batch", 1, &prog, show);
     char err[1024];
     rm_result r;
     if (rm_run(&o, &r, err, sizeof err)) cli_die("rm", "%s", err);
@@ -62,7 +50,7 @@ int cmd_rm(int argc, char **argv)
     if (r.normalized)
         n += snprintf(extra + n, sizeof extra - (size_t)n, ", normalised (reference mean %.4g std %.4g over %ld samples)",
                       r.norm.mean, r.norm.std, r.norm.n);
-    snprintf(extra + n, sizeof extra - (size_t)n, " -> %s/model", o.out);
+    snprintf(extra + n, sizeof extra - (size_t)n, " -> %s/model", o.run.out);
     cli_progress_done(&prog.bar, extra);
     return 0;
 }
@@ -90,7 +78,7 @@ static void print_scored(const ds_record *rec, const float *s, int pair)
 int cmd_score(int argc, char **argv)
 {
     const char *rmdir = NULL, *data = NULL, *tokdir = NULL;
-    long batch = 8, threads = 0;
+    int batch = 8, threads = 0;
     const cli_opt opts[] = {
         {"--rm", OPT_STR, &rmdir, "DIR", "reward-model folder (as `rlhf rm` writes it)", 1},
         {"--data", OPT_STR, &data, "FILE",
@@ -103,12 +91,12 @@ int cmd_score(int argc, char **argv)
               opts);
     if (batch < 1) cli_die("score", "--batch must be positive");
     if (strcmp(data, "-") == 0) cli_die("score", "--data must be a file (it is read twice: tokens, then the text echoed)");
-    if (threads > 0) omp_set_num_threads((int)threads);
+    cli_threads(threads);
     char err[1024];
     rm_model *r;
     if (rm_load(rmdir, &r, err, sizeof err)) cli_die("score", "%s", err);
-    gpt2_set_threads(r->m, (int)threads);
-    head_set_threads(r->h, (int)threads);
+    gpt2_set_threads(r->m, threads);
+    head_set_threads(r->h, threads);
     tok_tokenizer *t;
     if (tok_load(tokdir ? tokdir : rmdir, &t, err, sizeof err)) cli_die("score", "%s", err);
     ds_load_opts lo = ds_load_defaults();
@@ -118,7 +106,7 @@ int cmd_score(int argc, char **argv)
     const int pair = d.kind == DS_PREFERENCE;
     float *s = malloc((pair ? 2 : 1) * (d.n + 1) * sizeof *s);
     if (!s) cli_die("score", "out of memory");
-    if (rm_score_dataset(r, &d, (int)batch, s, err, sizeof err)) cli_die("score", "%s", err);
+    if (rm_score_dataset(r, &d, batch, s, err, sizeof err)) cli_die("score", "%s", err);
     /* the strings again, record by record, in the same order */
     ds_reader *rd;
     ds_record rec;

@@ -10,40 +10,44 @@
 #include <stdlib.h>
 #include <string.h>
 
-static gpt2 *load_model(const char *cmd, const char *dir, long threads)
+static gpt2 *load_model(const char *cmd, const char *dir, int threads)
 {
     char err[GPT2_ERR_LEN];
     gpt2 *m;
+    cli_threads(threads);
     if (hf_load_gpt2(dir, &m, err, sizeof err)) cli_die(cmd, "%s", err);
-    gpt2_set_threads(m, (int)threads);
+    gpt2_set_threads(m, threads);
     return m;
 }
 
+static const char *const weight_names[] = {[GPT2_W_F32] = "fp32", [GPT2_W_BF16] = "bf16", NULL};
+
 int cmd_sample(int argc, char **argv)
 {
-    const char *model = NULL, *tokdir = NULL, *prompt = "", *wname = "fp32";
-    long n = 1, maxnew = 64, topk = 0, seed = 1234, threads = 0;
-    double temp = 1.0, topp = 1.0;
-    int nostop = 0;
+    const char *model = NULL, *tokdir = NULL, *prompt = "";
+    int n = 1, threads = 0, nostop = 0;
+    gpt2_sample_opts so = gpt2_sample_defaults();
+    so.seed = 1234;
+    cli_enum weights = {(int *)&so.weights, weight_names};
     const cli_opt opts[] = {
         {"--model", OPT_STR, &model, "DIR", "Hugging Face GPT-2 folder (config.json + model.safetensors)", 1},
         {"--tokenizer", OPT_STR, &tokdir, "DIR", "tokenizer folder (default: the model folder)", 0},
         {"--prompt", OPT_STR, &prompt, "TEXT", "text to continue (empty: start after <|endoftext|>)", 0},
         {"--n", OPT_INT, &n, "N", "samples, decoded together as one batch", 0},
-        {"--max-new-tokens", OPT_INT, &maxnew, "N", "tokens to generate at most", 0},
-        {"--temperature", OPT_DOUBLE, &temp, "T", "softmax temperature (0: greedy)", 0},
-        {"--top-k", OPT_INT, &topk, "K", "keep the K most likely tokens (0: all)", 0},
-        {"--top-p", OPT_DOUBLE, &topp, "P", "keep the smallest set with probability >= P (1: all)", 0},
-        {"--seed", OPT_INT, &seed, "S", "random seed (same seed, same text)", 0},
+        {"--max-new-tokens", OPT_INT, &so.max_new_tokens, "N", "tokens to generate at most", 0},
+        {"--temperature", OPT_FLOAT, &so.temperature, "T", "softmax temperature (0: greedy)", 0},
+        {"--top-k", OPT_INT, &so.top_k, "K", "keep the K most likely tokens (0: all)", 0},
+        {"--top-p", OPT_FLOAT, &so.top_p, "P", "keep the smallest set with probability >= P (1: all)", 0},
+        {"--seed", OPT_U64, &so.seed, "S", "random seed (same seed, same text)", 0},
         {"--no-stop", OPT_FLAG, &nostop, NULL, "do not stop at <|endoftext|>", 0},
-        {"--weights", OPT_STR, &wname, "fp32|bf16", "decode weights (bf16: a rounded copy, ~2x faster)", 0},
+        {"--weights", OPT_ENUM, &weights, NULL, "decode weights (bf16: a rounded copy, ~2x faster)", 0},
         {"--threads", OPT_INT, &threads, "N", "threads (0: all cores)", 0},
         {0}};
     cli_parse("sample", "Generate text with a KV cache.", argc, argv, opts);
+    const int maxnew = so.max_new_tokens;
     if (n < 1 || maxnew < 0) cli_die("sample", "--n must be positive and --max-new-tokens not negative");
-    if (temp < 0 || topp <= 0 || topp > 1 || topk < 0) cli_die("sample", "bad sampling settings (temperature >= 0, 0 < top-p <= 1, top-k >= 0)");
-    gpt2_weights wt;
-    if (gpt2_weights_parse(wname, &wt)) cli_die("sample", "--weights: expected fp32 or bf16, got '%s'", wname);
+    if (so.temperature < 0 || so.top_p <= 0 || so.top_p > 1 || so.top_k < 0)
+        cli_die("sample", "bad sampling settings (temperature >= 0, 0 < top-p <= 1, top-k >= 0)");
     char err[TOK_ERR_LEN];
     tok_tokenizer *t;
     if (tok_load(tokdir ? tokdir : model, &t, err, sizeof err)) cli_die("sample", "%s", err);
@@ -57,30 +61,23 @@ int cmd_sample(int argc, char **argv)
         if (tok_eot_id(t) < 0) cli_die("sample", "empty prompt and no <|endoftext|> token to start from");
         tok_ids_push(&ids, tok_eot_id(t));
     }
-    gpt2_sample_opts so = gpt2_sample_defaults();
-    so.temperature = (float)temp;
-    so.top_k = (int)topk;
-    so.top_p = (float)topp;
-    so.max_new_tokens = (int)maxnew;
     so.stop_token = nostop ? -1 : tok_eot_id(t);
-    so.seed = (uint64_t)seed;
-    so.weights = wt;
     const int32_t **prompts = malloc((size_t)n * sizeof *prompts);
     int *plen = malloc((size_t)n * sizeof *plen), *olen = malloc((size_t)n * sizeof *olen);
     int32_t *out = malloc((size_t)n * (size_t)(maxnew ? maxnew : 1) * sizeof *out);
     if (!prompts || !plen || !olen || !out) cli_die("sample", "out of memory");
-    for (long i = 0; i < n; i++) {
+    for (int i = 0; i < n; i++) {
         prompts[i] = ids.ids;
         plen[i] = (int)ids.n;
     }
     char gerr[GPT2_ERR_LEN];
-    if (gpt2_sample(m, (int)n, prompts, plen, &so, out, olen, NULL, gerr, sizeof gerr)) cli_die("sample", "%s", gerr);
-    for (long i = 0; i < n; i++) {
+    if (gpt2_sample(m, n, prompts, plen, &so, out, olen, NULL, gerr, sizeof gerr)) cli_die("sample", "%s", gerr);
+    for (int i = 0; i < n; i++) {
         tok_bytes b = {0};
         int len = olen[i];
         if (len > 0 && out[i * maxnew + len - 1] == so.stop_token) len--; /* print without the stop token */
         if (tok_decode(t, out + i * maxnew, (size_t)len, &b, err, sizeof err)) cli_die("sample", "%s", err);
-        if (n > 1) printf("=== sample %ld/%ld\n", i + 1, n);
+        if (n > 1) printf("=== sample %d/%d\n", i + 1, n);
         fwrite(prompt, 1, strlen(prompt), stdout);
         if (b.n) fwrite(b.data, 1, b.n, stdout);
         printf("\n");
@@ -100,7 +97,7 @@ int cmd_sample(int argc, char **argv)
 int cmd_logprobs(int argc, char **argv)
 {
     const char *model = NULL, *in = "-";
-    long threads = 0;
+    int threads = 0;
     const cli_opt opts[] = {
         {"--model", OPT_STR, &model, "DIR", "Hugging Face GPT-2 folder", 1},
         {"--in", OPT_STR, &in, "FILE", "whitespace-separated token ids (- for standard input)", 0},

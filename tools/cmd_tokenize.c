@@ -13,7 +13,7 @@ int cmd_tokenize(int argc, char **argv)
 {
     const char *tokdir = NULL, *in = "-";
     int allow_special = 0;
-    long threads = 0;
+    int threads = 0;
     const cli_opt opts[] = {
         {"--tokenizer", OPT_STR, &tokdir, "DIR", "tokenizer folder (vocab.json+merges.txt or encoder.json+vocab.bpe)", 1},
         {"--in", OPT_STR, &in, "FILE", "input text (- for standard input)", 0},
@@ -29,7 +29,7 @@ int cmd_tokenize(int argc, char **argv)
     char *text = fio_read_all(in, &len, err, sizeof err);
     if (!text) cli_die("tokenize", "%s", strcmp(in, "-") == 0 ? "standard input: cannot read" : err);
     tok_ids ids = {0};
-    if (tok_encode_parallel(t, text, len, allow_special ? TOK_ALLOW_SPECIAL : 0, (int)threads, &ids))
+    if (tok_encode_parallel(t, text, len, allow_special ? TOK_ALLOW_SPECIAL : 0, threads, &ids))
         cli_die("tokenize", "out of memory");
     cli_out o;
     cli_out_init(&o, stdout);

@@ -22,7 +22,7 @@ static int train(int argc, char **argv)
 {
     cli_list corpus = {0};
     const char *outdir = NULL;
-    long vocab = 8192, threads = 0, minfreq = 2;
+    int vocab = 8192, threads = 0, minfreq = 2;
     const cli_opt opts[] = {
         {"--corpus", OPT_MULTI, &corpus, "FILE", "text files (each one document)", 1},
         {"--vocab-size", OPT_INT, &vocab, "N", "ids in all: 256 bytes + merges + <|endoftext|>", 0},
@@ -31,7 +31,7 @@ static int train(int argc, char **argv)
         {"--threads", OPT_INT, &threads, "N", "threads (0: all cores)", 0},
         {0}};
     cli_parse("tokenizer train", "Train a GPT-2 style byte-level BPE (deterministic) and save it.", argc, argv, opts);
-    if (vocab < 257) cli_die("tokenizer train", "--vocab-size %ld is too small (at least 257)", vocab);
+    if (vocab < 257) cli_die("tokenizer train", "--vocab-size %d is too small (at least 257)", vocab);
     if (minfreq < 1) cli_die("tokenizer train", "--min-frequency must be at least 1");
     char err[TOK_ERR_LEN];
     char **texts = calloc(corpus.n, sizeof *texts);
@@ -45,19 +45,19 @@ static int train(int argc, char **argv)
     }
     tok_train_opts o = tok_train_defaults();
     o.vocab_size = (size_t)vocab;
-    o.nthreads = (int)threads;
+    o.nthreads = threads;
     o.min_frequency = (size_t)minfreq;
     cli_progress prog = {.label = ""};
     o.progress = on_progress;
     o.progress_ud = &prog;
-    double t0 = cli_now();
+    double t0 = clk_now();
     tok_tokenizer *t;
     if (tok_train((const char *const *)texts, lens, corpus.n, &o, &t, err, sizeof err))
         cli_die("tokenizer train", "%s", err);
     if (prog.label[0]) cli_progress_done(&prog, NULL);
     if (tok_save(t, outdir, err, sizeof err)) cli_die("tokenizer train", "%s", err);
     fprintf(stderr, "trained %zu ids (%zu merges) on %.1f MB in %.1f s -> %s\n", tok_vocab_size(t),
-            tok_merge_count(t), (double)total / 1e6, cli_now() - t0, outdir);
+            tok_merge_count(t), (double)total / 1e6, clk_now() - t0, outdir);
     tok_free(t);
     for (size_t i = 0; i < corpus.n; i++) free(texts[i]);
     free(texts);

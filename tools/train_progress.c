@@ -1,4 +1,5 @@
-/* train_progress.c — progress bar with ETA for the training subcommands. See train_progress.h. */
+/* train_progress.c — the shared training options and the progress bar with ETA for the training
+ * subcommands. See train_progress.h. */
 #include "train_progress.h"
 
 #include <math.h>
@@ -23,49 +24,40 @@ void train_progress_on_step(void *ud, const trainer_progress *s)
     cli_progress_update(&p->bar, (double)(s->step - s->resumed_from), (double)(s->total - s->resumed_from), extra);
 }
 
-void train_cli_options(train_cli *v, trainer_hparams *h, const char *batch_help, cli_opt *opts, size_t *k)
+void train_cli_parse(const char *cmd, const char *summary, int argc, char **argv, const cli_opt *own, trainer_run *r,
+                     trainer_optim *o, const char *batch_help, int with_eval, train_progress *prog,
+                     const char *const *show)
 {
-    *v = (train_cli){h,        h->batch, h->accum, h->max_prompt_len, h->max_completion_len, h->keep_last,
-                     (long)h->seed, h->threads, h->lr, h->min_lr, h->weight_decay, h->beta1, h->beta2, h->grad_clip};
-    const cli_opt common[TRAIN_CLI_NOPTS] = {
-        {"--epochs", OPT_DOUBLE, &h->epochs, "X", "passes over the data (when --steps is not given)", 0},
-        {"--steps", OPT_INT, &h->steps, "N", "optimizer steps in all (overrides --epochs)", 0},
-        {"--batch", OPT_INT, &v->batch, "B", batch_help, 0},
-        {"--accum", OPT_INT, &v->accum, "N", "micro-batches per optimizer step", 0},
-        {"--lr", OPT_DOUBLE, &v->lr, "X", "peak learning rate", 0},
-        {"--min-lr", OPT_DOUBLE, &v->min_lr, "X", "learning rate at the end of the cosine decay", 0},
-        {"--warmup", OPT_INT, &h->warmup, "N", "linear warm-up steps", 0},
-        {"--weight-decay", OPT_DOUBLE, &v->wd, "X", "AdamW weight decay (2-D weights only)", 0},
-        {"--beta1", OPT_DOUBLE, &v->b1, "X", "AdamW beta1", 0},
-        {"--beta2", OPT_DOUBLE, &v->b2, "X", "AdamW beta2", 0},
-        {"--grad-clip", OPT_DOUBLE, &v->clip, "X", "global gradient-norm clip (0: off)", 0},
-        {"--max-prompt-len", OPT_INT, &v->max_prompt, "N", "prompt tokens kept, from the end (0: no limit)", 0},
-        {"--max-completion-len", OPT_INT, &v->max_completion, "N",
-         "completion (or text) tokens kept, EOS included, from the start (0: no limit)", 0},
-        {"--eval-every", OPT_INT, &h->eval_every, "N", "evaluate every N steps (and at the end)", 0},
-        {"--ckpt-every", OPT_INT, &h->ckpt_every, "N", "checkpoint every N steps (and at the end)", 0},
-        {"--keep", OPT_INT, &v->keep, "N", "checkpoints kept", 0},
-        {"--seed", OPT_INT, &v->seed, "S", "seed for the data order", 0},
-        {"--threads", OPT_INT, &v->threads, "N", "threads (0: all cores; resume with the same number)", 0},
-        {"--stop-at", OPT_INT, &h->stop_at, "N", "leave after step N as if interrupted (resume later)", 0},
-    };
-    for (size_t i = 0; i < TRAIN_CLI_NOPTS; i++) opts[(*k)++] = common[i];
-}
-
-void train_cli_apply(const train_cli *v)
-{
-    trainer_hparams *h = v->h;
-    h->batch = (int)v->batch;
-    h->accum = (int)v->accum;
-    h->max_prompt_len = (int)v->max_prompt;
-    h->max_completion_len = (int)v->max_completion;
-    h->keep_last = (int)v->keep;
-    h->seed = (uint64_t)v->seed;
-    h->threads = (int)v->threads;
-    h->lr = (float)v->lr;
-    h->min_lr = (float)v->min_lr;
-    h->weight_decay = (float)v->wd;
-    h->beta1 = (float)v->b1;
-    h->beta2 = (float)v->b2;
-    h->grad_clip = (float)v->clip;
+    const cli_opt shared[] = {
+        {"--out", OPT_STR, &r->out, "DIR", "output: checkpoints, metrics.jsonl, model/", 1},
+        {"--resume", OPT_FLAG, &r->resume, NULL, "continue from DIR/latest when there is one", 0},
+        {"--batch", OPT_INT, &r->batch, "B", batch_help, 0},
+        {"--accum", OPT_INT, &r->accum, "N", "micro-batches per optimizer step (gradient accumulation)", 0},
+        {"--steps", OPT_LONG, &r->steps, "N", "steps in all (0: from --epochs)", 0},
+        {"--epochs", OPT_DOUBLE, &r->epochs, "X", "passes over the data when --steps is 0", 0},
+        {"--lr", OPT_FLOAT, &o->lr, "X", "peak learning rate", 0},
+        {"--min-lr", OPT_FLOAT, &o->min_lr, "X", "learning rate at the end of the cosine decay", 0},
+        {"--warmup", OPT_LONG, &o->warmup, "N", "linear warm-up (optimizer steps)", 0},
+        {"--weight-decay", OPT_FLOAT, &o->weight_decay, "X", "AdamW weight decay (2-D weights only)", 0},
+        {"--beta1", OPT_FLOAT, &o->beta1, "X", "AdamW beta1", 0},
+        {"--beta2", OPT_FLOAT, &o->beta2, "X", "AdamW beta2", 0},
+        {"--eps", OPT_FLOAT, &o->eps, "X", "AdamW epsilon", 0},
+        {"--grad-clip", OPT_FLOAT, &o->grad_clip, "X", "global gradient-norm clip (0: off)", 0},
+        {"--eval-every", OPT_LONG, &r->eval_every, "N", "evaluate every N steps (and at the end)", 0},
+        {"--ckpt-every", OPT_LONG, &r->ckpt_every, "N", "checkpoint every N steps (and at the end)", 0},
+        {"--keep", OPT_INT, &r->keep, "N", "checkpoints kept", 0},
+        {"--seed", OPT_U64, &r->seed, "S", "seed (data order and the trainer's draws)", 0},
+        {"--threads", OPT_INT, &r->threads, "N", "threads (0: all cores; resume with the same number)", 0},
+        {"--stop-at", OPT_LONG, &r->stop_at, "N", "leave after step N as if interrupted (resume later)", 0},
+        {0}};
+    cli_opt opts[CLI_MAX_OPTS];
+    size_t k = 0;
+    cli_opts_add(opts, &k, own);
+    for (const cli_opt *s = shared; s->name; s++)
+        if (with_eval || s->dst != &r->eval_every) cli_opts_add(opts, &k, (const cli_opt[]){*s, {0}});
+    cli_parse(cmd, summary, argc, argv, opts);
+    cli_threads(r->threads);
+    train_progress_start(prog, cmd, show);
+    r->on_step = train_progress_on_step;
+    r->ud = prog;
 }

@@ -1,7 +1,8 @@
-/* train_progress.h — what every fine-tuning subcommand (sft, rm, dpo) shares on the command line:
- * the options of trainer_hparams (rlhf/trainer.h), declared once, and the progress bar: one
- * callback for trainer_opts.on_step that draws cli_progress with the ETA of this process's steps
- * (a resumed run counts from where it resumed) and a few chosen metrics. */
+/* train_progress.h — what every training subcommand (pretrain, sft, rm, dpo, ppo) shares on the
+ * command line: the options of trainer_run and trainer_optim (rlhf/trainer.h), declared once and
+ * bound straight to the structs, and the progress bar: one callback for trainer_run.on_step that
+ * draws cli_progress with the ETA of this process's steps (a resumed run counts from where it
+ * resumed) and a few chosen metrics. */
 #ifndef RLHF_TRAIN_PROGRESS_H
 #define RLHF_TRAIN_PROGRESS_H
 
@@ -14,22 +15,17 @@ typedef struct {
 } train_progress;
 
 void train_progress_start(train_progress *p, const char *label, const char *const *show);
-/* trainer_opts.on_step; ud is a train_progress */
+/* trainer_run.on_step; ud is a train_progress */
 void train_progress_on_step(void *ud, const trainer_progress *s);
 
-/* The options of trainer_hparams. cli_opt writes long and double; these hold the values until
- * train_cli_apply copies them into h. */
-enum { TRAIN_CLI_NOPTS = 19 };
-typedef struct {
-    trainer_hparams *h;
-    long batch, accum, max_prompt, max_completion, keep, seed, threads;
-    double lr, min_lr, wd, b1, b2, clip;
-} train_cli;
-
-/* Append the TRAIN_CLI_NOPTS shared options to opts at *k (room needed), with h's values as the
- * defaults; batch_help says what one batch element is ("examples", "preference pairs"). */
-void train_cli_options(train_cli *v, trainer_hparams *h, const char *batch_help, cli_opt *opts, size_t *k);
-/* after cli_parse: the parsed values into v->h */
-void train_cli_apply(const train_cli *v);
+/* Parse a training command's arguments: its own options (own, terminated by a NULL name) followed by
+ * the shared ones bound to r and o (--out --resume --batch --accum --steps --epochs --lr --min-lr
+ * --warmup --weight-decay --beta1 --beta2 --eps --grad-clip [--eval-every] --ckpt-every --keep --seed
+ * --threads --stop-at; batch_help says what one batch element is; with_eval 0 leaves out
+ * --eval-every for a trainer without evaluation). Then sets OpenMP's threads (cli_threads) and hooks
+ * the progress bar (labelled cmd, showing `show`) into r. */
+void train_cli_parse(const char *cmd, const char *summary, int argc, char **argv, const cli_opt *own, trainer_run *r,
+                     trainer_optim *o, const char *batch_help, int with_eval, train_progress *prog,
+                     const char *const *show);
 
 #endif
