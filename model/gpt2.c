@@ -1,5 +1,7 @@
 /* gpt2.c — the GPT-2 model: parameter table, activations, forward and backward. See gpt2.h. */
 #include "gpt2.h"
+
+#include "fileio.h"
 #include "rng.h"
 
 #include "mm.h"
@@ -11,17 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static int gfail(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
 
 /* activations for one forward at N = B*T rows */
 typedef struct {
@@ -120,12 +111,12 @@ static void build_table(gpt2 *m)
 int gpt2_create(gpt2 **out, const gpt2_config *cfg, char *err, size_t errlen)
 {
     if (cfg->n_layer < 1 || cfg->n_head < 1 || cfg->n_embd < 1 || cfg->vocab_size < 1 || cfg->n_positions < 1)
-        return gfail(err, errlen, "invalid configuration: every size must be positive");
+        return fio_fail(err, errlen, "invalid configuration: every size must be positive");
     if (cfg->n_embd % cfg->n_head != 0)
-        return gfail(err, errlen, "invalid configuration: n_embd %d is not a multiple of n_head %d", cfg->n_embd,
+        return fio_fail(err, errlen, "invalid configuration: n_embd %d is not a multiple of n_head %d", cfg->n_embd,
                      cfg->n_head);
     gpt2 *m = calloc(1, sizeof *m);
-    if (!m) return gfail(err, errlen, "out of memory");
+    if (!m) return fio_fail(err, errlen, "out of memory");
     m->cfg = *cfg;
     if (!(m->cfg.ln_eps > 0)) m->cfg.ln_eps = 1e-5f;
     m->nthreads = omp_get_max_threads();
@@ -134,7 +125,7 @@ int gpt2_create(gpt2 **out, const gpt2_config *cfg, char *err, size_t errlen)
     m->grads = calloc(m->nparams, sizeof(float));
     if (!m->params || !m->grads) {
         gpt2_free(m);
-        return gfail(err, errlen, "out of memory for %zu parameters", m->nparams);
+        return fio_fail(err, errlen, "out of memory for %zu parameters", m->nparams);
     }
     /* LayerNorm weights start at one */
     int ones[] = {GPT2_LN1W, GPT2_LN2W, GPT2_LNFW};
@@ -273,19 +264,19 @@ static int forward_impl(gpt2 *m, const int32_t *tokens, const int32_t *targets, 
                         float inv_temp, int lm_head, float *loss, char *err, size_t errlen)
 {
     const gpt2_config *c = &m->cfg;
-    if (B < 1 || T < 1) return gfail(err, errlen, "forward: empty batch (B=%d, T=%d)", B, T);
-    if (T > c->n_positions) return gfail(err, errlen, "forward: T=%d is longer than n_positions=%d", T, c->n_positions);
+    if (B < 1 || T < 1) return fio_fail(err, errlen, "forward: empty batch (B=%d, T=%d)", B, T);
+    if (T > c->n_positions) return fio_fail(err, errlen, "forward: T=%d is longer than n_positions=%d", T, c->n_positions);
     const int N = B * T, C = c->n_embd, V = c->vocab_size, NH = c->n_head, L = c->n_layer, nt = m->nthreads;
     for (int i = 0; i < N; i++) {
         if (tokens[i] < 0 || tokens[i] >= V)
-            return gfail(err, errlen, "forward: token %d at position %d is outside the vocabulary (0..%d)", tokens[i], i,
+            return fio_fail(err, errlen, "forward: token %d at position %d is outside the vocabulary (0..%d)", tokens[i], i,
                          V - 1);
         if (targets && (targets[i] < 0 || targets[i] >= V))
-            return gfail(err, errlen, "forward: target %d at position %d is outside the vocabulary (0..%d)",
+            return fio_fail(err, errlen, "forward: target %d at position %d is outside the vocabulary (0..%d)",
                          targets[i], i, V - 1);
     }
     if (ensure_acts(m, B, T) || (lm_head && ensure_logits(m, (size_t)N)))
-        return gfail(err, errlen, "forward: out of memory for activations (B=%d, T=%d)", B, T);
+        return fio_fail(err, errlen, "forward: out of memory for activations (B=%d, T=%d)", B, T);
     m->a.logits = lm_head ? m->logits_mem : NULL;
     m->inv_temp = inv_temp;
     m->B = B;
@@ -361,7 +352,7 @@ int gpt2_forward_temp(gpt2 *m, const int32_t *tokens, const int32_t *targets, co
                       float temperature, float *loss, char *err, size_t errlen)
 {
     if (!(temperature > 0) || !isfinite(temperature))
-        return gfail(err, errlen, "forward: temperature %g must be a positive number", (double)temperature);
+        return fio_fail(err, errlen, "forward: temperature %g must be a positive number", (double)temperature);
     return forward_impl(m, tokens, targets, mask, B, T, 1.0f / temperature, 1, loss, err, errlen);
 }
 
@@ -372,7 +363,7 @@ int gpt2_forward_hidden(gpt2 *m, const int32_t *tokens, int B, int T, char *err,
 
 int gpt2_backward(gpt2 *m, const float *dlogp, const float *dhidden, char *err, size_t errlen)
 {
-    if (!m->B) return gfail(err, errlen, "backward: no forward pass to go back through");
+    if (!m->B) return fio_fail(err, errlen, "backward: no forward pass to go back through");
     const gpt2_config *c = &m->cfg;
     const int B = m->B, T = m->T, N = B * T, C = c->n_embd, V = c->vocab_size, NH = c->n_head, L = c->n_layer,
               nt = m->nthreads;

@@ -12,7 +12,6 @@
 
 #include <jansson.h>
 #include <math.h>
-#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -582,10 +581,6 @@ int control_run(const control_opts *o, control_result *res, char *err, size_t er
     const double t0 = now_s();
     trainer t;
     if (trainer_create(&t, o, err, errlen)) return -1;
-    /* the few OpenMP loops under the networks (bias copies, AdamW) run with o->threads: a team of
-     * threads costs more than these tiny arrays. The setting belongs to this thread and is restored. */
-    const int omp_before = omp_get_max_threads();
-    omp_set_num_threads(o->threads);
     FILE *mf = NULL;
     int rc = -1;
     if (o->out) {
@@ -644,6 +639,5 @@ int control_run(const control_opts *o, control_result *res, char *err, size_t er
 done:
     if (mf) fclose(mf);
     trainer_free(&t);
-    omp_set_num_threads(omp_before);
     return rc;
 }
