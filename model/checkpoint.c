@@ -99,6 +99,21 @@ int ckpt_save(const char *root, long step, const gpt2 *m, const adamw *opt, cons
     return 0;
 }
 
+int ckpt_clean(const char *root, char *err, size_t errlen)
+{
+    DIR *d = opendir(root);
+    if (!d) return 0; /* nothing written yet */
+    struct dirent *e;
+    char p[4096];
+    int rc = 0;
+    while (rc == 0 && (e = readdir(d)))
+        if ((strncmp(e->d_name, ".step-", 6) == 0 || strncmp(e->d_name, ".export.tmp-", 12) == 0) &&
+            strstr(e->d_name, ".tmp-"))
+            rc = fio_remove_tree(fio_join(p, sizeof p, root, e->d_name), err, errlen);
+    closedir(d);
+    return rc;
+}
+
 int ckpt_latest(const char *root, char *dir, size_t dirlen, char *err, size_t errlen)
 {
     char p[4096];

@@ -25,6 +25,10 @@ typedef struct {
 int ckpt_save(const char *root, long step, const gpt2 *m, const adamw *opt, const char *state_json,
               const ckpt_file *extra, size_t nextra, int keep_last, char *err, size_t errlen);
 
+/* Remove what a crash in the middle of ckpt_save or ckpt_export left in root: the temporary folders
+ * ROOT/.step-N.tmp-XXXXXX and ROOT/.export.tmp-XXXXXX (never a complete checkpoint). */
+int ckpt_clean(const char *root, char *err, size_t errlen);
+
 /* The folder named by ROOT/latest (into dir), 0; or -1 when there is none (err says why). */
 int ckpt_latest(const char *root, char *dir, size_t dirlen, char *err, size_t errlen);
 

@@ -31,6 +31,7 @@ int trainer_check_hparams(const trainer_run *r, const trainer_optim *o, char *er
 {
     if (!r->out || !*r->out) return fio_fail(err, errlen, "no output folder given");
     if (r->batch < 1 || r->accum < 1) return fio_fail(err, errlen, "batch and accum must be positive");
+    if (r->keep < 1) return fio_fail(err, errlen, "keep at least one checkpoint (keep %d)", r->keep);
     if (r->steps <= 0 && !(r->epochs > 0)) return fio_fail(err, errlen, "give a positive number of steps or epochs");
     if (!(o->lr >= 0) || !isfinite(o->lr) || !(o->min_lr >= 0) || !isfinite(o->min_lr) || o->warmup < 0)
         return fio_fail(err, errlen, "the learning rates and the warm-up must not be negative");
@@ -174,7 +175,7 @@ static int trim_metrics(const char *path, long upto, char *err, size_t errlen)
 static int io_begin(trainer *t, char *err, size_t errlen)
 {
     struct trainer_io *io = t->io;
-    if (fio_mkdirs(t->run->out, err, errlen)) return -1;
+    if (fio_mkdirs(t->run->out, err, errlen) || ckpt_clean(t->run->out, err, errlen)) return -1;
     if (t->resuming) {
         if (trim_metrics(io->metrics_path, t->st.step, err, errlen)) return -1;
     } else {
