@@ -7,6 +7,7 @@
 #include "rng.h"
 #include "testutil.h"
 #include "tok.h"
+#include "tu_float.h"
 
 #include <criterion/criterion.h>
 #include <jansson.h>
@@ -14,8 +15,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define CLOSE(a, b, tol) cr_assert(fabs((double)(a) - (double)(b)) <= (tol), "%s = %.12g, expected %.12g", #a, (double)(a), (double)(b))
 
 /* One pair with chosen log-ratio 1 and rejected log-ratio 0, so h = 1. */
 static const double PC[1] = {-3}, RC[1] = {-4}, PR[1] = {-5}, RR[1] = {-5};

@@ -13,6 +13,7 @@
 #include "safetensors.h"
 #include "testutil.h"
 #include "tok.h"
+#include "tu_float.h"
 
 #include <criterion/criterion.h>
 #include <sys/wait.h>
@@ -21,8 +22,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define CLOSE(a, b, tol) cr_assert(fabs((double)(a) - (double)(b)) <= (tol), "%s = %.10g, expected %.10g", #a, (double)(a), (double)(b))
 
 /* ---- the loss ---------------------------------------------------------------------------------- */
 
@@ -415,7 +414,8 @@ Test(rm_train, learns_a_separable_task, .init = fixtures, .timeout = 120)
     cr_assert(r.normalized && r.norm.n == 32 && r.norm.std > 0);
     rm_model *q;
     cr_assert(rm_load(fio_join(p, sizeof p, out, "model"), &q, err, sizeof err) == 0, "%s", err);
-    cr_assert(q->normalized && fabs(q->ref_std - r.norm.std) < 1e-9 * r.norm.std);
+    cr_assert(q->normalized);
+    CLOSE(q->ref_std, r.norm.std, 1e-9 * r.norm.std);
     /* normalising the normalised model on the same samples (same seed) finds mean 0, std 1 */
     gpt2 *ref;
     cr_assert(hf_load_gpt2(fx.model, &ref, err, sizeof err) == 0, "%s", err);
@@ -432,7 +432,8 @@ Test(rm_train, learns_a_separable_task, .init = fixtures, .timeout = 120)
     so.seed = rng_stream(o.run.seed, 0x6e6f726dull); /* the seed rm_run used */
     rm_norm_stats ns;
     cr_assert(rm_normalize(q, ref, pp, pl, 2, 32, 16, &so, &ns, err, sizeof err) == 0, "%s", err);
-    cr_assert(fabs(ns.mean) < 1e-4 && fabs(ns.std - 1) < 1e-4, "after: mean %g std %g", ns.mean, ns.std);
+    CLOSE(ns.mean, 0, 1e-4);
+    CLOSE(ns.std, 1, 1e-4);
     ds_free(&pd);
     tok_free(t);
     gpt2_free(ref);
@@ -466,8 +467,8 @@ Test(rm_train, score_command, .init = fixtures, .timeout = 120)
     cr_assert(ds_load(&d, t, fx.eval, &lo, err, sizeof err) == 0);
     float s[48];
     cr_assert(rm_score_dataset(q, &d, 5, s, err, sizeof err) == 0, "%s", err);
-    cr_assert(fabs(json_real_value(json_object_get(j, "chosen_score")) - s[0]) < 1e-5);
-    cr_assert(fabs(json_real_value(json_object_get(j, "rejected_score")) - s[1]) < 1e-5);
+    CLOSE(json_real_value(json_object_get(j, "chosen_score")), s[0], 1e-5);
+    CLOSE(json_real_value(json_object_get(j, "rejected_score")), s[1], 1e-5);
     json_decref(j);
     free(so);
     free(se);

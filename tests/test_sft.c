@@ -10,6 +10,7 @@
 #include "sft.h"
 #include "testutil.h"
 #include "tok.h"
+#include "tu_float.h"
 
 #include <criterion/criterion.h>
 #include <jansson.h>
@@ -121,7 +122,7 @@ Test(sft, lowers_the_completion_loss, .timeout = 120)
         cr_assert_eq(json_object_get(j, "eval_loss") != NULL, eval, "line %d: eval_loss", i);
         cr_assert_eq(json_object_get(j, "eval_mean_token_accuracy") != NULL, eval, "line %d: eval accuracy", i);
         /* 6 examples per step over 6 examples: epoch = step */
-        cr_assert(fabs(json_number_value(json_object_get(j, "epoch")) - i) < 1e-9);
+        CLOSE(json_number_value(json_object_get(j, "epoch")), i, 1e-9);
         if (i == 40) cr_assert(json_number_value(json_object_get(j, "eval_mean_token_accuracy")) > 0.9);
         json_decref(j);
         line = strchr(line, '\n') + 1;
