@@ -62,7 +62,7 @@ static pretrain_opts opts(const char *out)
     o.run.eval_every = 4;
     o.eval_batches = 2;
     o.run.ckpt_every = 4;
-    o.run.threads = 2;
+    o.run.threads = 1;
     return o;
 }
 

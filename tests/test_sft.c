@@ -60,7 +60,7 @@ static sft_opts opts(const char *out)
     o.optim.min_lr = 1e-3f;
     o.run.eval_every = 10;
     o.run.ckpt_every = 3;
-    o.run.threads = 2;
+    o.run.threads = 1;
     return o;
 }
 
@@ -151,7 +151,7 @@ Test(sft, never_trains_on_prompt_tokens)
     char err[1024];
     gpt2 *m;
     cr_assert(hf_load_gpt2(model_dir, &m, err, sizeof err) == 0, "%s", err);
-    gpt2_set_threads(m, 2);
+    gpt2_set_threads(m, 1);
     tok_tokenizer *t;
     ds_dataset d;
     load_data(&d, &t, train_path);
@@ -276,7 +276,7 @@ Test(sft, cli, .timeout = 60)
     const char *out = tu_tmpdir("sft-cli");
     char args[16384], *so, *se;
     /* text data: the whole sequence is trained on */
-    snprintf(args, sizeof args, "sft --model %s --tokenizer %s --data %s --out %s --steps 3 --batch 2 --lr 1e-3 --threads 2",
+    snprintf(args, sizeof args, "sft --model %s --tokenizer %s --data %s --out %s --steps 3 --batch 2 --lr 1e-3 --threads 1",
              model_dir, tok_dir, text_path, out);
     int st = tu_run(args, NULL, &so, &se);
     cr_assert_eq(st, 0, "%s", se);
