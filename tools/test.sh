@@ -17,7 +17,7 @@ run_suites() {
     cat "$log"
     exit 1
   fi
-  grep -E '^ *[0-9]+/[0-9]+ |^Ok:' "$log"
+  grep -E '^ *[0-9]+/[0-9]+ |^(Ok|Expected Fail):' "$log"
 }
 
 # 1. sanitizers: the whole suite with ASan + UBSan (debug build, warnings are errors)
