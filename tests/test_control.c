@@ -4,6 +4,7 @@
 #include "control.h"
 #include "env.h"
 #include "testutil.h"
+#include "tu_float.h"
 
 #include <criterion/criterion.h>
 #include <jansson.h>
@@ -103,7 +104,7 @@ Test(control, cli_writes_metrics_summary_and_plot)
     cr_expect(json_integer_value(json_object_get(j, "seed")) == 5);
     cr_expect(json_integer_value(json_object_get(j, "total_steps")) == 1024);
     cr_expect(json_integer_value(json_object_get(j, "eval_episodes")) == 4);
-    cr_expect(fabs(json_number_value(json_object_get(j, "eval_mean_return")) - x) < 1e-3);
+    NEAR(json_number_value(json_object_get(j, "eval_mean_return")), x, 1e-3);
     cr_expect(json_number_value(json_object_get(j, "wall_seconds")) > 0);
     json_decref(j);
 

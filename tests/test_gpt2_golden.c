@@ -8,6 +8,7 @@
 #include "hf.h"
 #include "safetensors.h"
 #include "testutil.h"
+#include "tu_float.h"
 
 #include <criterion/criterion.h>
 #include <math.h>
@@ -93,7 +94,7 @@ static void check_forward(const char *model_folder, const char *golden_folder)
     double *logits = get_f64(g, "logits", NULL), *logp = get_f64(g, "logp", NULL), *rl = get_f64(g, "loss", NULL);
     compare("logits", gpt2_logits(m), logits, (size_t)B * T * V, 2e-6);
     compare("logp", gpt2_logp(m), logp, (size_t)B * T, 2e-6);
-    cr_assert(fabs(loss - rl[0]) <= 2e-6 * fabs(rl[0]), "loss %.9g, PyTorch %.9g", loss, rl[0]);
+    CLOSE(loss, rl[0], 2e-6 * fabs(rl[0])); /* rl: PyTorch's */
     free(logits);
     free(logp);
     free(rl);

@@ -2,6 +2,7 @@
  * directional derivative along a random direction (central differences) equals grad . direction;
  * also the gradient into the final hidden states (scalar heads) and through a loss mask. */
 #include "gpt2.h"
+#include "tu_float.h"
 
 #include <criterion/criterion.h>
 #include <math.h>
@@ -147,7 +148,7 @@ Test(gpt2_grad, mean_loss_with_mask)
     int n = 0;
     for (int i = 0; i < 12; i++)
         if (f.mask[i] > 0) s -= lp[i], n++;
-    cr_assert(fabs(loss - s / n) < 1e-5, "loss %g, want %g", loss, s / n);
+    CLOSE(loss, s / n, 1e-5);
     /* default backward = gradient of that loss: compare with explicit dlogp */
     gpt2_zero_grad(f.m);
     cr_assert(gpt2_backward(f.m, NULL, NULL, err, sizeof err) == 0);

@@ -5,12 +5,11 @@
  * Gaussian heads (gradients by finite differences); sampling and permutations. */
 #include "ppo.h"
 #include "rng.h"
+#include "tu_float.h"
 
 #include <criterion/criterion.h>
 #include <math.h>
 #include <stdlib.h>
-
-#define NEAR(a, b, tol) cr_expect(fabs((double)(a) - (double)(b)) <= (tol), "%s = %.9g, expected %.9g", #a, (double)(a), (double)(b))
 
 Test(ppo, gae_terminated_truncated_time_major)
 {

@@ -1,7 +1,7 @@
-/* test_pretrain.c — the training loop end to end on a tiny model: loss goes down, checkpoints are
- * written whole, an interrupted run resumed from its checkpoint ends bit for bit where an
- * uninterrupted run ends, the exported folder loads, bad inputs are refused with one line and
- * leave no checkpoint, and a NaN stops training with the step named. */
+/* test_pretrain.c — pretraining (rlhf/pretrain.h) on a tiny model: the loss goes down, metrics carry
+ * the pretraining names (tokens_per_s, num_tokens) with eval_loss when due, old checkpoints are
+ * pruned, the exported folder loads, and a bad config or sequence length is refused with one line.
+ * Resume, kill -9, NaN and bad data: the trainer_contract suite (test_trainer_contract.c). */
 #include "checkpoint.h"
 #include "fileio.h"
 #include "gpt2.h"
@@ -9,6 +9,7 @@
 #include "pretrain.h"
 #include "testutil.h"
 #include "tok.h"
+#include "tu_float.h"
 
 #include <criterion/criterion.h>
 #include <jansson.h>
@@ -62,70 +63,34 @@ static pretrain_opts opts(const char *out)
     o.run.eval_every = 4;
     o.eval_batches = 2;
     o.run.ckpt_every = 4;
-    o.run.threads = 2;
+    o.run.threads = 1;
     return o;
 }
 
-static float *final_params(const char *out, size_t *n)
-{
-    char p[4300], err[512];
-    snprintf(p, sizeof p, "%s/model", out);
-    gpt2 *m;
-    cr_assert(hf_load_gpt2(p, &m, err, sizeof err) == 0, "%s", err);
-    *n = gpt2_num_params(m);
-    float *v = malloc(*n * sizeof *v);
-    memcpy(v, gpt2_params(m), *n * sizeof *v);
-    gpt2_free(m);
-    return v;
-}
-
-Test(pretrain, learns_checkpoints_and_resumes_bit_exactly, .timeout = 120)
+Test(pretrain, learns_logs_and_keeps_the_last_checkpoints, .timeout = 120)
 {
     fixtures();
     char err[1024];
-    /* A: straight through */
     const char *a = tu_tmpdir("pt-a");
     pretrain_opts oa = opts(a);
     long from = -1;
     cr_assert(pretrain_run(&oa, &from, err, sizeof err) == 0, "%s", err);
     cr_assert_eq(from, 0);
-    /* B: interrupted after step 6 (last checkpoint at 4), then resumed */
-    const char *b = tu_tmpdir("pt-b");
-    pretrain_opts ob = opts(b);
-    ob.run.stop_at = 6;
-    cr_assert(pretrain_run(&ob, &from, err, sizeof err) == 0, "%s", err);
-    char *latest = tu_read(b, "latest", NULL);
-    cr_assert(strncmp(latest, "step-00000004", 13) == 0, "latest is %s", latest);
-    free(latest);
-    /* without --resume an existing run is refused */
-    ob.run.stop_at = 0;
-    cr_assert(pretrain_run(&ob, &from, err, sizeof err) != 0);
-    cr_assert(strstr(err, "--resume"), "%s", err);
-    ob.run.resume = 1;
-    cr_assert(pretrain_run(&ob, &from, err, sizeof err) == 0, "%s", err);
-    cr_assert_eq(from, 4);
-    size_t na, nb;
-    float *pa = final_params(a, &na), *pb = final_params(b, &nb);
-    cr_assert_eq(na, nb);
-    cr_assert(memcmp(pa, pb, na * sizeof *pa) == 0, "resumed run differs from the uninterrupted one");
-    /* metrics: one line per step, the same losses in both runs (B's lines past step 4 were redone) */
-    char *ma = tu_read(a, "metrics.jsonl", NULL), *mb = tu_read(b, "metrics.jsonl", NULL);
+    /* metrics: one line per step with the pretraining names, eval_loss every eval_every steps */
+    char *ma = tu_read(a, "metrics.jsonl", NULL);
     cr_assert_eq(tu_lines(ma), 12);
-    cr_assert_eq(tu_lines(mb), 12);
-    const char *la = ma, *lb = mb;
+    const char *la = ma;
     for (int i = 1; i <= 12; i++) {
-        json_t *x = json_loads(la, JSON_DISABLE_EOF_CHECK, NULL), *y = json_loads(lb, JSON_DISABLE_EOF_CHECK, NULL);
-        cr_assert(x && y, "metrics line %d is not JSON", i);
+        json_t *x = json_loads(la, JSON_DISABLE_EOF_CHECK, NULL);
+        cr_assert(x, "metrics line %d is not JSON", i);
         cr_assert_eq(json_integer_value(json_object_get(x, "step")), i);
-        static const char *keys[] = {"step", "loss", "learning_rate", "grad_norm", "eval_loss"};
-        for (int k = 0; k < 5; k++)
-            cr_assert(json_equal(json_object_get(x, keys[k]), json_object_get(y, keys[k])) ||
-                          (!json_object_get(x, keys[k]) && !json_object_get(y, keys[k])),
-                      "metrics line %d: %s differs after resuming", i, keys[k]);
+        static const char *keys[] = {"loss", "tokens_per_s", "learning_rate", "grad_norm", "num_tokens", "epoch"};
+        for (int k = 0; k < 6; k++) cr_assert(json_is_number(json_object_get(x, keys[k])), "line %d lacks %s", i, keys[k]);
+        cr_assert_eq(json_object_get(x, "eval_loss") != NULL, i % 4 == 0, "line %d: eval_loss", i);
+        /* 4 sequences x 2 micro-batches x 16 tokens per step */
+        CLOSE(json_number_value(json_object_get(x, "num_tokens")), 128.0 * i, 0);
         json_decref(x);
-        json_decref(y);
         la = strchr(la, '\n') + 1;
-        lb = strchr(lb, '\n') + 1;
     }
     /* the loss went down: first vs last line */
     json_t *j1 = json_loads(ma, JSON_DISABLE_EOF_CHECK, NULL);
@@ -144,40 +109,31 @@ Test(pretrain, learns_checkpoints_and_resumes_bit_exactly, .timeout = 120)
     cr_assert(!fio_exists(p), "old checkpoint not pruned");
     snprintf(p, sizeof p, "%s/step-00000012/optimizer.safetensors", a);
     cr_assert(fio_exists(p));
+    /* the export loads */
+    gpt2 *m;
+    snprintf(p, sizeof p, "%s/model", a);
+    cr_assert(hf_load_gpt2(p, &m, err, sizeof err) == 0, "%s", err);
+    cr_assert_eq(gpt2_cfg(m)->n_layer, 2);
+    gpt2_free(m);
     free(ma);
-    free(mb);
-    free(pa);
-    free(pb);
 }
 
-Test(pretrain, refuses_bad_input_and_stops_on_nan, .timeout = 60)
+/* the pretraining options (bad data, NaN, resume: trainer_contract) */
+Test(pretrain, refuses_a_bad_config_or_sequence_length, .timeout = 60)
 {
     fixtures();
-    char err[1024];
+    char err[1024], p[4300];
     const char *out = tu_tmpdir("pt-bad");
     pretrain_opts o = opts(out);
-    static const char *missing[] = {"/nonexistent/corpus.txt"};
-    o.corpus = missing;
-    cr_assert(pretrain_run(&o, NULL, err, sizeof err) != 0);
-    cr_assert(strstr(err, "/nonexistent/corpus.txt") && !strchr(err, '\n'), "%s", err);
-    o = opts(out);
     o.config = "huge-imaginary";
     cr_assert(pretrain_run(&o, NULL, err, sizeof err) != 0);
-    cr_assert(strstr(err, "huge-imaginary"), "%s", err);
+    cr_assert(strstr(err, "huge-imaginary") && !strchr(err, '\n'), "%s", err);
     o = opts(out);
     o.seq = 64; /* longer than n_positions 32 */
     cr_assert(pretrain_run(&o, NULL, err, sizeof err) != 0);
-    cr_assert(strstr(err, "n_positions"), "%s", err);
-    char p[4300];
+    cr_assert(strstr(err, "n_positions") && !strchr(err, '\n'), "%s", err);
     snprintf(p, sizeof p, "%s/latest", out);
     cr_assert(!fio_exists(p), "a failed run left a checkpoint");
-    /* NaN: an absurd learning rate blows the model up; the step is named, no checkpoint is written */
-    o = opts(out);
-    o.optim.lr = 1e30f;
-    o.optim.warmup = 0;
-    o.optim.grad_clip = 0;
-    o.run.ckpt_every = 1000;
-    cr_assert(pretrain_run(&o, NULL, err, sizeof err) != 0, "training with lr 1e30 did not fail");
-    cr_assert(strstr(err, "step ") && (strstr(err, "nan") || strstr(err, "inf")), "%s", err);
-    cr_assert(!fio_exists(p), "a NaN run left a checkpoint");
+    snprintf(p, sizeof p, "%s/metrics.jsonl", out);
+    cr_assert(!fio_exists(p), "a failed run left metrics");
 }

@@ -2,9 +2,9 @@
  * with margins and centering against hand-computed values and finite differences; transformers'
  * score position; the gradient of a score through head and trunk against finite differences; the
  * folder transformers reads as GPT2ForSequenceClassification; normalisation to mean 0, std 1 on the
- * reference's samples; a separable toy task learnt to full held-out accuracy; resume; bad datasets
- * refused with one line and no checkpoint. Also the forward variants added to gpt2 for heads and
- * PPO (hidden states only; logits at a temperature). */
+ * reference's samples; a separable toy task learnt to full held-out accuracy; margins read per record
+ * and bad ones refused. Also the forward variants added to gpt2 for heads and PPO (hidden states
+ * only; logits at a temperature). Resume, kill -9, NaN and bad data: the trainer_contract suite. */
 #include "fileio.h"
 #include "gpt2.h"
 #include "hf.h"
@@ -13,6 +13,7 @@
 #include "safetensors.h"
 #include "testutil.h"
 #include "tok.h"
+#include "tu_float.h"
 
 #include <criterion/criterion.h>
 #include <sys/wait.h>
@@ -21,8 +22,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define CLOSE(a, b, tol) cr_assert(fabs((double)(a) - (double)(b)) <= (tol), "%s = %.10g, expected %.10g", #a, (double)(a), (double)(b))
 
 /* ---- the loss ---------------------------------------------------------------------------------- */
 
@@ -415,7 +414,8 @@ Test(rm_train, learns_a_separable_task, .init = fixtures, .timeout = 120)
     cr_assert(r.normalized && r.norm.n == 32 && r.norm.std > 0);
     rm_model *q;
     cr_assert(rm_load(fio_join(p, sizeof p, out, "model"), &q, err, sizeof err) == 0, "%s", err);
-    cr_assert(q->normalized && fabs(q->ref_std - r.norm.std) < 1e-9 * r.norm.std);
+    cr_assert(q->normalized);
+    CLOSE(q->ref_std, r.norm.std, 1e-9 * r.norm.std);
     /* normalising the normalised model on the same samples (same seed) finds mean 0, std 1 */
     gpt2 *ref;
     cr_assert(hf_load_gpt2(fx.model, &ref, err, sizeof err) == 0, "%s", err);
@@ -432,7 +432,8 @@ Test(rm_train, learns_a_separable_task, .init = fixtures, .timeout = 120)
     so.seed = rng_stream(o.run.seed, 0x6e6f726dull); /* the seed rm_run used */
     rm_norm_stats ns;
     cr_assert(rm_normalize(q, ref, pp, pl, 2, 32, 16, &so, &ns, err, sizeof err) == 0, "%s", err);
-    cr_assert(fabs(ns.mean) < 1e-4 && fabs(ns.std - 1) < 1e-4, "after: mean %g std %g", ns.mean, ns.std);
+    CLOSE(ns.mean, 0, 1e-4);
+    CLOSE(ns.std, 1, 1e-4);
     ds_free(&pd);
     tok_free(t);
     gpt2_free(ref);
@@ -466,8 +467,8 @@ Test(rm_train, score_command, .init = fixtures, .timeout = 120)
     cr_assert(ds_load(&d, t, fx.eval, &lo, err, sizeof err) == 0);
     float s[48];
     cr_assert(rm_score_dataset(q, &d, 5, s, err, sizeof err) == 0, "%s", err);
-    cr_assert(fabs(json_real_value(json_object_get(j, "chosen_score")) - s[0]) < 1e-5);
-    cr_assert(fabs(json_real_value(json_object_get(j, "rejected_score")) - s[1]) < 1e-5);
+    CLOSE(json_real_value(json_object_get(j, "chosen_score")), s[0], 1e-5);
+    CLOSE(json_real_value(json_object_get(j, "rejected_score")), s[1], 1e-5);
     json_decref(j);
     free(so);
     free(se);
@@ -476,41 +477,10 @@ Test(rm_train, score_command, .init = fixtures, .timeout = 120)
     rm_free(q);
 }
 
-Test(rm_train, resume_equals_an_uninterrupted_run, .init = fixtures, .timeout = 120)
-{
-    char a[4300], b[4300], err[1024], p[4400];
-    snprintf(a, sizeof a, "%s/a", tu_tmpdir("rm-resume"));
-    snprintf(b, sizeof b, "%s/b", tu_tmpdir("rm-resume"));
-    rm_opts o = opts(a);
-    o.run.steps = 12;
-    o.run.accum = 2;
-    o.run.batch = 4;
-    o.run.ckpt_every = 5;
-    o.eval_data = NULL;
-    cr_assert(rm_run(&o, NULL, err, sizeof err) == 0, "%s", err);
-    o.run.out = b;
-    o.run.stop_at = 5;
-    cr_assert(rm_run(&o, NULL, err, sizeof err) == 0, "%s", err);
-    cr_assert(!fio_exists(fio_join(p, sizeof p, b, "model")));
-    o.run.stop_at = 0;
-    o.run.resume = 1;
-    rm_result r;
-    cr_assert(rm_run(&o, &r, err, sizeof err) == 0, "%s", err);
-    cr_assert(r.resumed_from == 5);
-    rm_model *x, *y;
-    char pa[4400], pb[4400];
-    cr_assert(rm_load(fio_join(pa, sizeof pa, a, "model"), &x, err, sizeof err) == 0, "%s", err);
-    cr_assert(rm_load(fio_join(pb, sizeof pb, b, "model"), &y, err, sizeof err) == 0, "%s", err);
-    cr_assert(memcmp(gpt2_params(x->m), gpt2_params(y->m), gpt2_num_params(x->m) * sizeof(float)) == 0,
-              "trunks differ after resume");
-    cr_assert(memcmp(head_params(x->h), head_params(y->h), head_num_params(x->h) * sizeof(float)) == 0,
-              "heads differ after resume");
-    rm_free(x);
-    rm_free(y);
-}
-
-/* bad input: one line on standard error, exit 1, no checkpoint and no model */
-Test(rm_train, refuses_bad_datasets, .init = fixtures, .timeout = 60)
+/* the reward model's own data checks: margins (all or none, numbers), the held-out file, the
+ * normalisation prompts; one line on standard error, exit 1, no checkpoint and no model (the wrong
+ * kind, malformed and empty data, NaN and resume: trainer_contract) */
+Test(rm_train, refuses_bad_margins_eval_data_and_prompts, .init = fixtures, .timeout = 60)
 {
     const char *d = tu_tmpdir("rm-bad");
     char path[4300], out[4300], args[24000], p[4400];
@@ -518,10 +488,7 @@ Test(rm_train, refuses_bad_datasets, .init = fixtures, .timeout = 60)
     static const struct {
         const char *text, *want;
     } cases[] = {
-        {"{\"prompt\": \"a\", \"completion\": \"b\"}\n", "is needed here"}, /* wrong kind */
         {"{\"prompt\": \"a\", \"chosen\": \"b\", \"rejected\": \"c\"}\n{\"prompt\": 1}\n", ":2:"},
-        {"{\"prompt\": \"a\", \"chosen\": \"b\", \"rejected\": \"c\"\n", ":1:"},    /* invalid JSON */
-        {"", "empty"},
         {"{\"prompt\": \"a\", \"chosen\": \"b\", \"rejected\": \"c\", \"margin\": 1}\n"
          "{\"prompt\": \"a\", \"chosen\": \"x\", \"rejected\": \"y\"}\n",
          ":2:1: field \"margin\" is missing"},
@@ -541,13 +508,12 @@ Test(rm_train, refuses_bad_datasets, .init = fixtures, .timeout = 60)
         free(so);
         free(se);
     }
-    /* the same for the held-out file and the normalisation prompts */
-    snprintf(path, sizeof path, "%s/bad0.jsonl", d);
+    /* the held-out file of the wrong kind, and training data given as normalisation prompts */
     snprintf(args, sizeof args,
              "rm --model '%s' --tokenizer '%s' --data '%s' --eval-data '%s' --out '%s' --steps 2 --threads 1", fx.model,
-             fx.tok, fx.train, path, out);
+             fx.tok, fx.train, tu_data("datasets/pc.jsonl"), out);
     char *so, *se;
-    cr_assert(tu_run(args, NULL, &so, &se) == 1 && tu_lines(se) == 1, "%s", se);
+    cr_assert(tu_run(args, NULL, &so, &se) == 1 && tu_lines(se) == 1 && strstr(se, "pc.jsonl:1:1"), "%s", se);
     free(so);
     free(se);
     snprintf(args, sizeof args,
@@ -601,19 +567,4 @@ Test(rm_train, margins_follow_the_records, .init = fixtures, .timeout = 60)
     char *msg = tu_read(log, NULL, NULL);
     cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0 && strstr(msg, "with margins"), "%s", msg);
     free(msg);
-}
-
-/* a NaN loss stops the run naming the step, with no checkpoint and no model */
-Test(rm_train, nan_stops_without_a_checkpoint, .init = fixtures, .timeout = 60)
-{
-    const char *d = tu_tmpdir("rm-nan");
-    char bad[4300], out[4300], err[1024], p[4400];
-    snprintf(bad, sizeof bad, "%s/nan-model", d);
-    snprintf(out, sizeof out, "%s/run", d);
-    tu_nan_model(fx.model, bad);
-    rm_opts o = opts(out);
-    o.model = bad;
-    cr_assert(rm_run(&o, NULL, err, sizeof err) == -1);
-    cr_assert(strstr(err, "step 1: the loss is nan"), "%s", err);
-    cr_assert(!fio_exists(fio_join(p, sizeof p, out, "latest")) && !fio_exists(fio_join(p, sizeof p, out, "model")));
 }

