@@ -527,14 +527,10 @@ CONTRACT(ppo, PPO)
 /* a second shape of PPO's state: what differs is what resumes */
 Test(trainer_contract, stop_and_resume_ppo_value_model, .timeout = 240) { stop_and_resume(&PPO_VALUE_MODEL); }
 
-/* ---- known library bugs -------------------------------------------------------------------------- */
-/* Contracts the library does not keep yet. tests/meson.build registers each test of this suite as its
- * own meson test with should_fail: true, so the suite stays green while they fail, and the day one is
- * fixed meson reports it as an unexpected pass: then move it up into trainer_contract. */
+/* ---- the loop's own refusals and clean-up ------------------------------------------------------ */
 
-/* trainer.h: "keep below 1" is an error (trainer_run.keep: ">= 1"); trainer_check_hparams does not
- * check it, and --keep 0 trains and keeps every checkpoint */
-Test(known_bugs, keep_below_one_is_refused, .timeout = 60)
+/* trainer.h: "keep below 1" is an error (trainer_run.keep: ">= 1") */
+Test(trainer_contract, keep_below_one_is_refused, .timeout = 60)
 {
     fixture();
     char out[4300], args[65536], *so, *se;
@@ -548,9 +544,9 @@ Test(known_bugs, keep_below_one_is_refused, .timeout = 60)
 }
 
 /* A run killed while it writes a checkpoint leaves that checkpoint's temporary folder
- * (OUT/.step-N.tmp-XXXXXX, a whole model and its optimizer state); resuming and finishing the run
- * never removes it. Made here as the kill leaves it, then resumed. */
-Test(known_bugs, resume_removes_half_written_checkpoints, .timeout = 60)
+ * (OUT/.step-N.tmp-XXXXXX, a whole model and its optimizer state); resuming removes it. Made here
+ * as the kill leaves it, then resumed. */
+Test(trainer_contract, resume_removes_half_written_checkpoints, .timeout = 60)
 {
     fixture();
     char b[4300], extra[64], p[4400];
