@@ -262,8 +262,8 @@ static int decode_threads(const demo *d)
     return d->o->threads < DEMO_DECODE_THREADS ? d->o->threads : DEMO_DECODE_THREADS;
 }
 
-/* a stage's own random stream: from the seed and the stage's name */
-static uint64_t stage_seed(const demo *d, const char *stage) { return rng_stream(d->o->seed, corpus_hash(stage, strlen(stage))); }
+/* a row's own random stream: from the demo's seed and the row's name */
+static uint64_t row_seed(const demo *d, const demo_stage *s) { return rng_stream(d->o->seed, corpus_hash(s->name, strlen(s->name))); }
 
 /* append n bytes and a newline to b (a JSONL file being built); -1 when out of memory */
 static int append_line(tok_bytes *b, const char *s, size_t n)
@@ -345,7 +345,7 @@ static int st_pretrain(demo *d, const demo_stage *s, const char *dir, json_t *su
     o.eval_batches = 8;
     o.run.ckpt_every = c->pt_steps;
     o.run.keep = 1;
-    o.run.seed = stage_seed(d, s->name);
+    o.run.seed = row_seed(d, s);
     o.run.threads = d->o->threads;
     o.val_fraction = 0.02;
     o.run.on_step = stage_on_trainer_step;
@@ -375,8 +375,8 @@ static int st_pretrain(demo *d, const demo_stage *s, const char *dir, json_t *su
 /* The shared trainer settings of the SFT, reward-model and DPO stages: cosine decay to lr/10 after a
  * 10% warm-up (SFT) or to 0 (preference trainers, as TRL), evaluation every 20 steps and at the end,
  * one checkpoint at the end (pruned once the stage is complete), the stage's own seed. */
-static void stage_train(const demo *d, const char *stage, long steps, double epochs, int batch, double lr, trainer_run *r,
-                        trainer_optim *o)
+static void row_train(const demo *d, const demo_stage *s, long steps, double epochs, int batch, double lr, trainer_run *r,
+                      trainer_optim *o)
 {
     *r = trainer_run_defaults();
     *o = trainer_optim_defaults();
@@ -389,7 +389,7 @@ static void stage_train(const demo *d, const char *stage, long steps, double epo
     r->eval_every = 20;
     r->ckpt_every = 0;
     r->keep = 1;
-    r->seed = stage_seed(d, stage);
+    r->seed = row_seed(d, s);
     r->threads = d->o->threads;
 }
 
@@ -412,7 +412,7 @@ static int st_sft(demo *d, const demo_stage *s, const char *dir, json_t *sum, ch
 {
     const demo_config *c = d->c;
     sft_opts o = sft_defaults();
-    stage_train(d, s->name, c->sft_steps, 1, c->sft_batch, c->sft_lr, &o.run, &o.optim);
+    row_train(d, s, c->sft_steps, 1, c->sft_batch, c->sft_lr, &o.run, &o.optim);
     TRAINER_IO(o, d->base, d->sft_data, d->sft_eval[0] ? d->sft_eval : NULL, c->sft_max_completion);
     o.run.eval_every = c->sft_steps; /* the held-out loss once, at the end */
     sft_result r;
@@ -592,7 +592,7 @@ static int st_prefs(demo *d, const demo_stage *s, const char *dir, json_t *sum, 
     gpt2_set_threads(m, decode_threads(d));
     if (load_prompts(d, t, d->prompts, &tr, err, errlen) || load_prompts(d, t, d->eval_prompts, &ho, err, errlen)) goto done;
     /* training prompts: the first pref_prompts of a seeded shuffle; held-out: the file's first ones */
-    const uint64_t seed = stage_seed(d, s->name);
+    const uint64_t seed = row_seed(d, s);
     const int np = (int)(tr.n < (size_t)c->pref_prompts ? tr.n : (size_t)c->pref_prompts);
     const int nh = (int)(ho.n < (size_t)c->pref_eval_prompts ? ho.n : (size_t)c->pref_eval_prompts);
     if (!(idx = malloc(tr.n * sizeof *idx))) {
@@ -695,7 +695,7 @@ static int st_rm(demo *d, const demo_stage *s, const char *dir, json_t *sum, cha
 {
     const demo_config *c = d->c;
     rm_opts o = rm_defaults();
-    stage_train(d, s->name, 0, c->rm_epochs, c->rm_batch, c->rm_lr, &o.run, &o.optim);
+    row_train(d, s, 0, c->rm_epochs, c->rm_batch, c->rm_lr, &o.run, &o.optim);
     TRAINER_IO(o, d->sft, d->prefs, d->eval_prefs, c->max_new_tokens + 1);
     o.normalize_prompts = d->prompts;
     o.normalize_ref = d->sft;
@@ -783,7 +783,7 @@ static int st_ppo(demo *d, const demo_stage *s, const char *dir, json_t *sum, ch
     o.h.minibatch = c->ppo_minibatch;
     o.optim.lr = (float)c->ppo_lr;
     o.optim.min_lr = 0;
-    o.run.seed = stage_seed(d, s->name);
+    o.run.seed = row_seed(d, s);
     o.run.batch = c->ppo_batch;
     o.run.steps = c->ppo_steps;
     o.max_prompt_len = c->max_prompt_len;
@@ -819,7 +819,7 @@ static int st_dpo(demo *d, const demo_stage *s, const char *dir, json_t *sum, ch
 {
     const demo_config *c = d->c;
     dpo_opts o = dpo_defaults();
-    stage_train(d, s->name, 0, c->dpo_epochs, c->dpo_batch, c->dpo_lr, &o.run, &o.optim);
+    row_train(d, s, 0, c->dpo_epochs, c->dpo_batch, c->dpo_lr, &o.run, &o.optim);
     TRAINER_IO(o, d->sft, d->prefs, d->eval_prefs, c->max_new_tokens + 1);
     o.loss.type = DPO_SIGMOID;
     o.loss.beta = s->value;
@@ -948,7 +948,7 @@ static int eval_model(demo *d, evaluation *e, const demo_stage *s, int mi, const
 /* every row with a family, on the same held-out prompts with the same seed: results.json */
 static int st_eval(demo *d, const demo_stage *s, const char *dir, json_t *sum, char *err, size_t errlen)
 {
-    evaluation e = {.seed = stage_seed(d, s->name)};
+    evaluation e = {.seed = row_seed(d, s)};
     for (int i = 0; i < d->nst; i++) e.nm += d->st[i].family != NULL;
     json_t *res = json_object(), *models = json_object();
     int rc = res && models ? evaluation_open(d, &e, err, errlen) : fio_fail(err, errlen, "out of memory");
