@@ -1,13 +1,21 @@
-/* demo.c — the main job: corpus -> tokenizer -> pretrain -> SFT -> preference pairs -> reward
- * model -> PPO and DPO sweeps -> held-out evaluation, each stage cached in its own folder. See
- * demo.h for the stages, the caching rule and the determinism contract. */
+/* demo.c — the main job as a table of stages: corpus -> tokenizer -> pretrain -> SFT -> preference
+ * pairs -> reward model -> one PPO run per KL coefficient and one DPO run per beta -> held-out
+ * evaluation. Each row of the table is a stage: its name (its folder, its random stream), the family
+ * of the policy it trains ("sft", "ppo", "dpo"; none for the other stages), its function, and what
+ * it hashes (the demo_config fields it reads, the stages and data it reads from). The sweeps are rows
+ * generated from the config's lists. The caching runner (rlhf/stage.h) runs each row or finds it
+ * done; this file holds the stages and the order they run in.
+ *
+ * Why a table: the evaluation measures every row that has a family and writes the family into
+ * results.json, so the report never guesses a run's method from its name, and a new method (GRPO,
+ * RLOO) is one sweep row plus one stage function. See demo.h for the stages, the caching rule and the
+ * determinism contract. */
 #include "demo.h"
 
 #include "corpus.h"
 #include "dataset.h"
 #include "dpo.h"
 #include "eval.h"
-#include "clock.h"
 #include "fileio.h"
 #include "hf.h"
 #include "judge.h"
@@ -17,11 +25,10 @@
 #include "rng.h"
 #include "scorer.h"
 #include "sft.h"
+#include "stage.h"
 #include "stats.h"
 #include "tok.h"
 
-#include <dirent.h>
-#include <errno.h>
 #include <jansson.h>
 #include <limits.h>
 #include <math.h>
@@ -29,8 +36,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 /* bump when a stage's code changes what it produces: every cached stage is then redone */
 #define DEMO_VERSION 3
@@ -44,6 +49,103 @@
  * depend on the thread count (checked: the same report.json at 1 and 2 threads). */
 #define DEMO_DECODE_THREADS 1
 #define PATHN 4096
+
+/* ---- the table ------------------------------------------------------------------------------------ */
+
+typedef struct demo demo;
+typedef struct demo_stage demo_stage;
+
+/* a stage's work (rlhf/stage.h's stage_fn, with the demo and its row) */
+typedef int (*demo_stage_fn)(demo *d, const demo_stage *s, const char *dir, json_t *sum, char *err, size_t errlen);
+
+/* what the user can bring instead of a stage's output (demo_opts) */
+enum { BYO_MODEL = 1, BYO_SFT_DATA = 2, BYO_PROMPTS = 4, BYO_EVAL_PROMPTS = 8, BYO_PREFS = 16 };
+
+struct demo_stage {
+    char name[32];               /* its folder OUT/<name>, its random stream, its key in later settings */
+    const char *family;          /* the family of the policy it trains ("sft", "ppo", "dpo"), or NULL */
+    demo_stage_fn run;
+    const char *fields;          /* the demo_config fields it reads (names in config_fields) */
+    /* the rest of its settings, in order: earlier stages by name (their hash), "data", "model",
+     * "fortunes" or "models" (every row with a family so far: its family and its hash) */
+    const char *inputs;
+    unsigned byo;                /* the user's inputs that replace it when all are given (0: never) */
+    /* after it ran (ran = 1) or was replaced by the user's files (ran = 0): what it adds to the
+     * "data" or "model" that later stages hash (NULL: nothing) */
+    int (*join)(demo *d, const demo_stage *s, int ran, char *err, size_t errlen);
+    const char *param;           /* a sweep row's own setting ("kl_coef", "beta"), NULL otherwise */
+    double value;
+    char hash[STAGE_HASH_LEN];   /* its settings' hash, once it ran */
+};
+
+/* One run per value of a demo_config list: a row each, named prefix + value. */
+typedef struct {
+    const char *list;            /* the list's name for demo_config_set ("ppo_kl") */
+    size_t values, count;        /* offsets in demo_config of the list and of its length */
+    const char *prefix;          /* "ppo-kl": the runs are ppo-kl0.01, ppo-kl0.1, ... */
+    demo_stage row;              /* the rest of every run's row */
+} demo_sweep;
+
+static int st_corpus(demo *, const demo_stage *, const char *, json_t *, char *, size_t);
+static int st_tokenizer(demo *, const demo_stage *, const char *, json_t *, char *, size_t);
+static int st_pretrain(demo *, const demo_stage *, const char *, json_t *, char *, size_t);
+static int st_sft(demo *, const demo_stage *, const char *, json_t *, char *, size_t);
+static int st_prefs(demo *, const demo_stage *, const char *, json_t *, char *, size_t);
+static int st_rm(demo *, const demo_stage *, const char *, json_t *, char *, size_t);
+static int st_ppo(demo *, const demo_stage *, const char *, json_t *, char *, size_t);
+static int st_dpo(demo *, const demo_stage *, const char *, json_t *, char *, size_t);
+static int st_eval(demo *, const demo_stage *, const char *, json_t *, char *, size_t);
+static int join_corpus(demo *, const demo_stage *, int, char *, size_t);
+static int join_pretrain(demo *, const demo_stage *, int, char *, size_t);
+static int join_prefs(demo *, const demo_stage *, int, char *, size_t);
+
+/* the fields of every stage that samples completions */
+#define SAMPLING "max_prompt_len max_new_tokens temperature"
+
+/* the stages before the sweeps */
+#define HEAD_STAGES 6 /* corpus tokenizer pretrain sft prefs rm */
+static const demo_stage head_rows[HEAD_STAGES] = {
+    {.name = "corpus", .run = st_corpus, .fields = "", .inputs = "fortunes", .join = join_corpus,
+     .byo = BYO_MODEL | BYO_SFT_DATA | BYO_PROMPTS | BYO_EVAL_PROMPTS},
+    {.name = "tokenizer", .run = st_tokenizer, .fields = "vocab", .inputs = "corpus", .byo = BYO_MODEL},
+    {.name = "pretrain", .run = st_pretrain, .fields = "n_layer n_head n_embd n_positions pt_steps pt_batch pt_seq pt_lr",
+     .inputs = "corpus tokenizer", .byo = BYO_MODEL, .join = join_pretrain},
+    {.name = "sft", .family = "sft", .run = st_sft, .fields = "sft_steps sft_batch sft_lr max_prompt_len sft_max_completion",
+     .inputs = "data model"},
+    {.name = "prefs", .run = st_prefs, .fields = SAMPLING " pref_prompts pref_eval_prompts pref_samples bt_tau",
+     .inputs = "data sft", .byo = BYO_PREFS, .join = join_prefs},
+    {.name = "rm", .run = st_rm, .fields = SAMPLING " rm_epochs rm_lr rm_batch rm_norm_samples", .inputs = "data sft"},
+};
+
+/* the sweeps, in order */
+static const demo_sweep sweeps[] = {
+    {"ppo_kl", offsetof(demo_config, ppo_kl), offsetof(demo_config, n_ppo), "ppo-kl",
+     {.family = "ppo", .run = st_ppo, .fields = SAMPLING " ppo_steps ppo_batch ppo_epochs ppo_minibatch ppo_lr",
+      .inputs = "data sft rm", .param = "kl_coef"}},
+    {"dpo_beta", offsetof(demo_config, dpo_beta), offsetof(demo_config, n_dpo), "dpo-b",
+     {.family = "dpo", .run = st_dpo, .fields = "max_prompt_len max_new_tokens dpo_epochs dpo_lr dpo_batch",
+      .inputs = "data sft", .param = "beta"}},
+};
+#define N_SWEEPS (sizeof sweeps / sizeof *sweeps)
+
+/* the last stage: every model of a family, on the held-out prompts */
+static const demo_stage eval_row = {.name = "eval", .run = st_eval, .fields = SAMPLING " eval_prompts eval_samples",
+                                    .inputs = "data rm models"};
+
+struct demo {
+    const demo_opts *o;
+    const demo_config *c;
+    stage_runner run;
+    char corpus[PATHN], tokdir[PATHN], base[PATHN], sft[PATHN], rmdir[PATHN];
+    char sft_data[PATHN], sft_eval[PATHN], prompts[PATHN], eval_prompts[PATHN], prefs[PATHN], eval_prefs[PATHN];
+    char lexicon[PATHN];
+    int n_positions;             /* of the models (the demo's shape, or the user's model) */
+    json_t *data, *model;        /* how later stages name their data and their start model (joins) */
+    demo_stage st[HEAD_STAGES + N_SWEEPS * DEMO_MAX_RUNS + 1]; /* the pipeline, in order */
+    int nst;
+};
+
+/* ---- the config --------------------------------------------------------------------------------- */
 
 /* the defaults, tuned to fit ~6-7 minutes on 2 idle cores (README: "The main job") */
 demo_config demo_config_default(void)
@@ -116,14 +218,15 @@ static int parse_runs(const char *s, double *v)
 
 int demo_config_set(demo_config *c, const char *key, const char *value, char *err, size_t errlen)
 {
-    if (!strcmp(key, "ppo_kl") || !strcmp(key, "dpo_beta")) {
+    for (size_t i = 0; i < N_SWEEPS; i++) {
+        if (strcmp(key, sweeps[i].list) != 0) continue;
         double v[DEMO_MAX_RUNS];
         const int n = parse_runs(value, v);
         if (n < 0)
             return fio_fail(err, errlen, "%s '%s': expected 1 to %d positive numbers separated by commas", key, value,
                             DEMO_MAX_RUNS);
-        memcpy(key[0] == 'p' ? c->ppo_kl : c->dpo_beta, v, (size_t)n * sizeof *v);
-        *(key[0] == 'p' ? &c->n_ppo : &c->n_dpo) = n;
+        memcpy((char *)c + sweeps[i].values, v, (size_t)n * sizeof *v);
+        *(int *)((char *)c + sweeps[i].count) = n;
         return 0;
     }
     for (size_t i = 0; i < sizeof config_fields / sizeof *config_fields; i++) {
@@ -153,58 +256,14 @@ demo_opts demo_defaults(void)
 
 /* ---- the run's context ------------------------------------------------------------------------- */
 
-typedef struct {
-    const demo_opts *o;
-    const demo_config *c;
-    const char *stage;           /* the stage running now (progress events) */
-    char corpus[PATHN], tokdir[PATHN], base[PATHN], sft[PATHN], rmdir[PATHN];
-    char sft_data[PATHN], sft_eval[PATHN], prompts[PATHN], eval_prompts[PATHN], prefs[PATHN], eval_prefs[PATHN];
-    char lexicon[PATHN];
-    int n_positions;             /* of the models (the demo's shape, or the user's model) */
-    /* stage hashes (hex), the inputs of later stages' settings */
-    char h_corpus[17], h_tok[17], h_pt[17], h_sft[17], h_prefs[17], h_rm[17];
-    char h_ppo[DEMO_MAX_RUNS][17], h_dpo[DEMO_MAX_RUNS][17];
-    char ppo_name[DEMO_MAX_RUNS][32], dpo_name[DEMO_MAX_RUNS][32];
-    /* sampling progress of a stage made of several eval_run calls: base + done out of total */
-    double pbase, ptotal;
-    const char *ptext;
-} demo;
-
-static void emit(const demo *d, demo_event_kind k, double done, double total, double seconds, const char *text)
-{
-    if (!d->o->on_event) return;
-    demo_event e = {k, d->stage, done, total, seconds, text};
-    d->o->on_event(d->o->ud, &e);
-}
-
 /* the thread count of a stage that mostly decodes (see DEMO_DECODE_THREADS) */
 static int decode_threads(const demo *d)
 {
     return d->o->threads < DEMO_DECODE_THREADS ? d->o->threads : DEMO_DECODE_THREADS;
 }
 
-static uint64_t stage_seed(const demo *d, const char *stage) { return rng_stream(d->o->seed, corpus_hash(stage, strlen(stage))); }
-
-/* trainer_opts.on_step for every fine-tuning trainer: a progress event with a few metrics */
-static void on_trainer_step(void *ud, const trainer_progress *p)
-{
-    demo *d = ud;
-    static const char *const show[] = {"loss", "objective/scores", "objective/kl", "eval_accuracy", "rewards/accuracies"};
-    char text[160];
-    size_t n = 0;
-    text[0] = 0;
-    for (size_t i = 0; i < sizeof show / sizeof *show && n < sizeof text; i++) {
-        double v = trainer_progress_get(p, show[i]);
-        if (!isnan(v)) n += (size_t)snprintf(text + n, sizeof text - n, "%s%s %.4g", n ? " " : "", show[i], v);
-    }
-    emit(d, DEMO_PROGRESS, (double)p->step, (double)p->total, 0, text);
-}
-
-static void on_eval_batch(void *ud, long done, long total)
-{
-    const demo *d = ud;
-    emit(d, DEMO_PROGRESS, d->pbase + (double)done, d->ptotal > 0 ? d->ptotal : (double)total, 0, d->ptext ? d->ptext : "");
-}
+/* a row's own random stream: from the demo's seed and the row's name */
+static uint64_t row_seed(const demo *d, const demo_stage *s) { return rng_stream(d->o->seed, corpus_hash(s->name, strlen(s->name))); }
 
 /* append n bytes and a newline to b (a JSONL file being built); -1 when out of memory */
 static int append_line(tok_bytes *b, const char *s, size_t n)
@@ -222,117 +281,11 @@ static int append_line(tok_bytes *b, const char *s, size_t n)
     return 0;
 }
 
-/* ---- folders ------------------------------------------------------------------------------------- */
-
-/* a finished trainer keeps its final model and metrics; its resumable checkpoints (step-N/, latest) go */
-static int prune_checkpoints(const char *dir, char *err, size_t errlen)
-{
-    DIR *dd = opendir(dir);
-    if (!dd) return fio_fail(err, errlen, "%s: %s", dir, strerror(errno));
-    struct dirent *e;
-    char p[PATHN];
-    int rc = 0;
-    while (rc == 0 && (e = readdir(dd)))
-        if (strncmp(e->d_name, "step-", 5) == 0) rc = fio_remove_tree(fio_join(p, sizeof p, dir, e->d_name), err, errlen);
-    closedir(dd);
-    unlink(fio_join(p, sizeof p, dir, "latest"));
-    return rc;
-}
-
-/* ---- stages ------------------------------------------------------------------------------------- */
-
-typedef int (*stage_fn)(demo *d, const char *dir, void *arg, json_t *summary, char *err, size_t errlen);
-
-/* "key value, key value" of a stage summary (numbers and strings), for the one-line event text */
-static void summary_text(const json_t *s, char *buf, size_t n)
-{
-    const char *k;
-    json_t *v;
-    size_t o = 0;
-    buf[0] = 0;
-    json_object_foreach((json_t *)s, k, v)
-    {
-        if (o >= n) break;
-        if (json_is_integer(v)) o += (size_t)snprintf(buf + o, n - o, "%s%s %lld", o ? ", " : "", k, (long long)json_integer_value(v));
-        else if (json_is_real(v)) o += (size_t)snprintf(buf + o, n - o, "%s%s %.4g", o ? ", " : "", k, json_real_value(v));
-        else if (json_is_string(v)) o += (size_t)snprintf(buf + o, n - o, "%s%s %s", o ? ", " : "", k, json_string_value(v));
-    }
-}
-
-/* Run one stage unless OUT/name/stage.json has the same settings hash (see demo.h). settings is
- * consumed. hash_out (17 chars) gets the hash. */
-static int run_stage(demo *d, const char *name, json_t *settings, stage_fn fn, void *arg, char *hash_out, char *err,
-                     size_t errlen)
-{
-    d->stage = name;
-    d->pbase = d->ptotal = 0;
-    d->ptext = NULL;
-    json_object_set_new(settings, "demo_version", json_integer(DEMO_VERSION));
-    char *canon = json_dumps(settings, JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(17));
-    if (!canon) {
-        json_decref(settings);
-        return fio_fail(err, errlen, "%s: out of memory", name);
-    }
-    snprintf(hash_out, 17, "%016llx", (unsigned long long)corpus_hash(canon, strlen(canon)));
-    free(canon);
-
-    char dir[PATHN], tmp[PATHN], marker[PATHN], text[512];
-    fio_join(dir, sizeof dir, d->o->out, name);
-    fio_join(marker, sizeof marker, dir, "stage.json");
-    json_t *old = fio_exists(marker) ? json_load_file(marker, 0, NULL) : NULL;
-    if (old && json_is_string(json_object_get(old, "hash")) &&
-        strcmp(json_string_value(json_object_get(old, "hash")), hash_out) == 0) {
-        summary_text(json_object_get(old, "summary"), text, sizeof text);
-        emit(d, DEMO_CACHED, 0, 0, json_number_value(json_object_get(old, "seconds")), text);
-        json_decref(old);
-        json_decref(settings);
-        return 0;
-    }
-    json_decref(old);
-
-    char tname[64];
-    snprintf(tname, sizeof tname, ".%s.tmp", name);
-    fio_join(tmp, sizeof tmp, d->o->out, tname);
-    if (fio_remove_tree(tmp, err, errlen) || fio_mkdirs(tmp, err, errlen)) {
-        json_decref(settings);
-        return -1;
-    }
-    emit(d, DEMO_BEGIN, 0, 0, 0, "");
-    const double t0 = clk_now();
-    json_t *summary = json_object();
-    int rc = summary ? fn(d, tmp, arg, summary, err, errlen) : fio_fail(err, errlen, "out of memory");
-    const double secs = clk_now() - t0;
-    if (rc == 0) rc = prune_checkpoints(tmp, err, errlen);
-    if (rc == 0) {
-        json_t *m = json_pack("{s:s, s:s, s:O, s:O, s:f}", "stage", name, "hash", hash_out, "settings", settings,
-                              "summary", summary, "seconds", secs);
-        char *s = m ? json_dumps(m, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10)) : NULL;
-        json_decref(m);
-        fio_join(marker, sizeof marker, tmp, "stage.json");
-        rc = s ? fio_write_atomic(marker, s, strlen(s), err, errlen) : fio_fail(err, errlen, "out of memory");
-        free(s);
-    }
-    if (rc == 0) rc = fio_remove_tree(dir, err, errlen);
-    if (rc == 0 && rename(tmp, dir) != 0) rc = fio_fail(err, errlen, "%s: cannot rename to %s: %s", tmp, dir, strerror(errno));
-    if (rc == 0) {
-        summary_text(summary, text, sizeof text);
-        emit(d, DEMO_END, 0, 0, secs, text);
-    } else if (strncmp(err, name, strlen(name)) != 0) {
-        /* name the stage in the error */
-        char e2[1024];
-        snprintf(e2, sizeof e2, "%s", err);
-        fio_fail(err, errlen, "%s: %s", name, e2);
-    }
-    json_decref(summary);
-    json_decref(settings);
-    return rc;
-}
-
 /* ---- corpus, tokenizer, pretrain ---------------------------------------------------------------- */
 
-static int st_corpus(demo *d, const char *dir, void *arg, json_t *sum, char *err, size_t errlen)
+static int st_corpus(demo *d, const demo_stage *s, const char *dir, json_t *sum, char *err, size_t errlen)
 {
-    (void)arg;
+    (void)s;
     const char *src = d->o->fortunes ? d->o->fortunes : CORPUS_DEFAULT_SRC;
     corpus *c = NULL;
     int rc = corpus_build(&c, src, NULL, err, errlen);
@@ -345,9 +298,9 @@ static int st_corpus(demo *d, const char *dir, void *arg, json_t *sum, char *err
     return rc;
 }
 
-static int st_tokenizer(demo *d, const char *dir, void *arg, json_t *sum, char *err, size_t errlen)
+static int st_tokenizer(demo *d, const demo_stage *s, const char *dir, json_t *sum, char *err, size_t errlen)
 {
-    (void)arg;
+    (void)s;
     char p[PATHN];
     size_t len;
     char *text = fio_read_all(fio_join(p, sizeof p, d->corpus, "train.txt"), &len, err, errlen);
@@ -365,9 +318,8 @@ static int st_tokenizer(demo *d, const char *dir, void *arg, json_t *sum, char *
     return rc;
 }
 
-static int st_pretrain(demo *d, const char *dir, void *arg, json_t *sum, char *err, size_t errlen)
+static int st_pretrain(demo *d, const demo_stage *s, const char *dir, json_t *sum, char *err, size_t errlen)
 {
-    (void)arg;
     const demo_config *c = d->c;
     char shape[PATHN], train[PATHN];
     char cfg[512];
@@ -393,11 +345,11 @@ static int st_pretrain(demo *d, const char *dir, void *arg, json_t *sum, char *e
     o.eval_batches = 8;
     o.run.ckpt_every = c->pt_steps;
     o.run.keep = 1;
-    o.run.seed = stage_seed(d, "pretrain");
+    o.run.seed = row_seed(d, s);
     o.run.threads = d->o->threads;
     o.val_fraction = 0.02;
-    o.run.on_step = on_trainer_step;
-    o.run.ud = d;
+    o.run.on_step = stage_on_trainer_step;
+    o.run.ud = &d->run;
     long from = 0;
     if (pretrain_run(&o, &from, err, errlen)) return -1;
     /* the last metrics line has the validation loss */
@@ -423,8 +375,8 @@ static int st_pretrain(demo *d, const char *dir, void *arg, json_t *sum, char *e
 /* The shared trainer settings of the SFT, reward-model and DPO stages: cosine decay to lr/10 after a
  * 10% warm-up (SFT) or to 0 (preference trainers, as TRL), evaluation every 20 steps and at the end,
  * one checkpoint at the end (pruned once the stage is complete), the stage's own seed. */
-static void stage_train(const demo *d, const char *stage, long steps, double epochs, int batch, double lr, trainer_run *r,
-                        trainer_optim *o)
+static void row_train(const demo *d, const demo_stage *s, long steps, double epochs, int batch, double lr, trainer_run *r,
+                      trainer_optim *o)
 {
     *r = trainer_run_defaults();
     *o = trainer_optim_defaults();
@@ -437,7 +389,7 @@ static void stage_train(const demo *d, const char *stage, long steps, double epo
     r->eval_every = 20;
     r->ckpt_every = 0;
     r->keep = 1;
-    r->seed = stage_seed(d, stage);
+    r->seed = row_seed(d, s);
     r->threads = d->o->threads;
 }
 
@@ -452,16 +404,15 @@ static void stage_train(const demo *d, const char *stage, long steps, double epo
         (o).max_prompt_len = d->c->max_prompt_len;                                                                     \
         (o).max_completion_len = (max_completion);                                                                     \
         (o).run.out = dir;                                                                                             \
-        (o).run.on_step = on_trainer_step;                                                                             \
-        (o).run.ud = d;                                                                                                \
+        (o).run.on_step = stage_on_trainer_step;                                                                       \
+        (o).run.ud = &d->run;                                                                                          \
     } while (0)
 
-static int st_sft(demo *d, const char *dir, void *arg, json_t *sum, char *err, size_t errlen)
+static int st_sft(demo *d, const demo_stage *s, const char *dir, json_t *sum, char *err, size_t errlen)
 {
-    (void)arg;
     const demo_config *c = d->c;
     sft_opts o = sft_defaults();
-    stage_train(d, "sft", c->sft_steps, 1, c->sft_batch, c->sft_lr, &o.run, &o.optim);
+    row_train(d, s, c->sft_steps, 1, c->sft_batch, c->sft_lr, &o.run, &o.optim);
     TRAINER_IO(o, d->base, d->sft_data, d->sft_eval[0] ? d->sft_eval : NULL, c->sft_max_completion);
     o.run.eval_every = c->sft_steps; /* the held-out loss once, at the end */
     sft_result r;
@@ -552,8 +503,8 @@ static eval_opts sample_opts(demo *d, const tok_tokenizer *t, int n, uint64_t se
     eo.stop_token = tok_eot_id(t);
     eo.tok = t;
     eo.seed = seed;
-    eo.on_batch = on_eval_batch;
-    eo.ud = d;
+    eo.on_batch = stage_on_eval_batch;
+    eo.ud = &d->run;
     return eo;
 }
 
@@ -625,9 +576,8 @@ static int make_pairs(demo *d, gpt2 *m, const tok_tokenizer *t, const judge *j, 
     return rc;
 }
 
-static int st_prefs(demo *d, const char *dir, void *arg, json_t *sum, char *err, size_t errlen)
+static int st_prefs(demo *d, const demo_stage *s, const char *dir, json_t *sum, char *err, size_t errlen)
 {
-    (void)arg;
     const demo_config *c = d->c;
     tok_tokenizer *t = NULL;
     judge *j = NULL;
@@ -642,7 +592,7 @@ static int st_prefs(demo *d, const char *dir, void *arg, json_t *sum, char *err,
     gpt2_set_threads(m, decode_threads(d));
     if (load_prompts(d, t, d->prompts, &tr, err, errlen) || load_prompts(d, t, d->eval_prompts, &ho, err, errlen)) goto done;
     /* training prompts: the first pref_prompts of a seeded shuffle; held-out: the file's first ones */
-    const uint64_t seed = stage_seed(d, "prefs");
+    const uint64_t seed = row_seed(d, s);
     const int np = (int)(tr.n < (size_t)c->pref_prompts ? tr.n : (size_t)c->pref_prompts);
     const int nh = (int)(ho.n < (size_t)c->pref_eval_prompts ? ho.n : (size_t)c->pref_eval_prompts);
     if (!(idx = malloc(tr.n * sizeof *idx))) {
@@ -654,12 +604,13 @@ static int st_prefs(demo *d, const char *dir, void *arg, json_t *sum, char *err,
         goto done;
     char p1[PATHN], p2[PATHN];
     pair_stats a, b;
-    d->ptotal = (double)(np + nh) * c->pref_samples;
-    d->ptext = "sampling";
+    const double total = (double)(np + nh) * c->pref_samples;
+    stage_part(&d->run, 0, total, "sampling");
     if (make_pairs(d, m, t, j, &pp, fio_join(p1, sizeof p1, dir, "samples_train.jsonl"),
-                   fio_join(p2, sizeof p2, dir, "prefs_train.jsonl"), rng_stream(seed, 1), &a, err, errlen) ||
-        (d->pbase = (double)np * c->pref_samples, 0) ||
-        make_pairs(d, m, t, j, &hp, fio_join(p1, sizeof p1, dir, "samples_heldout.jsonl"),
+                   fio_join(p2, sizeof p2, dir, "prefs_train.jsonl"), rng_stream(seed, 1), &a, err, errlen))
+        goto done;
+    stage_part(&d->run, (double)np * c->pref_samples, total, "sampling");
+    if (make_pairs(d, m, t, j, &hp, fio_join(p1, sizeof p1, dir, "samples_heldout.jsonl"),
                    fio_join(p2, sizeof p2, dir, "prefs_heldout.jsonl"), rng_stream(seed, 2), &b, err, errlen))
         goto done;
     json_object_set_new(sum, "pairs", json_integer(a.pairs));
@@ -740,12 +691,11 @@ done:
     return rc;
 }
 
-static int st_rm(demo *d, const char *dir, void *arg, json_t *sum, char *err, size_t errlen)
+static int st_rm(demo *d, const demo_stage *s, const char *dir, json_t *sum, char *err, size_t errlen)
 {
-    (void)arg;
     const demo_config *c = d->c;
     rm_opts o = rm_defaults();
-    stage_train(d, "rm", 0, c->rm_epochs, c->rm_batch, c->rm_lr, &o.run, &o.optim);
+    row_train(d, s, 0, c->rm_epochs, c->rm_batch, c->rm_lr, &o.run, &o.optim);
     TRAINER_IO(o, d->sft, d->prefs, d->eval_prefs, c->max_new_tokens + 1);
     o.normalize_prompts = d->prompts;
     o.normalize_ref = d->sft;
@@ -805,9 +755,8 @@ static int ppo_score(void *ud, const int32_t *tokens, const int *lengths, const 
     return append_line(&s->log, line, (size_t)n) ? fio_fail(err, errlen, "out of memory") : 0;
 }
 
-static int st_ppo(demo *d, const char *dir, void *arg, json_t *sum, char *err, size_t errlen)
+static int st_ppo(demo *d, const demo_stage *s, const char *dir, json_t *sum, char *err, size_t errlen)
 {
-    const int i = *(const int *)arg;
     const demo_config *c = d->c;
     ppo_scorer sc = {0};
     tok_tokenizer *t = NULL;
@@ -828,13 +777,13 @@ static int st_ppo(demo *d, const char *dir, void *arg, json_t *sum, char *err, s
     o.run.out = dir;
     o.h.temperature = (float)c->temperature;
     o.h.max_new_tokens = c->max_new_tokens;
-    o.h.kl_coef = c->ppo_kl[i];
+    o.h.kl_coef = s->value;
     o.h.target_kl = 0;
     o.h.ppo_epochs = c->ppo_epochs;
     o.h.minibatch = c->ppo_minibatch;
     o.optim.lr = (float)c->ppo_lr;
     o.optim.min_lr = 0;
-    o.run.seed = stage_seed(d, d->ppo_name[i]);
+    o.run.seed = row_seed(d, s);
     o.run.batch = c->ppo_batch;
     o.run.steps = c->ppo_steps;
     o.max_prompt_len = c->max_prompt_len;
@@ -842,8 +791,8 @@ static int st_ppo(demo *d, const char *dir, void *arg, json_t *sum, char *err, s
     o.run.keep = 1;
     o.run.threads = nt;
     o.score = (scorer){ppo_score, &sc};
-    o.run.on_step = on_trainer_step;
-    o.run.ud = d;
+    o.run.on_step = stage_on_trainer_step;
+    o.run.ud = &d->run;
     ppo_lm_result r;
     if (ppo_lm_run(&o, &r, err, errlen)) goto done;
     char p[PATHN];
@@ -866,15 +815,14 @@ done:
 
 /* ---- DPO ------------------------------------------------------------------------------------------ */
 
-static int st_dpo(demo *d, const char *dir, void *arg, json_t *sum, char *err, size_t errlen)
+static int st_dpo(demo *d, const demo_stage *s, const char *dir, json_t *sum, char *err, size_t errlen)
 {
-    const int i = *(const int *)arg;
     const demo_config *c = d->c;
     dpo_opts o = dpo_defaults();
-    stage_train(d, d->dpo_name[i], 0, c->dpo_epochs, c->dpo_batch, c->dpo_lr, &o.run, &o.optim);
+    row_train(d, s, 0, c->dpo_epochs, c->dpo_batch, c->dpo_lr, &o.run, &o.optim);
     TRAINER_IO(o, d->sft, d->prefs, d->eval_prefs, c->max_new_tokens + 1);
     o.loss.type = DPO_SIGMOID;
-    o.loss.beta = c->dpo_beta[i];
+    o.loss.beta = s->value;
     dpo_result r;
     if (dpo_run(&o, &r, err, errlen)) return -1;
     json_object_set_new(sum, "steps", json_integer(r.steps));
@@ -899,125 +847,146 @@ static int gold_per_prompt(const char *path, int np, int k, double *out, char *e
     return 0;
 }
 
-static int st_eval(demo *d, const char *dir, void *arg, json_t *sum, char *err, size_t errlen)
+/* what the evaluation of every model shares */
+typedef struct {
+    uint64_t seed;               /* the same for every model: common random numbers */
+    tok_tokenizer *t;
+    judge *j;
+    rm_model *rm;
+    gpt2 *ref;                   /* SFT: the reference of every KL */
+    ds_dataset ho;
+    ds_prompts pp;
+    int np, k, nm, nt;           /* prompts, samples per prompt, models, threads */
+    double *gsft, *gm, *diff;    /* gold per prompt: SFT's, the model's; their difference */
+    double d2_sft;               /* SFT's distinct-2: the unit of the collapse line */
+} evaluation;
+
+static void evaluation_free(evaluation *e)
 {
-    (void)arg;
-    const demo_config *c = d->c;
-    tok_tokenizer *t = NULL;
-    judge *j = NULL;
-    rm_model *rm = NULL;
-    gpt2 *ref = NULL, *pol = NULL;
-    ds_dataset ho = {0};
-    ds_prompts pp = {0};
-    double *gsft = NULL, *gm = NULL, *diff = NULL;
+    free(e->gsft);
+    free(e->gm);
+    free(e->diff);
+    ds_prompts_free(&e->pp);
+    ds_free(&e->ho);
+    gpt2_free(e->ref);
+    rm_free(e->rm);
+    judge_free(e->j);
+    tok_free(e->t);
+}
+
+static int evaluation_open(demo *d, evaluation *e, char *err, size_t errlen)
+{
+    if (tok_load(d->tokdir, &e->t, err, errlen) || judge_create(&e->j, d->lexicon, err, errlen) ||
+        rm_load(d->rmdir, &e->rm, err, errlen) || hf_load_gpt2(d->sft, &e->ref, err, errlen))
+        return -1;
+    e->nt = decode_threads(d);
+    gpt2_set_threads(e->ref, e->nt);
+    gpt2_set_threads(e->rm->m, e->nt);
+    head_set_threads(e->rm->h, e->nt);
+    if (load_prompts(d, e->t, d->eval_prompts, &e->ho, err, errlen)) return -1;
+    e->np = (int)(e->ho.n < (size_t)d->c->eval_prompts ? e->ho.n : (size_t)d->c->eval_prompts);
+    e->k = d->c->eval_samples;
+    e->gsft = malloc((size_t)e->np * sizeof *e->gsft);
+    e->gm = malloc((size_t)e->np * sizeof *e->gm);
+    e->diff = malloc((size_t)e->np * sizeof *e->diff);
+    if (!e->gsft || !e->gm || !e->diff) return fio_fail(err, errlen, "out of memory");
+    e->d2_sft = NAN;
+    return ds_prompts_make(&e->ho, NULL, (size_t)e->np, &e->pp, err, errlen);
+}
+
+/* a model's results.json entry: its family, then its measures (e->diff holds its per-prompt gain) */
+static json_t *eval_entry(const evaluation *e, const char *family, const eval_result *er, int is_ref)
+{
+    const double gain = stats_mean(e->diff, e->np), half = 1.96 * stats_sd(e->diff, e->np, 1) / sqrt((double)e->np);
+    json_t *m = json_pack("{s:s, s:f, s:f, s:f, s:f}", "family", family, "gold_reward", er->extra, "rm_reward", er->score,
+                          "kl", er->kl, "distinct2", er->distinct2);
+    if (!m) return NULL;
+    json_object_set_new(m, "gold_std", json_real(er->extra_std));
+    json_object_set_new(m, "gain", json_real(gain));
+    json_object_set_new(m, "gain_ci95", is_ref ? json_pack("[f, f]", 0.0, 0.0) : json_pack("[f, f]", gain - half, gain + half));
+    json_object_set_new(m, "distinct1", json_real(er->distinct1));
+    json_object_set_new(m, "completion_length", json_real(er->completion_length));
+    json_object_set_new(m, "eos_rate", json_real(er->eos_rate));
+    json_object_set_new(m, "collapsed", json_boolean(er->distinct2 < DEMO_COLLAPSE_RATIO * e->d2_sft));
+    return m;
+}
+
+/* Sample the model of row s (the mi-th evaluated) on the held-out prompts into dir/samples-<name>.jsonl
+ * and add its entry to models. The SFT row is the reference; it comes before every sweep row. */
+static int eval_model(demo *d, evaluation *e, const demo_stage *s, int mi, const char *dir, json_t *models, char *err,
+                      size_t errlen)
+{
+    const int is_ref = strcmp(s->family, "sft") == 0;
+    gpt2 *pol = NULL;
+    char p[PATHN];
+    if (!is_ref) {
+        snprintf(p, sizeof p, "%s/%s/model", d->o->out, s->name);
+        if (hf_load_gpt2(p, &pol, err, errlen)) return -1;
+        gpt2_set_threads(pol, e->nt);
+    }
+    eval_opts eo = sample_opts(d, e->t, e->np * e->k, e->seed);
+    char fname[96];
+    snprintf(fname, sizeof fname, "samples-%s.jsonl", s->name);
+    stage_part(&d->run, (double)mi * eo.n, (double)e->nm * eo.n, s->name);
+    scorer_judge g = {e->j, e->t, tok_eot_id(e->t)};
+    eo.score = rm_scorer(e->rm);
+    eo.extra = scorer_judge_make(&g);
+    eo.samples_path = fio_join(p, sizeof p, dir, fname);
+    eval_result er;
+    const int bad = eval_run(is_ref ? e->ref : pol, e->ref, &e->pp, &eo, &er, err, errlen);
+    gpt2_free(pol);
+    double *gp = is_ref ? e->gsft : e->gm;
+    if (bad || gold_per_prompt(p, e->np, e->k, gp, err, errlen)) return -1;
+    if (is_ref) e->d2_sft = er.distinct2;
+    for (int i = 0; i < e->np; i++) e->diff[i] = gp[i] - e->gsft[i];
+    json_t *m = eval_entry(e, s->family, &er, is_ref);
+    if (!m) return fio_fail(err, errlen, "out of memory");
+    json_object_set_new(models, s->name, m);
+    return 0;
+}
+
+/* every row with a family, on the same held-out prompts with the same seed: results.json */
+static int st_eval(demo *d, const demo_stage *s, const char *dir, json_t *sum, char *err, size_t errlen)
+{
+    evaluation e = {.seed = row_seed(d, s)};
+    for (int i = 0; i < d->nst; i++) e.nm += d->st[i].family != NULL;
     json_t *res = json_object(), *models = json_object();
-    int rc = -1;
-    if (!res || !models) {
-        fio_fail(err, errlen, "out of memory");
-        goto done;
+    int rc = res && models ? evaluation_open(d, &e, err, errlen) : fio_fail(err, errlen, "out of memory");
+    for (int i = 0, mi = 0; rc == 0 && i < d->nst; i++)
+        if (d->st[i].family) rc = eval_model(d, &e, &d->st[i], mi++, dir, models, err, errlen);
+    char *text = NULL, p[PATHN];
+    if (rc == 0) {
+        json_object_set_new(res, "prompts", json_integer(e.np));
+        json_object_set_new(res, "samples_per_prompt", json_integer(e.k));
+        json_object_set_new(res, "temperature", json_real(d->c->temperature));
+        json_object_set_new(res, "max_new_tokens", json_integer(d->c->max_new_tokens));
+        json_object_set(res, "models", models);
+        text = json_dumps(res, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10));
+        rc = text ? fio_write_atomic(fio_join(p, sizeof p, dir, "results.json"), text, strlen(text), err, errlen)
+                  : fio_fail(err, errlen, "out of memory");
     }
-    if (tok_load(d->tokdir, &t, err, errlen) || judge_create(&j, d->lexicon, err, errlen) ||
-        rm_load(d->rmdir, &rm, err, errlen) || hf_load_gpt2(d->sft, &ref, err, errlen))
-        goto done;
-    const int nt = decode_threads(d);
-    gpt2_set_threads(ref, nt);
-    gpt2_set_threads(rm->m, nt);
-    head_set_threads(rm->h, nt);
-    if (load_prompts(d, t, d->eval_prompts, &ho, err, errlen)) goto done;
-    const int np = (int)(ho.n < (size_t)c->eval_prompts ? ho.n : (size_t)c->eval_prompts), k = c->eval_samples;
-    gsft = malloc((size_t)np * sizeof *gsft);
-    gm = malloc((size_t)np * sizeof *gm);
-    diff = malloc((size_t)np * sizeof *diff);
-    if (!gsft || !gm || !diff) {
-        fio_fail(err, errlen, "out of memory");
-        goto done;
-    }
-    if (ds_prompts_make(&ho, NULL, (size_t)np, &pp, err, errlen)) goto done;
-    scorer_judge g = {j, t, tok_eot_id(t)};
-    const int nm = 1 + c->n_ppo + c->n_dpo;
-    double d2_sft = NAN;
-    for (int mi = 0; mi < nm; mi++) {
-        const char *name = mi == 0 ? "sft" : mi <= c->n_ppo ? d->ppo_name[mi - 1] : d->dpo_name[mi - 1 - c->n_ppo];
-        char mdir[PATHN], sp[PATHN], fname[96];
-        if (mi == 0) snprintf(mdir, sizeof mdir, "%s", d->sft);
-        else snprintf(mdir, sizeof mdir, "%s/%s/model", d->o->out, name);
-        gpt2 *m = ref;
-        if (mi > 0) {
-            if (hf_load_gpt2(mdir, &pol, err, errlen)) goto done;
-            gpt2_set_threads(pol, nt);
-            m = pol;
-        }
-        /* the same seed for every model: common random numbers */
-        eval_opts eo = sample_opts(d, t, np * k, stage_seed(d, "eval"));
-        snprintf(fname, sizeof fname, "samples-%s.jsonl", name);
-        fio_join(sp, sizeof sp, dir, fname);
-        eval_result er;
-        d->pbase = (double)mi * eo.n;
-        d->ptotal = (double)nm * eo.n;
-        d->ptext = name;
-        eo.score = rm_scorer(rm);
-        eo.extra = scorer_judge_make(&g);
-        eo.samples_path = sp;
-        const int bad = eval_run(m, ref, &pp, &eo, &er, err, errlen);
-        gpt2_free(pol);
-        pol = NULL;
-        if (bad || gold_per_prompt(sp, np, k, mi == 0 ? gsft : gm, err, errlen)) goto done;
-        if (mi == 0) d2_sft = er.distinct2;
-        const double *gp = mi == 0 ? gsft : gm;
-        for (int p = 0; p < np; p++) diff[p] = gp[p] - gsft[p];
-        const double gain = stats_mean(diff, np), half = 1.96 * stats_sd(diff, np, 1) / sqrt((double)np);
-        json_t *e = json_pack("{s:f, s:f, s:f, s:f}", "gold_reward", er.extra, "rm_reward", er.score, "kl", er.kl,
-                              "distinct2", er.distinct2);
-        if (!e) {
-            fio_fail(err, errlen, "out of memory");
-            goto done;
-        }
-        json_object_set_new(e, "gold_std", json_real(er.extra_std));
-        json_object_set_new(e, "gain", json_real(gain));
-        json_object_set_new(e, "gain_ci95", mi == 0 ? json_pack("[f, f]", 0.0, 0.0) : json_pack("[f, f]", gain - half, gain + half));
-        json_object_set_new(e, "distinct1", json_real(er.distinct1));
-        json_object_set_new(e, "completion_length", json_real(er.completion_length));
-        json_object_set_new(e, "eos_rate", json_real(er.eos_rate));
-        json_object_set_new(e, "collapsed", json_boolean(er.distinct2 < 0.7 * d2_sft));
-        json_object_set_new(models, name, e);
-    }
-    json_object_set_new(res, "prompts", json_integer(np));
-    json_object_set_new(res, "samples_per_prompt", json_integer(k));
-    json_object_set_new(res, "temperature", json_real(c->temperature));
-    json_object_set_new(res, "max_new_tokens", json_integer(c->max_new_tokens));
-    json_object_set_new(res, "models", models);
-    models = NULL;
-    char *s = json_dumps(res, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10));
-    char rp[PATHN];
-    rc = s ? fio_write_atomic(fio_join(rp, sizeof rp, dir, "results.json"), s, strlen(s), err, errlen)
-           : fio_fail(err, errlen, "out of memory");
-    free(s);
-    if (rc == 0) json_object_set_new(sum, "models", json_integer(nm));
-done:
+    if (rc == 0) json_object_set_new(sum, "models", json_integer(e.nm));
+    free(text);
     json_decref(models);
     json_decref(res);
-    free(gsft);
-    free(gm);
-    free(diff);
-    ds_prompts_free(&pp);
-    ds_free(&ho);
-    gpt2_free(pol);
-    gpt2_free(ref);
-    rm_free(rm);
-    judge_free(j);
-    tok_free(t);
+    evaluation_free(&e);
     return rc;
 }
 
 /* ---- the pipeline ---------------------------------------------------------------------------------- */
+
+/* a sweep's list in c, and its length */
+static const double *sweep_values(const demo_config *c, const demo_sweep *w) { return (const void *)((const char *)c + w->values); }
+static const int *sweep_count(const demo_config *c, const demo_sweep *w) { return (const void *)((const char *)c + w->count); }
 
 static int check_config(const demo_opts *o, char *err, size_t errlen)
 {
     const demo_config *c = &o->cfg;
     if (!o->out || !*o->out) return fio_fail(err, errlen, "no output folder");
     if (o->threads < 1) return fio_fail(err, errlen, "threads must be at least 1 (results depend on the count)");
-    if (c->n_ppo < 0 || c->n_ppo > DEMO_MAX_RUNS || c->n_dpo < 0 || c->n_dpo > DEMO_MAX_RUNS)
-        return fio_fail(err, errlen, "at most %d PPO and %d DPO runs", DEMO_MAX_RUNS, DEMO_MAX_RUNS);
+    for (size_t i = 0; i < N_SWEEPS; i++)
+        if (*sweep_count(c, &sweeps[i]) < 0 || *sweep_count(c, &sweeps[i]) > DEMO_MAX_RUNS)
+            return fio_fail(err, errlen, "%s: at most %d runs", sweeps[i].list, DEMO_MAX_RUNS);
     if (c->max_new_tokens < 1 || c->max_prompt_len < 1)
         return fio_fail(err, errlen, "max_prompt_len and max_new_tokens must be positive");
     if (c->pref_samples < 2) return fio_fail(err, errlen, "pref_samples must be at least 2 (a pair)");
@@ -1025,61 +994,35 @@ static int check_config(const demo_opts *o, char *err, size_t errlen)
     return 0;
 }
 
-/* A stage's settings: the seed, the thread count and the demo_config fields it reads (names
- * separated by spaces, as in config_fields). */
-static json_t *settings(const demo *d, const char *fields)
+/* the paths every stage reads: the user's files, or the stages' outputs */
+static void user_or(char dst[PATHN], const char *user, const char *dir, const char *name)
 {
-    json_t *s = json_pack("{s:I, s:i}", "seed", (json_int_t)d->o->seed, "threads", d->o->threads);
-    for (const char *f = fields; s && *f;) {
-        const size_t n = strcspn(f, " ");
-        for (size_t i = 0; i < sizeof config_fields / sizeof *config_fields; i++) {
-            if (strlen(config_fields[i].name) != n || strncmp(f, config_fields[i].name, n) != 0) continue;
-            const char *p = (const char *)d->c + config_fields[i].off;
-            json_t *v = config_fields[i].type == 'd'   ? json_real(*(const double *)p)
-                        : config_fields[i].type == 'l' ? json_integer(*(const long *)p)
-                                                       : json_integer(*(const int *)p);
-            json_object_set_new(s, config_fields[i].name, v);
-        }
-        f += n + (f[n] == ' ');
-    }
-    return s;
+    if (user) snprintf(dst, PATHN, "%s", user);
+    else fio_join(dst, PATHN, dir, name);
 }
 
-static void sets(json_t *s, const char *k, const char *v) { json_object_set_new(s, k, json_string(v)); }
-
-/* a file given by the user enters a stage's settings by name and content hash */
-static int set_file(json_t *s, const char *k, const char *path, char *err, size_t errlen)
+static void demo_paths(demo *d)
 {
-    size_t len;
-    char *text = fio_read_all(path, &len, err, errlen);
-    if (!text) return -1;
-    char h[17];
-    snprintf(h, sizeof h, "%016llx", (unsigned long long)corpus_hash(text, len));
-    free(text);
-    json_object_set_new(s, k, json_pack("{s:s, s:s}", "path", path, "fnv1a64", h));
-    return 0;
+    const demo_opts *o = d->o;
+    fio_join(d->corpus, sizeof d->corpus, o->out, "corpus");
+    user_or(d->sft_data, o->sft_data, d->corpus, "sft_train.jsonl");
+    user_or(d->prompts, o->prompts, d->corpus, "prompts_train.jsonl");
+    user_or(d->eval_prompts, o->eval_prompts, d->corpus, "prompts_heldout.jsonl");
+    if (!o->sft_data) fio_join(d->sft_eval, sizeof d->sft_eval, d->corpus, "sft_heldout.jsonl");
+    user_or(d->tokdir, o->model, o->out, "tokenizer");
+    user_or(d->base, o->model, o->out, "pretrain/model");
+    fio_join(d->sft, sizeof d->sft, o->out, "sft/model");
+    fio_join(d->rmdir, sizeof d->rmdir, o->out, "rm/model");
+    user_or(d->prefs, o->prefs, o->out, "prefs/prefs_train.jsonl");
+    user_or(d->eval_prefs, o->prefs && o->eval_prefs ? o->eval_prefs : o->prefs, o->out, "prefs/prefs_heldout.jsonl");
 }
 
-/* a user's model folder: config.json and model.safetensors by hash */
-static int set_model(json_t *s, const char *k, const char *dir, char *err, size_t errlen)
+static int demo_open(demo *d, const demo_opts *o, char *err, size_t errlen)
 {
-    char p[PATHN];
-    json_t *o = json_object();
-    json_object_set_new(s, k, o);
-    return set_file(o, "config", fio_join(p, sizeof p, dir, "config.json"), err, errlen) ||
-           set_file(o, "weights", fio_join(p, sizeof p, dir, "model.safetensors"), err, errlen);
-}
-
-/* the fields of every stage that samples completions */
-#define SAMPLING "max_prompt_len max_new_tokens temperature"
-
-int demo_run(const demo_opts *o, char *err, size_t errlen)
-{
-    if (check_config(o, err, errlen)) return -1;
-    demo D = {0}, *d = &D;
+    const demo_config *c = &o->cfg;
     d->o = o;
-    d->c = &o->cfg;
-    const demo_config *c = d->c;
+    d->c = c;
+    d->run = (stage_runner){.out = o->out, .on_event = o->on_event, .ud = o->ud};
     if (fio_mkdirs(o->out, err, errlen)) return -1;
     if (o->lexicon) snprintf(d->lexicon, sizeof d->lexicon, "%s", o->lexicon);
     else judge_default_lexicon(d->lexicon, sizeof d->lexicon);
@@ -1096,120 +1039,181 @@ int demo_run(const demo_opts *o, char *err, size_t errlen)
     if (c->max_prompt_len + c->max_new_tokens > d->n_positions)
         return fio_fail(err, errlen, "prompts of %d tokens plus %d new tokens do not fit the model's %d positions",
                         c->max_prompt_len, c->max_new_tokens, d->n_positions);
-    json_t *s;
+    demo_paths(d);
+    d->data = json_object();
+    d->model = json_object();
+    return d->data && d->model ? 0 : fio_fail(err, errlen, "out of memory");
+}
 
-    /* corpus: needed unless the user brings the model and every data file */
-    const int need_corpus = !o->model || !o->sft_data || !o->prompts || !o->eval_prompts;
-    fio_join(d->corpus, sizeof d->corpus, o->out, "corpus");
-    if (need_corpus) {
-        s = settings(d, "");
-        sets(s, "fortunes", o->fortunes ? o->fortunes : CORPUS_DEFAULT_SRC);
-        if (run_stage(d, "corpus", s, st_corpus, NULL, d->h_corpus, err, errlen)) return -1;
+/* the table: the head rows, one row per value of each sweep's list, the evaluation */
+static void build_table(demo *d)
+{
+    d->nst = 0;
+    for (int i = 0; i < HEAD_STAGES; i++) d->st[d->nst++] = head_rows[i];
+    for (size_t w = 0; w < N_SWEEPS; w++)
+        for (int i = 0; i < *sweep_count(d->c, &sweeps[w]); i++) {
+            demo_stage *s = &d->st[d->nst++];
+            *s = sweeps[w].row;
+            s->value = sweep_values(d->c, &sweeps[w])[i];
+            snprintf(s->name, sizeof s->name, "%s%g", sweeps[w].prefix, s->value);
+        }
+    d->st[d->nst++] = eval_row;
+}
+
+static int word_is(const char *w, size_t n, const char *s) { return strlen(s) == n && strncmp(w, s, n) == 0; }
+
+/* the demo_config fields named in `fields` (separated by spaces) into settings s */
+static void set_fields(json_t *s, const demo_config *c, const char *fields)
+{
+    for (const char *f = fields; *f;) {
+        const size_t n = strcspn(f, " ");
+        for (size_t i = 0; i < sizeof config_fields / sizeof *config_fields; i++) {
+            if (!word_is(f, n, config_fields[i].name)) continue;
+            const char *p = (const char *)c + config_fields[i].off;
+            json_t *v = config_fields[i].type == 'd'   ? json_real(*(const double *)p)
+                        : config_fields[i].type == 'l' ? json_integer(*(const long *)p)
+                                                       : json_integer(*(const int *)p);
+            json_object_set_new(s, config_fields[i].name, v);
+        }
+        f += n + (f[n] == ' ');
     }
-#define CORPUS_FILE(dst, user, name)                                                                                   \
-    do {                                                                                                               \
-        if (user) snprintf(dst, sizeof dst, "%s", user);                                                               \
-        else fio_join(dst, sizeof dst, d->corpus, name);                                                               \
-    } while (0)
-    CORPUS_FILE(d->sft_data, o->sft_data, "sft_train.jsonl");
-    CORPUS_FILE(d->prompts, o->prompts, "prompts_train.jsonl");
-    CORPUS_FILE(d->eval_prompts, o->eval_prompts, "prompts_heldout.jsonl");
-#undef CORPUS_FILE
-    if (!o->sft_data) fio_join(d->sft_eval, sizeof d->sft_eval, d->corpus, "sft_heldout.jsonl");
-    /* the settings that name the data every later stage reads */
-    json_t *data = json_object();
-    if (need_corpus) sets(data, "corpus", d->h_corpus);
-    if ((o->sft_data && set_file(data, "sft_data", o->sft_data, err, errlen)) ||
-        (o->prompts && set_file(data, "prompts", o->prompts, err, errlen)) ||
-        (o->eval_prompts && set_file(data, "eval_prompts", o->eval_prompts, err, errlen))) {
-        json_decref(data);
+}
+
+/* the value of input `name` (n bytes) of a row's settings (see demo_stage.inputs); NULL when no
+ * earlier row has that name */
+static json_t *input(const demo *d, const char *name, size_t n)
+{
+    if (word_is(name, n, "data")) return json_deep_copy(d->data);
+    if (word_is(name, n, "model")) return json_deep_copy(d->model);
+    if (word_is(name, n, "fortunes")) return json_string(d->o->fortunes ? d->o->fortunes : CORPUS_DEFAULT_SRC);
+    if (word_is(name, n, "models")) {
+        /* every model evaluated: its family and the hash of the stage that trained it */
+        json_t *m = json_object();
+        for (int i = 0; m && i < d->nst; i++)
+            if (d->st[i].family && d->st[i].hash[0])
+                json_object_set_new(m, d->st[i].name, json_pack("{s:s, s:s}", "family", d->st[i].family, "hash", d->st[i].hash));
+        return m;
+    }
+    for (int i = 0; i < d->nst; i++)
+        if (word_is(name, n, d->st[i].name) && d->st[i].hash[0]) return json_string(d->st[i].hash);
+    return NULL;
+}
+
+/* A row's settings: the seed and the thread count, the demo_config fields it reads, its sweep value,
+ * its inputs, the demo's version. NULL and one line in err when an input is missing. */
+static json_t *row_settings(const demo *d, const demo_stage *s, char *err, size_t errlen)
+{
+    json_t *j = json_pack("{s:I, s:i}", "seed", (json_int_t)d->o->seed, "threads", d->o->threads);
+    if (j) set_fields(j, d->c, s->fields);
+    if (j && s->param) json_object_set_new(j, s->param, json_real(s->value));
+    for (const char *f = s->inputs; j && *f;) {
+        const size_t n = strcspn(f, " ");
+        char key[32];
+        json_t *v = input(d, f, n);
+        snprintf(key, sizeof key, "%.*s", (int)n, f);
+        if (!v || json_object_set_new(j, key, v)) {
+            fio_fail(err, errlen, "%s: no setting '%s' from the stages before it", s->name, key);
+            json_decref(j);
+            return NULL;
+        }
+        f += n + (f[n] == ' ');
+    }
+    if (j) json_object_set_new(j, "demo_version", json_integer(DEMO_VERSION));
+    else fio_fail(err, errlen, "%s: out of memory", s->name);
+    return j;
+}
+
+static void sets(json_t *s, const char *k, const char *v) { json_object_set_new(s, k, json_string(v)); }
+
+/* a file given by the user enters later stages' settings by name and content hash */
+static int set_file(json_t *s, const char *k, const char *path, char *err, size_t errlen)
+{
+    size_t len;
+    char *text = fio_read_all(path, &len, err, errlen);
+    if (!text) return -1;
+    char h[17];
+    snprintf(h, sizeof h, "%016llx", (unsigned long long)corpus_hash(text, len));
+    free(text);
+    json_object_set_new(s, k, json_pack("{s:s, s:s}", "path", path, "fnv1a64", h));
+    return 0;
+}
+
+/* later stages name the corpus by its stage's hash, and the user's data files by their content */
+static int join_corpus(demo *d, const demo_stage *s, int ran, char *err, size_t errlen)
+{
+    const demo_opts *o = d->o;
+    if (ran) sets(d->data, s->name, s->hash);
+    if ((o->sft_data && set_file(d->data, "sft_data", o->sft_data, err, errlen)) ||
+        (o->prompts && set_file(d->data, "prompts", o->prompts, err, errlen)) ||
+        (o->eval_prompts && set_file(d->data, "eval_prompts", o->eval_prompts, err, errlen)))
         return -1;
+    return 0;
+}
+
+/* the start model: the pretrain stage's hash, or the user's config.json and weights by content */
+static int join_pretrain(demo *d, const demo_stage *s, int ran, char *err, size_t errlen)
+{
+    char p[PATHN];
+    if (ran) {
+        sets(d->model, s->name, s->hash);
+        return 0;
     }
+    json_t *m = json_object();
+    json_object_set_new(d->model, "user_model", m);
+    if (set_file(m, "config", fio_join(p, sizeof p, d->o->model, "config.json"), err, errlen) ||
+        set_file(m, "weights", fio_join(p, sizeof p, d->o->model, "model.safetensors"), err, errlen))
+        return -1;
+    return 0;
+}
 
-    /* tokenizer and base model: the user's, or trained here */
-    int rc = -1;
-    json_t *model = json_object();
-    if (o->model) {
-        snprintf(d->tokdir, sizeof d->tokdir, "%s", o->model);
-        snprintf(d->base, sizeof d->base, "%s", o->model);
-        if (set_model(model, "user_model", o->model, err, errlen)) goto out;
-    } else {
-        s = settings(d, "vocab");
-        sets(s, "corpus", d->h_corpus);
-        if (run_stage(d, "tokenizer", s, st_tokenizer, NULL, d->h_tok, err, errlen)) goto out;
-        fio_join(d->tokdir, sizeof d->tokdir, o->out, "tokenizer");
-        s = settings(d, "n_layer n_head n_embd n_positions pt_steps pt_batch pt_seq pt_lr");
-        sets(s, "corpus", d->h_corpus);
-        sets(s, "tokenizer", d->h_tok);
-        if (run_stage(d, "pretrain", s, st_pretrain, NULL, d->h_pt, err, errlen)) goto out;
-        snprintf(d->base, sizeof d->base, "%s/pretrain/model", o->out);
-        sets(model, "pretrain", d->h_pt);
+/* the preference pairs: the prefs stage's hash, or the user's files by content */
+static int join_prefs(demo *d, const demo_stage *s, int ran, char *err, size_t errlen)
+{
+    if (ran) {
+        sets(d->data, s->name, s->hash);
+        return 0;
     }
+    json_t *f = json_object();
+    json_object_set_new(d->data, s->name, f);
+    if (set_file(f, "train", d->prefs, err, errlen) || set_file(f, "eval", d->eval_prefs, err, errlen)) return -1;
+    return 0;
+}
 
-    /* SFT */
-    s = settings(d, "sft_steps sft_batch sft_lr max_prompt_len sft_max_completion");
-    json_object_set(s, "data", data);
-    json_object_set(s, "model", model);
-    if (run_stage(d, "sft", s, st_sft, NULL, d->h_sft, err, errlen)) goto out;
-    snprintf(d->sft, sizeof d->sft, "%s/sft/model", o->out);
+/* a row as rlhf/stage.h's stage_fn */
+typedef struct {
+    demo *d;
+    const demo_stage *s;
+} row_call;
 
-    /* preference pairs: the user's, or sampled and labelled here */
-    if (o->prefs) {
-        snprintf(d->prefs, sizeof d->prefs, "%s", o->prefs);
-        snprintf(d->eval_prefs, sizeof d->eval_prefs, "%s", o->eval_prefs ? o->eval_prefs : o->prefs);
-        json_t *f = json_object();
-        json_object_set_new(data, "prefs", f);
-        if (set_file(f, "train", d->prefs, err, errlen) || set_file(f, "eval", d->eval_prefs, err, errlen)) goto out;
-        snprintf(d->h_prefs, sizeof d->h_prefs, "user");
-    } else {
-        s = settings(d, SAMPLING " pref_prompts pref_eval_prompts pref_samples bt_tau");
-        json_object_set(s, "data", data);
-        sets(s, "sft", d->h_sft);
-        if (run_stage(d, "prefs", s, st_prefs, NULL, d->h_prefs, err, errlen)) goto out;
-        snprintf(d->prefs, sizeof d->prefs, "%s/prefs/prefs_train.jsonl", o->out);
-        snprintf(d->eval_prefs, sizeof d->eval_prefs, "%s/prefs/prefs_heldout.jsonl", o->out);
-        sets(data, "prefs", d->h_prefs);
+static int call_row(void *arg, const char *dir, json_t *summary, char *err, size_t errlen)
+{
+    const row_call *a = arg;
+    return a->s->run(a->d, a->s, dir, summary, err, errlen);
+}
+
+/* run row s (or find it done), unless the user's files replace it; then join its result */
+static int run_row(demo *d, demo_stage *s, char *err, size_t errlen)
+{
+    const demo_opts *o = d->o;
+    const unsigned given = (o->model ? BYO_MODEL : 0u) | (o->sft_data ? BYO_SFT_DATA : 0u) |
+                           (o->prompts ? BYO_PROMPTS : 0u) | (o->eval_prompts ? BYO_EVAL_PROMPTS : 0u) |
+                           (o->prefs ? BYO_PREFS : 0u);
+    const int ran = !s->byo || (given & s->byo) != s->byo;
+    if (ran) {
+        json_t *settings = row_settings(d, s, err, errlen);
+        row_call a = {d, s};
+        if (!settings || stage_run(&d->run, s->name, settings, call_row, &a, s->hash, err, errlen)) return -1;
     }
+    return s->join ? s->join(d, s, ran, err, errlen) : 0;
+}
 
-    /* reward model */
-    s = settings(d, SAMPLING " rm_epochs rm_lr rm_batch rm_norm_samples");
-    json_object_set(s, "data", data);
-    sets(s, "sft", d->h_sft);
-    if (run_stage(d, "rm", s, st_rm, NULL, d->h_rm, err, errlen)) goto out;
-    snprintf(d->rmdir, sizeof d->rmdir, "%s/rm/model", o->out);
-
-    /* PPO and DPO sweeps */
-    for (int i = 0; i < c->n_ppo; i++) {
-        snprintf(d->ppo_name[i], sizeof d->ppo_name[i], "ppo-kl%g", c->ppo_kl[i]);
-        s = settings(d, SAMPLING " ppo_steps ppo_batch ppo_epochs ppo_minibatch ppo_lr");
-        json_object_set_new(s, "kl_coef", json_real(c->ppo_kl[i]));
-        json_object_set(s, "data", data);
-        sets(s, "sft", d->h_sft);
-        sets(s, "rm", d->h_rm);
-        if (run_stage(d, d->ppo_name[i], s, st_ppo, &i, d->h_ppo[i], err, errlen)) goto out;
-    }
-    for (int i = 0; i < c->n_dpo; i++) {
-        snprintf(d->dpo_name[i], sizeof d->dpo_name[i], "dpo-b%g", c->dpo_beta[i]);
-        s = settings(d, "max_prompt_len max_new_tokens dpo_epochs dpo_lr dpo_batch");
-        json_object_set_new(s, "beta", json_real(c->dpo_beta[i]));
-        json_object_set(s, "data", data);
-        sets(s, "sft", d->h_sft);
-        if (run_stage(d, d->dpo_name[i], s, st_dpo, &i, d->h_dpo[i], err, errlen)) goto out;
-    }
-
-    /* evaluation of every model on the held-out prompts */
-    s = settings(d, SAMPLING " eval_prompts eval_samples");
-    json_object_set(s, "data", data);
-    sets(s, "sft", d->h_sft);
-    sets(s, "rm", d->h_rm);
-    json_t *runs = json_object();
-    for (int i = 0; i < c->n_ppo; i++) sets(runs, d->ppo_name[i], d->h_ppo[i]);
-    for (int i = 0; i < c->n_dpo; i++) sets(runs, d->dpo_name[i], d->h_dpo[i]);
-    json_object_set_new(s, "runs", runs);
-    if (run_stage(d, "eval", s, st_eval, NULL, (char[17]){0}, err, errlen)) goto out;
-    rc = 0;
-out:
-    json_decref(model);
-    json_decref(data);
+int demo_run(const demo_opts *o, char *err, size_t errlen)
+{
+    demo D = {0}, *d = &D;
+    int rc = check_config(o, err, errlen) || demo_open(d, o, err, errlen) ? -1 : 0;
+    if (rc == 0) build_table(d);
+    for (int i = 0; rc == 0 && i < d->nst; i++) rc = run_row(d, &d->st[i], err, errlen);
+    json_decref(d->data);
+    json_decref(d->model);
     return rc;
 }

@@ -23,13 +23,20 @@
  *   dpo-b<β>    DPO on prefs_train.jsonl, one run per β
  *   eval        every model (sft, ppo-*, dpo-*) on the same held-out prompts with the same sampling
  *               seed (common random numbers: the gain over SFT is measured per sample, pairwise):
- *               gold reward, reward-model score, KL to SFT, distinct-1/2; samples-<model>.jsonl and
- *               results.json
+ *               gold reward, reward-model score, KL to SFT, distinct-1/2, "collapsed" (distinct-2 below
+ *               DEMO_COLLAPSE_RATIO x SFT's); samples-<model>.jsonl and results.json
+ *
+ * ---- Families ---------------------------------------------------------------------------------
+ * Every model carries its family as data: results.json (and the report's report.json) hold
+ * {"models": {"<name>": {"family": "sft" | "ppo" | "dpo", "gold_reward", ...}}}, in the order the
+ * stages ran (sft first: the reference of every gain and KL). Readers take a run's method from
+ * "family", never from its name. The demo is a table of stages in rlhf/demo.c; the PPO and DPO
+ * sweeps are rows generated from ppo_kl and dpo_beta, and another method is another sweep row.
  *
  * ---- Caching ----------------------------------------------------------------------------------
  * A stage is a pure function of its settings: the demo's options that it reads plus the hashes of
- * the stages it reads from. Its hash is FNV-1a-64 of those settings as canonical JSON (sorted
- * keys). A stage runs into OUT/.<stage>.tmp/, writes stage.json there last
+ * the stages it reads from (rlhf/stage.h runs it). Its hash is FNV-1a-64 of those settings as
+ * canonical JSON (sorted keys). A stage runs into OUT/.<stage>.tmp/, writes stage.json there last
  * ({"stage","hash","settings","summary","seconds"}), and the folder is renamed to OUT/<stage>; so a
  * stage is either complete or absent, and a rerun skips every stage whose stage.json has the same
  * hash (changing one setting reruns that stage and everything downstream). Trainers' step-N
@@ -51,10 +58,20 @@
 #ifndef RLHF_DEMO_H
 #define RLHF_DEMO_H
 
+#include "stage.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
 #define DEMO_MAX_RUNS 6
+
+/* A run has collapsed when its distinct-2 falls below this fraction of SFT's: it found a repetitive
+ * text the judge likes (reward hacking), not better writing. */
+#define DEMO_COLLAPSE_RATIO 0.7
+/* The report's best run of a family: the highest gold reward among runs whose distinct-2 is at least
+ * this fraction of SFT's (a margin over the collapse line: a run just above it is too close to call),
+ * else among the runs that did not collapse, else among all. */
+#define DEMO_BEST_MARGIN 0.75
 
 typedef struct {
     /* the model (ignored with a user model) */
@@ -102,22 +119,6 @@ demo_config demo_config_quick(void);
  * name or a value that is not a positive number of the field's type. */
 int demo_config_set(demo_config *c, const char *key, const char *value, char *err, size_t errlen);
 
-/* What the caller sees while the demo runs. */
-typedef enum {
-    DEMO_BEGIN,    /* a stage starts (it was not cached) */
-    DEMO_PROGRESS, /* done / total within the stage; text: a few metrics */
-    DEMO_END,      /* the stage finished: seconds, text = a one-line summary */
-    DEMO_CACHED    /* the stage was complete already: seconds it took then, text = its summary */
-} demo_event_kind;
-
-typedef struct {
-    demo_event_kind kind;
-    const char *stage;
-    double done, total;
-    double seconds;
-    const char *text;
-} demo_event;
-
 typedef struct {
     const char *out;           /* the demo folder */
     uint64_t seed;
@@ -128,7 +129,9 @@ typedef struct {
     /* bring your own (NULL: the demo's) */
     const char *model;
     const char *sft_data, *prompts, *eval_prompts, *prefs, *eval_prefs;
-    void (*on_event)(void *ud, const demo_event *e);
+    /* what the caller sees while the demo runs: each stage's begin, progress, end or "cached"
+     * (stage.h's events) */
+    void (*on_event)(void *ud, const stage_event *e);
     void *ud;
 } demo_opts;
 

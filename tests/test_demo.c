@@ -1,6 +1,6 @@
 /* test_demo.c — `rlhf demo` end to end at a very small size (--quick, one thread): every artefact
- * exists, report.json has the required keys and model names, a rerun reuses every stage and a
- * changed setting reruns only what depends on it, the same seed in a fresh folder reproduces
+ * exists, report.json has the required keys and every model its family, a rerun reuses every stage
+ * and a changed setting reruns only what depends on it, the same seed in a fresh folder reproduces
  * report.json byte for byte, and the bring-your-own path runs on a tiny random Hugging Face-layout
  * checkpoint with the user's own JSONL files. */
 #include "fileio.h"
@@ -39,8 +39,9 @@ static int run_demo(const char *args, char **err_out)
     return rc;
 }
 
-/* report.json: {"models": {...}} with sft, ppo* and dpo* entries each holding the four numbers;
- * returns the number of models */
+/* report.json: {"models": {...}} with one "sft", want_ppo "ppo" and want_dpo "dpo" models by their
+ * "family", each holding the four numbers, and "best" naming a run of each family; returns the
+ * number of models */
 static size_t check_report_json(const char *dir, int want_ppo, int want_dpo)
 {
     char p[4096];
@@ -50,21 +51,32 @@ static size_t check_report_json(const char *dir, int want_ppo, int want_dpo)
     cr_assert(j, "%s: %s", p, je.text);
     json_t *models = json_object_get(j, "models");
     cr_assert(json_is_object(models));
-    cr_assert(json_object_get(models, "sft"), "no sft model");
-    int nppo = 0, ndpo = 0;
+    int nsft = 0, nppo = 0, ndpo = 0;
     const char *k;
     json_t *m;
     json_object_foreach(models, k, m)
     {
-        nppo += strncmp(k, "ppo", 3) == 0;
-        ndpo += strncmp(k, "dpo", 3) == 0;
-        cr_assert(strcmp(k, "sft") == 0 || strncmp(k, "ppo", 3) == 0 || strncmp(k, "dpo", 3) == 0, "model %s", k);
+        const char *fam = json_string_value(json_object_get(m, "family"));
+        cr_assert(fam, "model %s has no family", k);
+        nsft += strcmp(fam, "sft") == 0;
+        nppo += strcmp(fam, "ppo") == 0;
+        ndpo += strcmp(fam, "dpo") == 0;
+        /* the demo names its runs sft, ppo-kl<beta> and dpo-b<beta> */
+        cr_assert(strncmp(k, fam, 3) == 0, "model %s has family %s", k, fam);
         static const char *const keys[] = {"gold_reward", "rm_reward", "kl", "distinct2"};
         for (int i = 0; i < 4; i++) cr_assert(json_is_number(json_object_get(m, keys[i])), "%s has no %s", k, keys[i]);
         cr_assert(json_is_boolean(json_object_get(m, "collapsed")));
     }
+    cr_assert_eq(nsft, 1);
     cr_assert_eq(nppo, want_ppo);
     cr_assert_eq(ndpo, want_dpo);
+    cr_assert_str_eq(json_string_value(json_object_get(json_object_get(models, "sft"), "family")), "sft");
+    json_object_foreach(json_object_get(j, "best"), k, m)
+    {
+        const char *fam = json_string_value(json_object_get(json_object_get(models, json_string_value(m)), "family"));
+        cr_assert(fam && strcmp(fam, k) == 0, "best %s run %s is not of that family", k, json_string_value(m));
+    }
+    cr_assert_eq(json_object_size(json_object_get(j, "best")), (size_t)((want_ppo > 0) + (want_dpo > 0)));
     /* SFT is its own reference: KL exactly 0 */
     cr_assert_eq(json_number_value(json_object_get(json_object_get(models, "sft"), "kl")), 0.0);
     const size_t n = json_object_size(models);

@@ -21,26 +21,26 @@ static void fmt_secs(char *b, size_t n, double s)
     else snprintf(b, n, "%dm%02ds", (int)(s / 60), (int)s % 60);
 }
 
-static void on_event(void *ud, const demo_event *e)
+static void on_event(void *ud, const stage_event *e)
 {
     demo_ui *u = ud;
     char t[32], extra[640];
     switch (e->kind) {
-    case DEMO_BEGIN:
-    case DEMO_PROGRESS:
+    case STAGE_BEGIN:
+    case STAGE_PROGRESS:
         /* the evaluation relabels its stage per model: a new label starts a new bar */
         if (!u->open || strcmp(u->label, e->stage) != 0) {
-            if (u->open && e->kind == DEMO_PROGRESS) cli_progress_done(&u->bar, "");
+            if (u->open && e->kind == STAGE_PROGRESS) cli_progress_done(&u->bar, "");
             snprintf(u->label, sizeof u->label, "%s", e->stage);
             cli_progress_start(&u->bar, u->label);
             u->open = 1;
         }
-        if (e->kind == DEMO_PROGRESS) {
+        if (e->kind == STAGE_PROGRESS) {
             snprintf(extra, sizeof extra, " %s", e->text ? e->text : "");
             cli_progress_update(&u->bar, e->done, e->total, extra);
         }
         break;
-    case DEMO_END:
+    case STAGE_END:
         if (!u->open) {
             snprintf(u->label, sizeof u->label, "%s", e->stage);
             cli_progress_start(&u->bar, u->label);
@@ -49,7 +49,7 @@ static void on_event(void *ud, const demo_event *e)
         cli_progress_done(&u->bar, extra);
         u->open = 0;
         break;
-    case DEMO_CACHED:
+    case STAGE_CACHED:
         fmt_secs(t, sizeof t, e->seconds);
         fprintf(stderr, "%-10s cached (took %s) %s\n", e->stage, t, e->text ? e->text : "");
         break;

@@ -1,11 +1,14 @@
 /* report.c — report.md / report.json / samples.jsonl / figures from a finished demo folder. See
  * report.h; the numbers come from eval/results.json, the stage summaries (stage.json) and the
- * trainers' metrics.jsonl, nothing is recomputed here. */
+ * trainers' metrics.jsonl, nothing is recomputed here. A run's method is its "family" in
+ * results.json (rlhf/demo.h), never read from its name. */
 #include "report.h"
 
+#include "demo.h"
 #include "fileio.h"
 #include "plot.h"
 
+#include <ctype.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
@@ -31,9 +34,11 @@ static double num(const json_t *o, const char *key)
 
 /* ---- the stages ---------------------------------------------------------------------------------- */
 
+#define MAX_FAMILIES 8
+
 typedef struct {
     char name[64];
-    char kind;                   /* 'P' PPO, 'D' DPO, 0 other */
+    const char *family;          /* a trained run's family ("ppo", "dpo", ...); NULL for other stages */
     json_t *stage;               /* stage.json, NULL when the stage did not run (bring your own) */
 } stage_ref;
 
@@ -41,48 +46,55 @@ typedef struct {
     const char *dir;
     json_t *res;                 /* eval/results.json */
     json_t *models;              /* its "models" (borrowed) */
+    const json_t *ref;           /* the model of family "sft": the reference of gains, KL and collapse */
+    const char *fam[MAX_FAMILIES]; /* the other families, in the order of their first model */
+    int nfam;
     stage_ref st[64];
     int nst;
 } report;
 
-static void add_stage(report *r, const char *name, char kind)
+/* the family of a results.json model entry */
+static const char *family(const json_t *m) { return json_string_value(json_object_get(m, "family")); }
+
+static void add_stage(report *r, const char *name, const char *family)
 {
     if (r->nst >= (int)(sizeof r->st / sizeof *r->st)) return;
     stage_ref *s = &r->st[r->nst++];
     snprintf(s->name, sizeof s->name, "%s", name);
-    s->kind = kind;
+    s->family = family;
     char p[PATHN];
     snprintf(p, sizeof p, "%s/%s/stage.json", r->dir, name);
     s->stage = fio_exists(p) ? json_load_file(p, 0, NULL) : NULL;
 }
 
 /* part ("summary" or "settings") of a stage's stage.json; NULL when the stage did not run */
-static const json_t *stage_part(const report *r, const char *name, const char *part)
+static const json_t *stage_section(const report *r, const char *name, const char *part)
 {
     for (int i = 0; i < r->nst; i++)
         if (strcmp(r->st[i].name, name) == 0 && r->st[i].stage) return json_object_get(r->st[i].stage, part);
     return NULL;
 }
 
-static const json_t *summary(const report *r, const char *name) { return stage_part(r, name, "summary"); }
+static const json_t *summary(const report *r, const char *name) { return stage_section(r, name, "summary"); }
 
 /* ---- report.json and samples.jsonl -------------------------------------------------------------- */
 
-/* the best run of a kind: the highest gold reward among runs whose distinct-2 keeps a safety margin
- * over the collapse line (>= 0.75 x SFT's, where "collapsed" is < 0.7 x: a run just above the line
- * is too close to call), else among runs that did not collapse, else among all */
-static const char *best_run(const report *r, const char *prefix)
+/* the best run of a family: the highest gold reward among runs whose distinct-2 keeps a safety margin
+ * over the collapse line (>= DEMO_BEST_MARGIN x SFT's, where "collapsed" is < DEMO_COLLAPSE_RATIO x:
+ * a run just above the line is too close to call), else among runs that did not collapse, else
+ * among all */
+static const char *best_run(const report *r, const char *fam)
 {
     const char *best = NULL;
     double bg = -INFINITY;
-    const double d2_sft = num(json_object_get(r->models, "sft"), "distinct2");
+    const double d2_sft = num(r->ref, "distinct2");
     for (int pass = 0; pass < 3 && !best; pass++) {
         const char *k;
         json_t *m;
         json_object_foreach(r->models, k, m)
         {
-            if (strncmp(k, prefix, strlen(prefix)) != 0) continue;
-            if (pass == 0 && !(num(m, "distinct2") >= 0.75 * d2_sft)) continue;
+            if (strcmp(family(m), fam) != 0) continue;
+            if (pass == 0 && !(num(m, "distinct2") >= DEMO_BEST_MARGIN * d2_sft)) continue;
             if (pass == 1 && json_is_true(json_object_get(m, "collapsed"))) continue;
             if (num(m, "gold_reward") > bg) {
                 bg = num(m, "gold_reward");
@@ -109,9 +121,10 @@ static int write_report_json(const report *r, char *err, size_t errlen)
     json_t *j = json_object();
     json_object_set(j, "models", r->models);
     json_t *best = json_object();
-    const char *bp = best_run(r, "ppo"), *bd = best_run(r, "dpo");
-    if (bp) json_object_set_new(best, "ppo", json_string(bp));
-    if (bd) json_object_set_new(best, "dpo", json_string(bd));
+    for (int i = 0; i < r->nfam; i++) {
+        const char *b = best_run(r, r->fam[i]);
+        if (b) json_object_set_new(best, r->fam[i], json_string(b));
+    }
     json_object_set_new(j, "best", best);
     json_object_set_new(j, "eval", json_pack("{s:O, s:O, s:O, s:O}", "prompts", json_object_get(r->res, "prompts"),
                                               "samples_per_prompt", json_object_get(r->res, "samples_per_prompt"),
@@ -292,16 +305,16 @@ static void figure(const report *r, figs *f, const char *file, const plot_opts *
     if (f->plot_err && !f->plot_err[0]) snprintf(f->plot_err, f->plot_errlen, "%s", e);
 }
 
-/* one figure with one series per run of a kind, metric `key` of <run>/metrics.jsonl (or another
+/* one figure with one series per run of a family, metric `key` of <run>/metrics.jsonl (or another
  * file) against the step, optionally smoothed */
-static void runs_figure(const report *r, figs *f, char kind, const char *file, const char *jsonl, const char *key,
+static void runs_figure(const report *r, figs *f, const char *fam, const char *file, const char *jsonl, const char *key,
                         int w, const plot_opts *o)
 {
     series s[64] = {{0}};
     plot_series ps[64];
     int n = 0;
     for (int i = 0; i < r->nst && n < 64; i++) {
-        if (r->st[i].kind != kind) continue;
+        if (!r->st[i].family || strcmp(r->st[i].family, fam) != 0) continue;
         char p[PATHN];
         snprintf(p, sizeof p, "%s/%s/%s", r->dir, r->st[i].name, jsonl);
         if (load_metric(p, "step", key, &s[n]) == 0 && s[n].n) {
@@ -315,43 +328,55 @@ static void runs_figure(const report *r, figs *f, char kind, const char *file, c
     for (int i = 0; i < n; i++) series_free(&s[i]);
 }
 
-/* gold reward against KL to SFT: one line per method through its runs (ordered by KL), and SFT's
+/* the frontier's line of a family */
+static const char *family_label(const char *fam)
+{
+    static const char *const label[][2] = {{"ppo", "PPO (one point per KL coefficient)"}, {"dpo", "DPO (one point per beta)"}};
+    for (size_t i = 0; i < sizeof label / sizeof *label; i++)
+        if (strcmp(fam, label[i][0]) == 0) return label[i][1];
+    return fam;
+}
+
+/* the (KL, gold) points of a family's runs, in KL order; kmax grows to the largest KL */
+static void family_points(const report *r, const char *fam, series *s, double *kmax)
+{
+    const char *k;
+    json_t *v;
+    json_object_foreach(r->models, k, v)
+    {
+        if (strcmp(family(v), fam) != 0) continue;
+        const double kl = num(v, "kl"), g = num(v, "gold_reward");
+        if (isnan(kl) || isnan(g) || series_push(s, kl, g)) continue;
+        *kmax = kl > *kmax ? kl : *kmax;
+        /* insertion into KL order */
+        for (size_t i = s->n - 1; i > 0 && s->x[i - 1] > s->x[i]; i--) {
+            double t = s->x[i];
+            s->x[i] = s->x[i - 1];
+            s->x[i - 1] = t;
+            t = s->y[i];
+            s->y[i] = s->y[i - 1];
+            s->y[i - 1] = t;
+        }
+    }
+}
+
+/* gold reward against KL to SFT: one line per family through its runs (ordered by KL), and SFT's
  * gold reward as a flat baseline */
 static void frontier(const report *r, figs *f)
 {
-    series s[3] = {{0}};
-    const char *const prefix[2] = {"ppo", "dpo"};
+    series s[MAX_FAMILIES + 1] = {{0}};
+    plot_series ps[MAX_FAMILIES + 1];
+    const int n = r->nfam;
     double kmax = 0;
-    for (int m = 0; m < 2; m++) {
-        const char *k;
-        json_t *v;
-        json_object_foreach(r->models, k, v)
-        {
-            if (strncmp(k, prefix[m], 3) != 0) continue;
-            const double kl = num(v, "kl"), g = num(v, "gold_reward");
-            if (isnan(kl) || isnan(g) || series_push(&s[m], kl, g)) continue;
-            kmax = kl > kmax ? kl : kmax;
-            /* insertion into KL order */
-            for (size_t i = s[m].n - 1; i > 0 && s[m].x[i - 1] > s[m].x[i]; i--) {
-                double t = s[m].x[i];
-                s[m].x[i] = s[m].x[i - 1];
-                s[m].x[i - 1] = t;
-                t = s[m].y[i];
-                s[m].y[i] = s[m].y[i - 1];
-                s[m].y[i - 1] = t;
-            }
-        }
-    }
-    const double g0 = num(json_object_get(r->models, "sft"), "gold_reward");
-    series_push(&s[2], 0, g0);
-    series_push(&s[2], kmax > 0 ? kmax : 1, g0);
-    plot_series ps[3] = {{"PPO (one point per KL coefficient)", s[0].x, s[0].y, s[0].n},
-                         {"DPO (one point per beta)", s[1].x, s[1].y, s[1].n},
-                         {"SFT", s[2].x, s[2].y, s[2].n}};
+    for (int m = 0; m < n; m++) family_points(r, r->fam[m], &s[m], &kmax);
+    const double g0 = num(r->ref, "gold_reward");
+    series_push(&s[n], 0, g0);
+    series_push(&s[n], kmax > 0 ? kmax : 1, g0);
+    for (int m = 0; m <= n; m++) ps[m] = (plot_series){m < n ? family_label(r->fam[m]) : "SFT", s[m].x, s[m].y, s[m].n};
     plot_opts o = {"Gold reward vs KL to SFT (held-out prompts)", "KL(policy || SFT), nats per completion",
                    "gold reward (AFINN-165, normalised)", 0, 0};
-    figure(r, f, "frontier.png", &o, ps, 3);
-    for (int i = 0; i < 3; i++) series_free(&s[i]);
+    figure(r, f, "frontier.png", &o, ps, n + 1);
+    for (int i = 0; i <= n; i++) series_free(&s[i]);
 }
 
 /* gold against reward-model score of each PPO run's rollouts along training (moving averages):
@@ -363,7 +388,7 @@ static void gold_vs_rm(const report *r, figs *f)
     plot_series ps[64];
     int n = 0;
     for (int i = 0; i < r->nst && n < 64; i++) {
-        if (r->st[i].kind != 'P') continue;
+        if (!r->st[i].family || strcmp(r->st[i].family, "ppo") != 0) continue;
         char p[PATHN];
         series a = {0}, b = {0};
         snprintf(p, sizeof p, "%s/%s/gold.jsonl", r->dir, r->st[i].name);
@@ -426,21 +451,21 @@ static void results_table(const report *r, FILE *f)
     fputs("| model | gold reward | gain over SFT [95% CI] | reward-model score | KL to SFT (nats) | distinct-2 | |\n"
           "| --- | ---: | ---: | ---: | ---: | ---: | --- |\n",
           f);
-    const double d2 = num(json_object_get(r->models, "sft"), "distinct2");
+    const double d2 = num(r->ref, "distinct2");
     const char *k;
     json_t *m;
     json_object_foreach(r->models, k, m)
     {
         fprintf(f, "| %s | %.4f | ", k, num(m, "gold_reward"));
         const json_t *ci = json_object_get(m, "gain_ci95");
-        if (strcmp(k, "sft") == 0) fputs("— | ", f);
+        if (m == r->ref) fputs("— | ", f);
         else
             fprintf(f, "%+.4f [%+.4f, %+.4f] | ", num(m, "gain"), json_number_value(json_array_get(ci, 0)),
                     json_number_value(json_array_get(ci, 1)));
         fprintf(f, "%.3f | %.2f | %.3f | ", num(m, "rm_reward"), num(m, "kl"), num(m, "distinct2"));
         if (json_is_true(json_object_get(m, "collapsed")))
-            fprintf(f, "**collapsed** (distinct-2 < 0.7 × SFT's %.3f)", d2);
-        else if (strcmp(k, "sft") != 0 && json_number_value(json_array_get(ci, 0)) > 0)
+            fprintf(f, "**collapsed** (distinct-2 < %g × SFT's %.3f)", DEMO_COLLAPSE_RATIO, d2);
+        else if (m != r->ref && json_number_value(json_array_get(ci, 0)) > 0)
             fputs("beats SFT", f);
         fputs(" |\n", f);
     }
@@ -519,6 +544,27 @@ static int samples_section(const report *r, FILE *f, int np, char *err, size_t e
     return rc;
 }
 
+/* the best run of each family, and the rule that picked it */
+static void best_runs(const report *r, FILE *f)
+{
+    int n = 0;
+    for (int i = 0; i < r->nfam; i++) {
+        const char *b = best_run(r, r->fam[i]);
+        if (!b) continue;
+        const json_t *m = json_object_get(r->models, b);
+        char up[32];
+        size_t k = 0;
+        for (; r->fam[i][k] && k + 1 < sizeof up; k++) up[k] = (char)toupper((unsigned char)r->fam[i][k]);
+        up[k] = 0;
+        fprintf(f, "%sBest %s run: **%s** (gold %+.4f over SFT, KL %.2f).", n++ ? " " : "", up, b, num(m, "gain"),
+                num(m, "kl"));
+    }
+    if (n)
+        fprintf(f, " (The best run of a method has the highest gold reward among its runs whose distinct-2 is at least "
+                   "%g × SFT's, a margin over the collapse line; failing that, among those that did not collapse.)",
+                DEMO_BEST_MARGIN);
+}
+
 static int write_md(const report *r, figs *fg, char *err, size_t errlen)
 {
     char *buf = NULL;
@@ -527,7 +573,6 @@ static int write_md(const report *r, figs *fg, char *err, size_t errlen)
     if (!f) return fio_fail(err, errlen, "out of memory");
     fg->md = f;
     const json_t *rm = summary(r, "rm"), *pf = summary(r, "prefs");
-    const char *bp = best_run(r, "ppo"), *bd = best_run(r, "dpo");
     fputs("# rlhf.c demo report\n\n", f);
     fputs("A tiny GPT-2 pretrained on Debian's English fortunes, fine-tuned on prompt/completion splits (SFT), then "
           "tuned toward positive sentiment two ways: PPO against a Bradley–Terry reward model learned from preference "
@@ -539,43 +584,37 @@ static int write_md(const report *r, figs *fg, char *err, size_t errlen)
             num(r->res, "samples_per_prompt") > 1 ? "s" : "", num(r->res, "temperature"),
             (long long)num(r->res, "max_new_tokens"));
     results_table(r, f);
-    fputs("\nHow to read it: **gold reward** is the judge's mean normalised score of the completions (sum of AFINN "
-          "valences / max(words, 8)); **gain** is the mean per-prompt difference from SFT on the same prompts, sampled "
-          "with the same random numbers, with a 95% normal interval; **reward-model score** is what PPO was paid "
-          "(normalised so SFT's samples score mean 0, std 1); **KL** is Σ log π − log π_SFT over the completion "
-          "tokens on the model's own samples; **distinct-2** is distinct token bigrams / all bigrams. A run is "
-          "flagged **collapsed** when its distinct-2 falls below 0.7 × SFT's: it found a repetitive text the judge "
-          "likes (reward hacking), not better writing.\n\n",
-          f);
-    if (bp) {
-        const json_t *m = json_object_get(r->models, bp);
-        fprintf(f, "Best PPO run: **%s** (gold %+.4f over SFT, KL %.2f). ", bp, num(m, "gain"), num(m, "kl"));
-    }
-    if (bd) {
-        const json_t *m = json_object_get(r->models, bd);
-        fprintf(f, "Best DPO run: **%s** (gold %+.4f over SFT, KL %.2f).", bd, num(m, "gain"), num(m, "kl"));
-    }
+    fprintf(f,
+            "\nHow to read it: **gold reward** is the judge's mean normalised score of the completions (sum of AFINN "
+            "valences / max(words, 8)); **gain** is the mean per-prompt difference from SFT on the same prompts, "
+            "sampled with the same random numbers, with a 95%% normal interval; **reward-model score** is what PPO was "
+            "paid (normalised so SFT's samples score mean 0, std 1); **KL** is Σ log π − log π_SFT over the "
+            "completion tokens on the model's own samples; **distinct-2** is distinct token bigrams / all bigrams. A "
+            "run is flagged **collapsed** when its distinct-2 falls below %g × SFT's: it found a repetitive text the "
+            "judge likes (reward hacking), not better writing.\n\n",
+            DEMO_COLLAPSE_RATIO);
+    best_runs(r, f);
     fputs("\n\n## Figures\n\n", f);
     frontier(r, fg);
     static const plot_opts ppo_o[3] = {
         {"PPO: reward-model score of the rollouts", "iteration", "objective/scores", 0, 0},
         {"PPO: KL to SFT of the rollouts", "iteration", "objective/kl (nats per completion)", 0, 0},
         {"PPO: policy entropy", "iteration", "policy/entropy (nats per token)", 0, 0}};
-    runs_figure(r, fg, 'P', "ppo_score.png", "metrics.jsonl", "objective/scores", 1, &ppo_o[0]);
-    runs_figure(r, fg, 'P', "ppo_kl.png", "metrics.jsonl", "objective/kl", 1, &ppo_o[1]);
-    runs_figure(r, fg, 'P', "ppo_entropy.png", "metrics.jsonl", "policy/entropy", 1, &ppo_o[2]);
+    runs_figure(r, fg, "ppo", "ppo_score.png", "metrics.jsonl", "objective/scores", 1, &ppo_o[0]);
+    runs_figure(r, fg, "ppo", "ppo_kl.png", "metrics.jsonl", "objective/kl", 1, &ppo_o[1]);
+    runs_figure(r, fg, "ppo", "ppo_entropy.png", "metrics.jsonl", "policy/entropy", 1, &ppo_o[2]);
     gold_vs_rm(r, fg);
     static const plot_opts dpo_o[2] = {
         {"DPO: reward margin chosen - rejected (training batches, moving average of 5 steps)", "step",
          "rewards/margins", 0, 0},
         {"DPO: preference accuracy (training batches, moving average of 5 steps)", "step", "rewards/accuracies", 0,
          0}};
-    runs_figure(r, fg, 'D', "dpo_margins.png", "metrics.jsonl", "rewards/margins", SMOOTH, &dpo_o[0]);
-    runs_figure(r, fg, 'D', "dpo_accuracy.png", "metrics.jsonl", "rewards/accuracies", SMOOTH, &dpo_o[1]);
+    runs_figure(r, fg, "dpo", "dpo_margins.png", "metrics.jsonl", "rewards/margins", SMOOTH, &dpo_o[0]);
+    runs_figure(r, fg, "dpo", "dpo_accuracy.png", "metrics.jsonl", "rewards/accuracies", SMOOTH, &dpo_o[1]);
     rm_figure(r, fg);
 
     fputs("## Preference data and reward model\n\n", f);
-    const json_t *pfs = stage_part(r, "prefs", "settings"), *rms = stage_part(r, "rm", "settings");
+    const json_t *pfs = stage_section(r, "prefs", "settings"), *rms = stage_section(r, "rm", "settings");
     if (pf)
         fprintf(f,
                 "%lld training pairs (%lld held-out): for each of %lld training prompts %lld completions were sampled "
@@ -608,6 +647,32 @@ static int write_md(const report *r, figs *fg, char *err, size_t errlen)
     return commit_stream(f, &buf, &len, r->dir, "report.md", rc, err, errlen);
 }
 
+/* results.json's models (path: for errors): the SFT reference, and a stage and a family for every
+ * other run */
+static int read_models(report *r, const char *path, char *err, size_t errlen)
+{
+    r->models = json_object_get(r->res, "models");
+    if (!json_is_object(r->models)) return fio_fail(err, errlen, "%s: no \"models\"", path);
+    const char *k;
+    json_t *m;
+    json_object_foreach(r->models, k, m)
+    {
+        const char *fam = family(m);
+        if (!fam)
+            return fio_fail(err, errlen, "%s: model \"%s\" has no \"family\" (made by an older rlhf: run the demo again)",
+                            path, k);
+        if (strcmp(fam, "sft") == 0) {
+            if (!r->ref) r->ref = m;
+            continue;
+        }
+        add_stage(r, k, fam);
+        int i = 0;
+        while (i < r->nfam && strcmp(r->fam[i], fam) != 0) i++;
+        if (i == r->nfam && r->nfam < MAX_FAMILIES) r->fam[r->nfam++] = fam;
+    }
+    return r->ref ? 0 : fio_fail(err, errlen, "%s: no model of family \"sft\" (the reference)", path);
+}
+
 int report_write(const char *dir, char *plot_err, size_t plot_errlen, char *err, size_t errlen)
 {
     report r;
@@ -618,19 +683,12 @@ int report_write(const char *dir, char *plot_err, size_t plot_errlen, char *err,
     char p[PATHN];
     snprintf(p, sizeof p, "%s/eval/results.json", dir);
     if (!(r.res = load_json(p, err, errlen))) return -1;
-    r.models = json_object_get(r.res, "models");
-    if (!json_is_object(r.models) || !json_object_get(r.models, "sft")) {
-        json_decref(r.res);
-        return fio_fail(err, errlen, "%s: no \"models\" with \"sft\"", p);
-    }
     static const char *const head[] = {"corpus", "tokenizer", "pretrain", "sft", "prefs", "rm"};
-    for (size_t i = 0; i < sizeof head / sizeof *head; i++) add_stage(&r, head[i], 0);
-    const char *k;
-    json_t *m;
-    json_object_foreach(r.models, k, m) if (strcmp(k, "sft") != 0) add_stage(&r, k, k[0] == 'p' ? 'P' : 'D');
-    add_stage(&r, "eval", 0);
+    for (size_t i = 0; i < sizeof head / sizeof *head; i++) add_stage(&r, head[i], NULL);
+    int rc = read_models(&r, p, err, errlen);
+    add_stage(&r, "eval", NULL);
     figs fg = {NULL, plot_err, plot_errlen};
-    int rc = fio_mkdirs(fio_join(p, sizeof p, dir, "figures"), err, errlen);
+    if (rc == 0) rc = fio_mkdirs(fio_join(p, sizeof p, dir, "figures"), err, errlen);
     if (rc == 0) rc = write_report_json(&r, err, errlen);
     if (rc == 0) rc = write_samples(&r, err, errlen);
     if (rc == 0) rc = write_md(&r, &fg, err, errlen);
