@@ -18,7 +18,7 @@ int rollout_create(rollout *r, int max_rows, int max_T, int max_new, char *err, 
     r->gen = malloc(R * (size_t)max_new * sizeof *r->gen);
     r->glogp = malloc(R * (size_t)max_new * sizeof *r->glogp);
     r->glen = malloc(R * sizeof *r->glen);
-    r->tokens = malloc(n * sizeof *r->tokens);
+    r->tokens = calloc(n, sizeof *r->tokens); /* zeros: a valid batch to size activations with */
     r->targets = malloc(n * sizeof *r->targets);
     r->mask = malloc(n);
     r->fmask = malloc(n * sizeof *r->fmask);

@@ -18,6 +18,8 @@ int cmd_rm(int argc, char **argv);
 int cmd_score(int argc, char **argv);
 int cmd_dpo(int argc, char **argv);
 int cmd_ppo(int argc, char **argv);
+int cmd_grpo(int argc, char **argv);
+int cmd_rloo(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_demo(int argc, char **argv);
 
