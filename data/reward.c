@@ -18,7 +18,18 @@ static int starts_source(const char *s)
            strncmp(s, "judge:", 6) == 0;
 }
 
-/* append the whitespace-separated words of s to the source's argv */
+/* append s[0..len) to the source's argv */
+static int add_arg(reward_source *r, size_t *n, const char *s, size_t len, char *err, size_t errlen)
+{
+    char **v = realloc(r->argv, (*n + 2) * sizeof *v);
+    if (!v) return fio_fail(err, errlen, "out of memory");
+    r->argv = v;
+    if (!(v[*n] = strndup(s, len))) return fio_fail(err, errlen, "out of memory");
+    v[++*n] = NULL;
+    return 0;
+}
+
+/* append the whitespace-separated words of s */
 static int add_words(reward_source *r, size_t *n, const char *s, char *err, size_t errlen)
 {
     while (*s) {
@@ -26,11 +37,7 @@ static int add_words(reward_source *r, size_t *n, const char *s, char *err, size
         const char *e = s;
         while (*e && *e != ' ' && *e != '\t') e++;
         if (e == s) break;
-        char **v = realloc(r->argv, (*n + 2) * sizeof *v);
-        if (!v) return fio_fail(err, errlen, "out of memory");
-        r->argv = v;
-        if (!(v[*n] = strndup(s, (size_t)(e - s)))) return fio_fail(err, errlen, "out of memory");
-        v[++*n] = NULL;
+        if (add_arg(r, n, s, (size_t)(e - s), err, errlen)) return -1;
         s = e;
     }
     return 0;
@@ -64,8 +71,8 @@ static int parse_one(reward_source *r, const char *const *specs, size_t nspecs, 
     r->kind = REWARD_CMD;
     size_t n = 0;
     if (add_words(r, &n, s + 4, err, errlen)) return -1;
-    while (*i < nspecs && !starts_source(specs[*i]))
-        if (add_words(r, &n, specs[(*i)++], err, errlen)) return -1;
+    for (; *i < nspecs && !starts_source(specs[*i]); (*i)++) /* arguments as given, not split */
+        if (add_arg(r, &n, specs[*i], strlen(specs[*i]), err, errlen)) return -1;
     if (n == 0) return fio_fail(err, errlen, "--reward cmd:PROGRAM needs a program");
     if (!(r->arg = strdup(r->argv[0]))) return fio_fail(err, errlen, "out of memory");
     snprintf(r->name, sizeof r->name, "cmd:%s", base_name(r->arg));

@@ -5,11 +5,12 @@
  *   rm:DIR            a reward model folder (`rlhf rm`); opened by rlhf/ (rl_reward_open in rlhf/rl.h),
  *                     since data/ cannot load models
  *   judge[:LEXICON]   the gold lexicon judge (data/judge.h; default lexicon: AFINN-165)
- *   cmd:PROGRAM ARGS  an external program (below). The spec's own text is split at whitespace, and
- *                     the arguments after it that do not start another source (rm:, judge, cmd:)
- *                     are its arguments too: `--reward cmd:python3 score.py` and
- *                     `--reward 'cmd:python3 score.py --strict'` both work (an argument that starts
- *                     with "--" must sit inside the quoted spec, or the option parser takes it).
+ *   cmd:PROGRAM ARGS  an external program (below). The spec's own text is split at whitespace (no
+ *                     quoting), and the arguments after it that do not start another source (rm:,
+ *                     judge, cmd:) are its arguments too, each as given: `--reward cmd:python3
+ *                     score.py`, `--reward 'cmd:python3 score.py --strict'` and `--reward 'cmd:sh -c'
+ *                     'echo 1'` all work (an argument that starts with "--" must sit inside the
+ *                     quoted spec, or the option parser takes it).
  * The combined score of a row is Σ_i w_i · score_i (TRL's reward_weights; default every w_i = 1).
  *
  * ---- The external program protocol --------------------------------------------------------------

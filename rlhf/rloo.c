@@ -59,23 +59,27 @@ static int prepare(void *self, rl *c, trainer *t, char *err, size_t errlen)
     return 0;
 }
 
+void rloo_kl_rewards(const rollout *r, const uint8_t *mask, int ref, double beta, float *R, double *kl)
+{
+    double sum = 0, ntok = 0;
+    for (int b = 0; b < r->B; b++) {
+        double s = 0;
+        for (int t = 0; ref && t < r->T; t++) {
+            const size_t i = (size_t)b * r->T + t;
+            if (mask[i]) s += (double)r->logp[i] - r->ref_logp[i], ntok += 1;
+        }
+        sum += s;
+        R[b] = (float)(r->raw_scores[b] - beta * s);
+    }
+    if (kl) *kl = ref ? (ntok ? sum / ntok : 0) : NAN;
+}
+
 /* R = r - β Σ_t (log π_old - log π_ref), the baseline, and TRL's kl metric */
 static int advantages(void *self, rl *c, char *err, size_t errlen)
 {
     (void)err, (void)errlen;
     rloo *p = self;
-    const rollout *r = &c->ro;
-    double kl = 0, ntok = 0;
-    for (int b = 0; b < r->B; b++) {
-        double s = 0;
-        for (int t = 0; c->ref && t < r->T; t++) {
-            const size_t i = (size_t)b * r->T + t;
-            if (c->lmask[i]) s += (double)r->logp[i] - r->ref_logp[i], ntok += 1;
-        }
-        kl += s;
-        p->R[b] = (float)(r->raw_scores[b] - p->o->beta * s);
-    }
-    c->st.kl = c->ref ? (ntok ? kl / ntok : 0) : NAN;
+    rloo_kl_rewards(&c->ro, c->lmask, c->ref != NULL, p->o->beta, p->R, &c->st.kl);
     rloo_advantages(p->R, c->B, c->G, p->o->normalize_advantages, c->row_adv, &c->st.frac_zero_std);
     rl_row_adv_to_tokens(c); /* for inspection; the sequence loss reads the row advantages */
     return 0;

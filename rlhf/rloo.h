@@ -44,6 +44,11 @@ typedef struct {
 
 rloo_opts rloo_defaults(void);
 
+/* Step 2's rewards: R[b] = raw_scores[b] - β Σ_t mask (logp - ref_logp) over row b's tokens (no KL
+ * when ref is 0); *kl (may be NULL) gets the token mean of logp - ref_logp over the mask (NaN
+ * without a reference). */
+void rloo_kl_rewards(const rollout *r, const uint8_t *mask, int ref, double beta, float *R, double *kl);
+
 /* Step 2's baseline: adv (B·k) from the rewards R (B groups of k >= 2, group-major); normalize as
  * above. *frac_zero_std (may be NULL): the share of groups whose R are all equal. */
 void rloo_advantages(const float *R, int B, int k, int normalize, float *adv, double *frac_zero_std);

@@ -501,15 +501,6 @@ static int run_ppo(const char *out, const char *extra, char **errtext)
     return rc;
 }
 
-static void same_file(const char *a, const char *b, const char *name)
-{
-    size_t na, nb;
-    char *x = tu_read(a, name, &na), *y = tu_read(b, name, &nb);
-    cr_assert(na == nb && memcmp(x, y, na) == 0, "%s differs between %s and %s", name, a, b);
-    free(x);
-    free(y);
-}
-
 Test(ppo_cli, metrics_checkpoints_and_resume, .timeout = 120)
 {
     cli_fixtures();
@@ -561,11 +552,11 @@ Test(ppo_cli, metrics_checkpoints_and_resume, .timeout = 120)
     free(e);
     char mb[4400];
     snprintf(mb, sizeof mb, "%s/model", b);
-    same_file(md, mb, "model.safetensors");
-    same_file(md, mb, "value_head.safetensors");
+    tu_same_file(md, mb, "model.safetensors");
+    tu_same_file(md, mb, "value_head.safetensors");
     snprintf(mb, sizeof mb, "%s/step-00000004", b);
-    same_file(ck, mb, "ppo_state.json");
-    same_file(ck, mb, "value_head_optimizer.safetensors");
+    tu_same_file(ck, mb, "ppo_state.json");
+    tu_same_file(ck, mb, "value_head_optimizer.safetensors");
     /* a run in the way: refused without --resume */
     cr_assert(run_ppo(a, "", &e) == 1 && strstr(e, "already holds a checkpoint"), "%s", e);
     free(e);
@@ -589,11 +580,11 @@ Test(ppo_cli, separate_value_model_resumes_exactly, .timeout = 120)
     char va[4400], vb[4400];
     snprintf(va, sizeof va, "%s/value_model", a);
     snprintf(vb, sizeof vb, "%s/value_model", b);
-    same_file(va, vb, "model.safetensors"); /* the value model's trunk and head (score.weight) */
-    same_file(va, vb, "reward.json");
+    tu_same_file(va, vb, "model.safetensors"); /* the value model's trunk and head (score.weight) */
+    tu_same_file(va, vb, "reward.json");
     snprintf(va, sizeof va, "%s/model", a);
     snprintf(vb, sizeof vb, "%s/model", b);
-    same_file(va, vb, "model.safetensors");
+    tu_same_file(va, vb, "model.safetensors");
     /* it was trained: its weights left the reward model's */
     size_t n1, n2;
     char *s1 = tu_read(rm_dir, "model.safetensors", &n1), *s2 = tu_read(a, "value_model/model.safetensors", &n2);

@@ -59,6 +59,16 @@ Test(reward, parse_specs_names_and_weights)
         cr_assert(reward_parse(&r2, bad[i], 1, NULL, 0, err, sizeof err) == -1 && strstr(err, bad[i][1]), "%s", err);
         reward_free(&r2);
     }
+    /* the spec's text splits at whitespace, the arguments after it stay whole */
+    reward_set r4 = {0};
+    const char *sh[] = {"cmd:sh  -c", "echo 1; echo 2", "judge"};
+    cr_assert(reward_parse(&r4, sh, 3, NULL, 0, err, sizeof err) == 0, "%s", err);
+    cr_assert_eq(r4.n, 2);
+    cr_assert_str_eq(r4.src[0].argv[0], "sh");
+    cr_assert_str_eq(r4.src[0].argv[1], "-c");
+    cr_assert_str_eq(r4.src[0].argv[2], "echo 1; echo 2");
+    cr_assert_null(r4.src[0].argv[3]);
+    reward_free(&r4);
     reward_set r3 = {0};
     cr_assert(reward_parse(&r3, specs, 2, w, 3, err, sizeof err) == -1 && strstr(err, "3 weights for 2"), "%s", err);
     reward_free(&r3);
