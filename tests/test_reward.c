@@ -319,3 +319,34 @@ Test(reward_cmd, a_missing_program_fails_at_the_start)
     cr_assert(strstr(err, "'/nonexistent/score --x'") && strstr(err, "cannot start"), "%s", err);
     reward_free(&rs);
 }
+
+/* ---- `rlhf eval --reward` ----------------------------------------------------------------------------- */
+
+/* the score is the weighted sum of the sources: the judge's mean (which --gold reports) plus 0.5 x 2 */
+Test(reward_eval, eval_scores_with_reward_sources, .timeout = 60)
+{
+    static const char prompts[] = "{\"prompt\": \"the cat is good\"}\n{\"prompt\": \"a dog is bad\"}\n";
+    tu_fixture f;
+    tu_fixture_make(&f, "reward-eval", prompts, sizeof prompts - 1, prompts, sizeof prompts - 1);
+    char args[40000], *o, *e;
+    const char *lex = tu_data("judge/tiny.tsv");
+    snprintf(args, sizeof args,
+             "eval --model '%s' --prompts '%s' --tokenizer '%s' --n 6 --batch 3 --max-new-tokens 6 --threads 1 --gold "
+             "--lexicon '%s' --reward 'judge:%s' 'cmd:sh -c' 'while read l; do echo 2; done' --reward-weights 1 0.5",
+             f.model, f.train, f.tok, lex, lex);
+    cr_assert(tu_run(args, NULL, &o, &e) == 0, "%s", e);
+    double score = NAN, gold = NAN;
+    const char *ps = strstr(o, "\"score\":"), *pg = strstr(o, "\"gold\":");
+    cr_assert(ps && pg, "%s", o);
+    score = strtod(ps + 8, NULL);
+    gold = strtod(pg + 7, NULL);
+    CLOSE(score, gold + 1, 1e-5);
+    free(o);
+    free(e);
+    /* --rm and --reward together: one line */
+    snprintf(args, sizeof args, "eval --model '%s' --prompts '%s' --tokenizer '%s' --rm x --reward judge", f.model, f.train,
+             f.tok);
+    cr_assert(tu_run(args, NULL, &o, &e) == 1 && tu_lines(e) == 1 && strstr(e, "not both"), "%s", e);
+    free(o);
+    free(e);
+}

@@ -36,6 +36,16 @@ void rl_cli_opts(rl_opts *o, rl_cli *st, cli_opt *opts, size_t *k)
     cli_opts_add(opts, k, shared);
 }
 
+void rl_cli_weights(const char *cmd, const cli_list *w, double *out)
+{
+    if (w->n > REWARD_MAX) cli_die(cmd, "--reward-weights: at most %d", REWARD_MAX);
+    for (size_t i = 0; i < w->n; i++) {
+        char *end;
+        out[i] = strtod(w->v[i], &end);
+        if (end == w->v[i] || *end) cli_die(cmd, "--reward-weights: '%s' is not a number", w->v[i]);
+    }
+}
+
 void rl_cli_finish(const char *cmd, rl_opts *o, rl_cli *st)
 {
     o->is_correction = (rl_is_mode)st->is_mode;
@@ -45,12 +55,7 @@ void rl_cli_finish(const char *cmd, rl_opts *o, rl_cli *st)
         o->reward = st->reward.v;
         o->n_reward = st->reward.n;
     }
-    if (st->weights.n > REWARD_MAX) cli_die(cmd, "--reward-weights: at most %d", REWARD_MAX);
-    for (size_t i = 0; i < st->weights.n; i++) {
-        char *end;
-        st->w[i] = strtod(st->weights.v[i], &end);
-        if (end == st->weights.v[i] || *end) cli_die(cmd, "--reward-weights: '%s' is not a number", st->weights.v[i]);
-    }
+    rl_cli_weights(cmd, &st->weights, st->w);
     o->reward_weights = st->weights.n ? st->w : NULL;
     o->n_reward_weights = st->weights.n;
 }

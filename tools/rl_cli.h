@@ -27,6 +27,9 @@ void rl_cli_group_opts(rl_opts *o, cli_opt *opts, size_t *k);
  * weight that is not a number). */
 void rl_cli_finish(const char *cmd, rl_opts *o, rl_cli *st);
 
+/* --reward-weights as numbers into out (at most REWARD_MAX; one line and exit(1) otherwise) */
+void rl_cli_weights(const char *cmd, const cli_list *w, double *out);
+
 /* The whole parse of an RL subcommand: the shared options, the method's own (own, NULL-terminated;
  * with_group: also rl_cli_group_opts), the training ones (train_cli_parse), then rl_cli_finish;
  * exits with one line when no reward is given (has_reward: the method has one of its own). */
