@@ -290,33 +290,46 @@ static double is_weight(const rl_opts *o, double rho)
     return 1.0;
 }
 
+void rl_logp_difference(const rollout *r, const uint8_t *mask, double *mean, double *max)
+{
+    double s = 0, m = 0, n = 0;
+    const size_t N = (size_t)r->B * (size_t)r->T;
+    for (size_t i = 0; i < N; i++) {
+        if (!(mask ? mask[i] : r->mask[i])) continue;
+        const double d = fabs((double)r->logp[i] - r->slogp[i]);
+        s += d, m = fmax(m, d), n += 1;
+    }
+    *mean = n ? s / n : NAN;
+    *max = n ? m : NAN;
+}
+
 /* 3. the sampler check: |log π_old - log μ| and the importance weights (per token, or per row for a
  * sequence-level method) with their statistics */
 static void sampler_check(rl *c)
 {
     const rollout *r = &c->ro;
     rl_stats *st = &c->st;
-    double dsum = 0, dmax = 0, n = 0, wsum = 0, wmin = INFINITY, wmax = -INFINITY, nw = 0;
+    const int seq = c->agg == RL_AGG_SEQUENCE;
+    double wsum = 0, wmin = INFINITY, wmax = -INFINITY, nw = 0;
+    rl_logp_difference(r, c->lmask, &st->logp_diff_mean, &st->logp_diff_max);
     for (int b = 0; b < r->B; b++) {
         double lr = 0;
         for (int t = 0; t < r->T; t++) {
             const size_t i = (size_t)b * r->T + t;
             c->isw[i] = 1.0f;
             if (!c->lmask[i]) continue;
-            const double d = (double)r->logp[i] - r->slogp[i], rho = exp(d);
-            dsum += fabs(d), dmax = fmax(dmax, fabs(d)), n += 1, lr += d;
-            if (c->agg == RL_AGG_SEQUENCE) continue;
-            const double w = is_weight(c->o, rho), x = c->o->is_correction ? w : rho;
+            const double d = (double)r->logp[i] - r->slogp[i];
+            lr += d;
+            if (seq) continue;
+            const double w = is_weight(c->o, exp(d)), x = c->o->is_correction ? w : exp(d);
             c->isw[i] = (float)w;
             wsum += x, wmin = fmin(wmin, x), wmax = fmax(wmax, x), nw += 1;
         }
-        if (c->agg != RL_AGG_SEQUENCE) continue;
+        if (!seq) continue;
         const double w = is_weight(c->o, exp(lr)), x = c->o->is_correction ? w : exp(lr);
         c->row_w[b] = (float)w;
         wsum += x, wmin = fmin(wmin, x), wmax = fmax(wmax, x), nw += 1;
     }
-    st->logp_diff_mean = n ? dsum / n : NAN;
-    st->logp_diff_max = n ? dmax : NAN;
     st->is_mean = nw ? wsum / nw : NAN;
     st->is_min = nw ? wmin : NAN;
     st->is_max = nw ? wmax : NAN;

@@ -251,6 +251,10 @@ struct rl {
     char metric_names[REWARD_MAX][2][80];
 };
 
+/* The sampler against the trainer over the tokens of mask (NULL: r->mask): mean and max of
+ * |logp - slogp| (r->logp recomputed, r->slogp the sampler's); NaN when no token. */
+void rl_logp_difference(const rollout *r, const uint8_t *mask, double *mean, double *max);
+
 /* row advantages to every loss token of their rows (r->adv) */
 void rl_row_adv_to_tokens(rl *c);
 /* the shared metrics above into out (at most RL_MAX_METRICS); returns how many */

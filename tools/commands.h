@@ -6,6 +6,7 @@ int cmd_tokenize(int argc, char **argv);
 int cmd_detokenize(int argc, char **argv);
 int cmd_tokenizer(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int bench_rollout(int argc, char **argv); /* `rlhf bench rollout` (tools/bench_rollout.c) */
 int cmd_sample(int argc, char **argv);
 int cmd_logprobs(int argc, char **argv);
 int cmd_pretrain(int argc, char **argv);
