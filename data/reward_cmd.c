@@ -278,7 +278,7 @@ static int io_round(reward_cmd *c, size_t *sent, double deadline)
 static int take_lines(reward_cmd *c, float *scores, int B, int *have, char *bad, size_t nbad)
 {
     size_t at = 0;
-    for (;;) {
+    while (at < c->got.n) {
         const uint8_t *s = c->got.data + at, *nl = memchr(s, '\n', c->got.n - at);
         if (!nl) break;
         const size_t len = (size_t)(nl - s);
@@ -296,7 +296,7 @@ static int take_lines(reward_cmd *c, float *scores, int B, int *have, char *bad,
         }
         scores[(*have)++] = (float)v;
     }
-    memmove(c->got.data, c->got.data + at, c->got.n - at);
+    if (at) memmove(c->got.data, c->got.data + at, c->got.n - at);
     c->got.n -= at;
     return 0;
 }

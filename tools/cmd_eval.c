@@ -44,6 +44,32 @@ static void open_rewards(reward_set *rs, const cli_list *spec, const cli_list *w
         cli_die("eval", "%s", err);
 }
 
+/* the results as one JSON line on standard output (NaN values left out) */
+static void print_result(const eval_result *r)
+{
+    json_t *o = json_pack("{s:I}", "n", (json_int_t)r->n);
+    const struct {
+        const char *k;
+        double v;
+    } f[] = {{"score", r->score},
+             {"score_std", r->score_std},
+             {"kl", r->kl},
+             {"kl_std", r->kl_std},
+             {"distinct_1", r->distinct1},
+             {"distinct_2", r->distinct2},
+             {"gold", r->extra},
+             {"gold_std", r->extra_std},
+             {"completion_length", r->completion_length},
+             {"eos_rate", r->eos_rate}};
+    for (size_t i = 0; i < sizeof f / sizeof *f; i++)
+        if (!isnan(f[i].v)) json_object_set_new(o, f[i].k, json_real(f[i].v));
+    char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6));
+    if (!s) cli_die("eval", "out of memory");
+    puts(s);
+    free(s);
+    json_decref(o);
+}
+
 static void on_batch(void *ud, long done, long total)
 {
     char extra[64];
@@ -129,27 +155,7 @@ int cmd_eval(int argc, char **argv)
     eval_result res;
     if (eval_run(m, ref, &pp, &eo, &res, err, sizeof err)) cli_die("eval", "%s", err);
     cli_progress_done(&bar, eo.samples_path ? eo.samples_path : "");
-    json_t *o = json_pack("{s:I}", "n", (json_int_t)res.n);
-    const struct {
-        const char *k;
-        double v;
-    } f[] = {{"score", res.score},
-             {"score_std", res.score_std},
-             {"kl", res.kl},
-             {"kl_std", res.kl_std},
-             {"distinct_1", res.distinct1},
-             {"distinct_2", res.distinct2},
-             {"gold", res.extra},
-             {"gold_std", res.extra_std},
-             {"completion_length", res.completion_length},
-             {"eos_rate", res.eos_rate}};
-    for (size_t i = 0; i < sizeof f / sizeof *f; i++)
-        if (!isnan(f[i].v)) json_object_set_new(o, f[i].k, json_real(f[i].v));
-    char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6));
-    if (!s) cli_die("eval", "out of memory");
-    puts(s);
-    free(s);
-    json_decref(o);
+    print_result(&res);
     ds_prompts_free(&pp);
     ds_free(&d);
     judge_free(j);

@@ -34,5 +34,6 @@ int cmd_grpo(int argc, char **argv)
              r.resumed_from ? "resumed" : "from the start", r.n_prompts, r.last.reward, r.last.reward_std, r.last.entropy,
              o.run.out);
     cli_progress_done(&prog.bar, extra);
+    rl_cli_free(&rc);
     return 0;
 }

@@ -54,5 +54,6 @@ int cmd_ppo(int argc, char **argv)
              r.steps, r.resumed_from ? "resumed" : "from the start", r.n_prompts, r.last.scores, r.last.kl, r.last.kl_coef,
              r.last.t_rollout, r.last.t_scoring, r.last.t_update, o.run.out);
     cli_progress_done(&prog.bar, extra);
+    rl_cli_free(&rc);
     return 0;
 }

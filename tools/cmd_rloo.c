@@ -28,5 +28,6 @@ int cmd_rloo(int argc, char **argv)
     snprintf(extra, sizeof extra, "%ld steps (%s) on %zu prompts: reward %.4f, KL %.4f -> %s/model", r.steps,
              r.resumed_from ? "resumed" : "from the start", r.n_prompts, r.last.reward, r.last.kl, o.run.out);
     cli_progress_done(&prog.bar, extra);
+    rl_cli_free(&rc);
     return 0;
 }

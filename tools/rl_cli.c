@@ -36,6 +36,12 @@ void rl_cli_opts(rl_opts *o, rl_cli *st, cli_opt *opts, size_t *k)
     cli_opts_add(opts, k, shared);
 }
 
+void rl_cli_free(rl_cli *st)
+{
+    free(st->reward.v);
+    free(st->weights.v);
+}
+
 void rl_cli_weights(const char *cmd, const cli_list *w, double *out)
 {
     if (w->n > REWARD_MAX) cli_die(cmd, "--reward-weights: at most %d", REWARD_MAX);

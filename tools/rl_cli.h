@@ -27,6 +27,9 @@ void rl_cli_group_opts(rl_opts *o, cli_opt *opts, size_t *k);
  * weight that is not a number). */
 void rl_cli_finish(const char *cmd, rl_opts *o, rl_cli *st);
 
+/* the lists the parser made */
+void rl_cli_free(rl_cli *st);
+
 /* --reward-weights as numbers into out (at most REWARD_MAX; one line and exit(1) otherwise) */
 void rl_cli_weights(const char *cmd, const cli_list *w, double *out);
 
