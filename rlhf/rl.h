@@ -6,7 +6,8 @@
  * ---- One step (rl_fit's recipe; the loop's step = one batch of prompts) -------------------------
  *  1. Rollout. The step's B prompts (run.batch) are each continued G times (num_generations; PPO:
  *     1), row b·G + g, by batched KV-cache sampling (model/kv.h) at temperature τ with optional
- *     top-k / top-p, decode weights fp32 or bf16 (rollout_weights), at most max_new_tokens, cut
+ *     top-k / top-p, decode weights fp32 or bf16 (rollout_weights; model/kv.h reads the bf16 copy
+ *     in decode steps of at most 16 rows, the prompt pass is fp32), at most max_new_tokens, cut
  *     after the stop token (EOS, kept). Every row draws from its own RNG stream (seed of the step,
  *     row index), so its text does not depend on the rest of the batch or the thread count. The
  *     sampler records each token's log-prob under the distribution it was drawn from, μ(y_t)
@@ -38,7 +39,9 @@
  *         RL_AGG_DAPO      Σ_mb l / Σ_step m                    tokens of the optimizer step (TRL dapo)
  *         RL_AGG_SEQUENCE  s · mean_rows l_b, one ratio r_b = exp(Σ_t m (log π_θ - log π_old))
  *                          per row, w_b and A_b per row (TRL's RLOO)
- *     (m: the loss mask). The loss's gradient with respect to each log π_θ(y_t) is exact (checked
+ *     (m: the loss mask; DAPO's Σ_step m is TRL's num_items_in_batch when a mini-batch is the
+ *     whole batch, the default; with smaller mini-batches it is each optimizer step's own tokens,
+ *     where TRL divides by the whole generation batch's). The loss's gradient with respect to each log π_θ(y_t) is exact (checked
  *     by finite differences in tests/test_grpo.c) and flows into gpt2_backward.
  *
  * ---- A method (worked example: rlhf/grpo.c is the shortest) --------------------------------------
