@@ -1,7 +1,7 @@
 /* bench_rollout.c — `rlhf bench rollout`: the RL core's rollout (rlhf/rl.h: KV-cache sampling of
  * B prompts x G completions, then the fp32 full-forward recomputation of their log-probs) on random
  * weights at a model shape (default GPT-2 small, 124M), with fp32 and with bf16 decode weights in
- * the same run, and how far the sampler's log-probs lie from the trainer's in each. The last lines
+ * the same run (taking turns), and how far the sampler's log-probs lie from the trainer's in each. The last lines
  * are `fp32_rollout_tokens_per_s: X`, `bf16_rollout_tokens_per_s: X` and `bf16_speedup: X`. */
 #include "cli.h"
 #include "commands.h"
@@ -30,30 +30,37 @@ static double median(double *x, int n)
     return n % 2 ? x[n / 2] : 0.5 * (x[n / 2 - 1] + x[n / 2]);
 }
 
-/* runs timed rollouts of rows prompts with weights w (after one untimed) */
-static rollout_time time_rollouts(gpt2 *m, rollout *r, int rows, const int32_t *const *pp, const int *pl, int newtok,
-                                  gpt2_weights w, int runs)
+/* one rollout of rows prompts with weights w: its sampling and recomputation seconds */
+static void one_rollout(gpt2 *m, rollout *r, int rows, const int32_t *const *pp, const int *pl, int newtok, gpt2_weights w,
+                        uint64_t seed, double *ts, double *tl)
 {
     gpt2_sample_opts so = gpt2_sample_defaults();
     so.max_new_tokens = newtok;
     so.weights = w;
-    double ts[64], tl[64];
-    rollout_time out = {0};
+    so.seed = seed;
     char err[GPT2_ERR_LEN];
-    for (int k = -1; k < runs; k++) {
-        so.seed = rng_stream(1, (uint64_t)(k + 1));
-        const double t0 = clk_now();
-        if (rollout_sample(r, m, rows, pp, pl, &so, err, sizeof err)) cli_die("bench rollout", "%s", err);
-        const double t1 = clk_now();
-        if (rollout_logprobs(m, r, so.temperature, r->logp, err, sizeof err)) cli_die("bench rollout", "%s", err);
-        if (k < 0) continue;
-        ts[k] = t1 - t0;
-        tl[k] = clk_now() - t1;
-    }
-    rl_logp_difference(r, NULL, &out.diff_mean, &out.diff_max);
-    out.sample_s = median(ts, runs);
-    out.logp_s = median(tl, runs);
-    return out;
+    const double t0 = clk_now();
+    if (rollout_sample(r, m, rows, pp, pl, &so, err, sizeof err)) cli_die("bench rollout", "%s", err);
+    const double t1 = clk_now();
+    if (rollout_logprobs(m, r, so.temperature, r->logp, err, sizeof err)) cli_die("bench rollout", "%s", err);
+    *ts = t1 - t0;
+    *tl = clk_now() - t1;
+}
+
+/* runs timed rollouts per weight type after one untimed each, fp32 and bf16 taking turns (on a
+ * shared machine the load then drifts over both alike) */
+static void time_rollouts(gpt2 *m, rollout *r, int rows, const int32_t *const *pp, const int *pl, int newtok, int runs,
+                          rollout_time out[2])
+{
+    double ts[2][64], tl[2][64];
+    for (int k = -1; k < runs; k++)
+        for (int w = 0; w < 2; w++) {
+            double a, b;
+            one_rollout(m, r, rows, pp, pl, newtok, w ? GPT2_W_BF16 : GPT2_W_F32, rng_stream(1, (uint64_t)(k + 1)), &a, &b);
+            if (k >= 0) ts[w][k] = a, tl[w][k] = b;
+            if (k == runs - 1) rl_logp_difference(r, NULL, &out[w].diff_mean, &out[w].diff_max);
+        }
+    for (int w = 0; w < 2; w++) out[w].sample_s = median(ts[w], runs), out[w].logp_s = median(tl[w], runs);
 }
 
 int bench_rollout(int argc, char **argv)
@@ -92,8 +99,9 @@ int bench_rollout(int argc, char **argv)
     uint64_t s = 7;
     for (long i = 0; i < prompts * plen; i++) ptok[i] = (int32_t)rng_below(&s, (uint64_t)cfg.vocab_size);
     for (int q = 0; q < rows; q++) pp[q] = ptok + (size_t)(q / gens) * (size_t)plen, pl[q] = (int)plen;
-    const rollout_time f = time_rollouts(m, &r, rows, pp, pl, (int)newtok, GPT2_W_F32, (int)runs);
-    const rollout_time b = time_rollouts(m, &r, rows, pp, pl, (int)newtok, GPT2_W_BF16, (int)runs);
+    rollout_time tw[2];
+    time_rollouts(m, &r, rows, pp, pl, (int)newtok, (int)runs, tw);
+    const rollout_time f = tw[0], b = tw[1];
     const double toks = (double)rows * (double)newtok;
     printf("config %s: %.1fM parameters, random weights; %ld prompts x %ld completions = %d rows, %ld prompt tokens, %ld "
            "new tokens each, %d threads, median of %ld rollouts\n",
