@@ -41,6 +41,7 @@ int cmd_ppo(int argc, char **argv)
                  argc, argv, own, 0, &o.rl, &rc, &o.run, &o.optim, "prompts (completions) per iteration", 1,
                  &prog, show);
     if (!o.rm && !o.rl.n_reward) cli_die("ppo", "give a reward: --rm DIR or --reward SPEC...");
+    if (o.rm && o.rl.n_reward) cli_die("ppo", "give --rm or --reward, not both (--reward rm:DIR adds a reward model)");
     if (!isnan(penalty) && !isnan(replace)) cli_die("ppo", "give --missing-eos-penalty or --missing-eos-score, not both");
     h->eos_mode = !isnan(penalty) ? PPO_LM_EOS_SUBTRACT : !isnan(replace) ? PPO_LM_EOS_REPLACE : PPO_LM_EOS_OFF;
     h->eos_penalty = !isnan(penalty) ? penalty : !isnan(replace) ? replace : 0;
