@@ -430,7 +430,8 @@ static int by_prob_desc(const void *a, const void *b)
 }
 
 /* Draw one token from logits lg (V). Temperature 0: argmax. logp: ln of the chosen token's
- * probability under softmax(lg / T), before top-k/top-p. */
+ * probability under the distribution it was drawn from: softmax(lg / T) restricted to the top-k /
+ * top-p support and renormalised over it (with neither, the whole softmax). */
 static int32_t draw(const float *lg, int V, const gpt2_sample_opts *o, uint64_t *rng, draw_buf *d, float *logp)
 {
     float mx = -INFINITY;
@@ -506,7 +507,7 @@ static int32_t draw(const float *lg, int V, const gpt2_sample_opts *o, uint64_t 
             }
         }
     }
-    if (logp) *logp = (float)log((double)p[pick] / z);
+    if (logp) *logp = (float)log((double)p[pick] / kept); /* kept == z without top-k/top-p */
     return pick;
 }
 

@@ -55,8 +55,11 @@ gpt2_sample_opts gpt2_sample_defaults(void); /* temperature 1, top_k 0, top_p 1,
 
 /* Sample continuations of B prompts (prompt b: prompts[b][0..plen[b])). out[b] receives up to
  * max_new_tokens ids (caller allocates B * max_new_tokens), olen[b] how many. Optionally logp[b][i]
- * (same shape as out) gets the log-probability of each sampled token under the sampling
- * distribution's temperature-scaled softmax (before top-k/top-p), for RL rollouts. */
+ * (same shape as out) gets the log-probability of each sampled token under the distribution it was
+ * actually drawn from, for RL rollouts: softmax(logits / temperature) over the top-k / top-p
+ * support, renormalised there (without top-k/top-p: the whole tempered softmax; temperature 0: the
+ * argmax's log-probability at temperature 1). The sampler's own numbers: bf16 decode weights and the
+ * fast exp make them differ slightly from a full forward's (rlhf/rl.h logs the difference). */
 int gpt2_sample(gpt2 *m, int B, const int32_t *const *prompts, const int *plen, const gpt2_sample_opts *o,
                 int32_t *out, int *olen, float *logp, char *err, size_t errlen);
 

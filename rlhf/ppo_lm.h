@@ -1,15 +1,14 @@
-/* ppo_lm.h — per-token PPO for language models (TRL's PPOTrainer / lm-human-preferences), on the
- * one GAE/PPO core (rlhf/ppo.h), and the trainer behind `rlhf ppo`.
+/* ppo_lm.h — per-token PPO for language models (TRL's PPOTrainer / lm-human-preferences) as a
+ * method on the RL core (rlhf/rl.h), with the GAE/PPO functions of rlhf/ppo.h, and the trainer
+ * behind `rlhf ppo`. The core does the rollout, the log-probs, the sampler check, scoring and the
+ * clipped update; this file holds what is PPO's own: the value function, per-token KL rewards, GAE,
+ * the EOS penalty, the value loss and the adaptive KL coefficient.
  *
- * ---- One PPO iteration (ppo_lm_step, readable top to bottom with the papers open) --------------
- *  1. Rollout. B prompts are continued by batched KV-cache sampling (model/kv.h) at temperature τ
- *     for at most max_new_tokens, stopping after the stop token (EOS; it is kept as the completion's
- *     last token, so the policy learns when to stop). Rows are prompt ++ completion, right-padded.
- *     The log-probabilities of the sampled tokens are then recomputed by full forwards at the same
- *     τ — under the policy (old_logp) and the frozen reference (ref_logp) — and the values come
- *     from the value head on the same forward.
- *  2. Scoring. Any scorer (data/scorer.h: the reward model by default, a synthetic reward in
- *     tests) gives one score per row. A completion without the stop token can be penalised:
+ * ---- One PPO iteration (the core's step, readable top to bottom with the papers open) ------------
+ *  1. Rollout (core): B prompts (one completion each) sampled at temperature τ, log π_old and
+ *     log π_ref recomputed by full forwards at τ; the values come from the value head on the same
+ *     policy forward (rollout_forward).
+ *  2. Scoring (core), then the EOS rule: a completion without the stop token can be penalised:
  *     PPO_LM_EOS_SUBTRACT subtracts eos_penalty (TRL's missing_eos_penalty), PPO_LM_EOS_REPLACE
  *     replaces the score with it (lm-human-preferences' penalty_reward_value).
  *  3. Per-token rewards (Ziegler et al. 2019; Stiennon et al. 2020), at every completion token t:
@@ -17,11 +16,11 @@
  *     optionally whitened over the batch without shifting the mean (TRL's whiten_rewards).
  *  4. GAE over completion tokens (ppo_gae, γ = 1, λ = 0.95 by default; the episode ends after the
  *     last token: no bootstrap), returns = A + V, advantages whitened over the batch.
- *  5. Update: `ppo_epochs` passes over the B rows in shuffled mini-batches of `minibatch` rows, each
- *     split into run.accum micro-batches whose gradients add up before one AdamW step (policy trunk
- *     and value head share one global gradient-norm clip). Loss per micro-batch =
- *         ppo_policy_loss (clipped surrogate, clip ε) + vf_coef · ppo_value_loss (clipped, ε_v)
- *     with new log-probs at τ, as TRL computes them.
+ *  5. Update (core): `rl.epochs` (ppo_epochs) passes over the B rows in shuffled mini-batches of
+ *     `rl.minibatch` rows, each split into run.accum micro-batches whose gradients add up before
+ *     one AdamW step (policy trunk and value head share one global gradient-norm clip). Loss per
+ *     micro-batch = the core's clipped surrogate (clip ε = rl.epsilon, TRL's cliprange; token mean
+ *     over the micro-batch: RL_AGG_BNPO) + vf_coef · ppo_value_loss (clipped, ε_v).
  *  6. KL coefficient: fixed β, or the adaptive controller of Ziegler et al. when target_kl > 0:
  *         e = clip(KL / target - 1, -0.2, 0.2);  β ← β (1 + e · B / horizon)
  *     with KL the batch's mean sequence KL (objective/kl).
@@ -45,7 +44,8 @@
  * val/vpred, val/clipfrac, val/ratio (mean π_new/π_old), val/explained_variance (rollout values vs
  * returns), val/num_eos_tokens, loss/policy, loss/value (means over micro-batches), lr, grad_norm
  * (last step), episode (completions so far), objective/completion_length, time/rollout,
- * time/scoring, time/update, time/total (seconds), eps (completions per second).
+ * time/scoring, time/update, time/total (seconds), eps (completions per second), and the core's
+ * sampling/ metrics (the sampler against the trainer: rlhf/rl.h).
  */
 #ifndef RLHF_PPO_LM_H
 #define RLHF_PPO_LM_H
@@ -53,6 +53,7 @@
 #include "dataset.h"
 #include "gpt2.h"
 #include "kv.h"
+#include "rl.h"
 #include "rollout.h"
 #include "scorer.h"
 #include "trainer.h"
@@ -78,26 +79,20 @@ double ppo_lm_kl_control(double beta, double kl, double target, double horizon, 
 
 /* ---- hyperparameters ------------------------------------------------------------------------------ */
 
-/* PPO's own; the optimizer, batch (prompts per iteration), accumulation (micro-batches per
- * mini-batch), iterations and seed are the shared trainer_optim / trainer_run. */
+/* PPO's own; the rollout and update settings are the shared rl_opts, the optimizer, batch (prompts
+ * per iteration), accumulation (micro-batches per mini-batch), iterations and seed the shared
+ * trainer_optim / trainer_run. */
 typedef struct {
-    /* rollout */
-    float temperature;       /* > 0 (TRL 0.7) */
-    int max_new_tokens;      /* 32 */
-    int32_t stop_token;      /* set by the run: EOS when stop_at_eos, else -1 */
     ppo_lm_eos_mode eos_mode;
     float eos_penalty;       /* subtracted, or the replacement score */
-    gpt2_weights sample_weights; /* fp32 (default) or bf16 decode weights */
     /* rewards and advantages */
     double kl_coef;          /* β (the initial one when adaptive): TRL 0.05 */
     double target_kl;        /* > 0: adaptive β towards this sequence KL (Ziegler: 6) */
     double kl_horizon;       /* 10000 */
     int whiten_rewards;      /* 0 */
     float gamma, lambda;     /* 1, 0.95 */
-    /* update */
-    int ppo_epochs;          /* passes over each rollout: 4 (TRL num_ppo_epochs) */
-    int minibatch;           /* rows per optimizer step; <= 0: the whole batch (TRL num_mini_batches 1) */
-    float cliprange, cliprange_value, vf_coef; /* 0.2, 0.2, 0.1 */
+    /* the value loss */
+    float cliprange_value, vf_coef; /* 0.2, 0.1 */
 } ppo_lm_hparams;
 
 /* TRL's PPOConfig where it applies (see the field comments) */
@@ -122,17 +117,12 @@ typedef struct {
     trainer_run run;         /* batch = prompts per iteration (8), accum = micro-batches per mini-batch,
                                 steps = iterations (100), ckpt_every in iterations (50) */
     trainer_optim optim;     /* lr 3e-6 decaying (cosine) to 0 over the run's optimizer steps (TRL: linearly) */
+    rl_opts rl;              /* PPO's: one completion per prompt, temperature 0.7, epochs 4 (TRL's
+                                num_ppo_epochs), minibatch: the whole batch (num_mini_batches 1),
+                                epsilon 0.2 (cliprange) */
     ppo_lm_hparams h;
-    const char *policy;      /* Hugging Face GPT-2 folder (the SFT model) */
-    const char *ref;         /* the reference; NULL: the policy folder */
-    const char *rm;          /* reward-model folder (rlhf/rm.h); the default scorer */
+    const char *rm;          /* reward-model folder: the reward when rl has neither score nor reward specs */
     const char *value_model; /* NULL: value head on the policy; else a reward-model folder to start a separate value model from */
-    const char *prompts;     /* prompt-only JSONL */
-    const ds_prompts *prompt_rows; /* or prompts as token rows (library use, tests): used when prompts is NULL */
-    const char *tokenizer;   /* NULL only with prompt_rows and stop_at_eos 0 */
-    int stop_at_eos;         /* 1: completions end at the tokenizer's <|endoftext|> (kept); 0: no stop */
-    int max_prompt_len;      /* tokens kept from the end (also limited by n_positions - max_new_tokens): 64 */
-    scorer score;            /* fn NULL: the reward model at `rm` */
 } ppo_lm_opts;
 
 ppo_lm_opts ppo_lm_defaults(void);

@@ -16,8 +16,9 @@ int rollout_create(rollout *r, int max_rows, int max_T, int max_new, char *err, 
     r->max_T = max_T;
     r->max_new = max_new;
     r->gen = malloc(R * (size_t)max_new * sizeof *r->gen);
+    r->glogp = malloc(R * (size_t)max_new * sizeof *r->glogp);
     r->glen = malloc(R * sizeof *r->glen);
-    r->tokens = malloc(n * sizeof *r->tokens);
+    r->tokens = calloc(n, sizeof *r->tokens); /* zeros: a valid batch to size activations with */
     r->targets = malloc(n * sizeof *r->targets);
     r->mask = malloc(n);
     r->fmask = malloc(n * sizeof *r->fmask);
@@ -26,13 +27,14 @@ int rollout_create(rollout *r, int max_rows, int max_T, int max_new, char *err, 
     r->has_stop = malloc(R);
     r->logp = calloc(n, sizeof *r->logp);
     r->ref_logp = calloc(n, sizeof *r->ref_logp);
+    r->slogp = calloc(n, sizeof *r->slogp);
     r->values = calloc(n, sizeof *r->values);
     r->rewards = calloc(n, sizeof *r->rewards);
     r->adv = calloc(n, sizeof *r->adv);
     r->ret = calloc(n, sizeof *r->ret);
     r->scores = calloc(R, sizeof *r->scores);
     r->raw_scores = calloc(R, sizeof *r->raw_scores);
-    if (r->gen && r->glen && r->tokens && r->targets && r->mask && r->fmask && r->plen && r->len && r->has_stop && r->logp && r->ref_logp &&
+    if (r->gen && r->glogp && r->slogp && r->glen && r->tokens && r->targets && r->mask && r->fmask && r->plen && r->len && r->has_stop && r->logp && r->ref_logp &&
         r->values && r->rewards && r->adv && r->ret && r->scores && r->raw_scores)
         return 0;
     rollout_free(r);
@@ -42,6 +44,8 @@ int rollout_create(rollout *r, int max_rows, int max_T, int max_new, char *err, 
 void rollout_free(rollout *r)
 {
     free(r->gen);
+    free(r->glogp);
+    free(r->slogp);
     free(r->glen);
     free(r->tokens);
     free(r->targets);
@@ -96,6 +100,7 @@ int rollout_set(rollout *r, int B, const int32_t *const *prompts, const int *ple
     }
     memset(r->logp, 0, n * sizeof *r->logp);
     memset(r->ref_logp, 0, n * sizeof *r->ref_logp);
+    memset(r->slogp, 0, n * sizeof *r->slogp);
     memset(r->values, 0, n * sizeof *r->values);
     memset(r->rewards, 0, n * sizeof *r->rewards);
     memset(r->adv, 0, n * sizeof *r->adv);
@@ -109,9 +114,14 @@ int rollout_sample(rollout *r, gpt2 *m, int B, const int32_t *const *prompts, co
     if (B > r->max_rows || so->max_new_tokens > r->max_new)
         return fio_fail(err, errlen, "rollout: %d rows of %d new tokens (room for %d of %d)", B, so->max_new_tokens,
                         r->max_rows, r->max_new);
-    if (gpt2_sample(m, B, prompts, plen, so, r->gen, r->glen, NULL, err, errlen)) return -1;
+    if (gpt2_sample(m, B, prompts, plen, so, r->gen, r->glen, r->glogp, err, errlen)) return -1;
     const int32_t pad = so->stop_token >= 0 ? so->stop_token : 0;
-    return rollout_set(r, B, prompts, plen, r->gen, so->max_new_tokens, r->glen, so->stop_token, pad, err, errlen);
+    if (rollout_set(r, B, prompts, plen, r->gen, so->max_new_tokens, r->glen, so->stop_token, pad, err, errlen)) return -1;
+    /* completion token j of row b is the action at position plen[b] - 1 + j */
+    for (int b = 0; b < B; b++)
+        for (int j = 0; j < r->len[b] - r->plen[b]; j++)
+            r->slogp[(size_t)b * r->T + r->plen[b] - 1 + j] = r->glogp[(size_t)b * so->max_new_tokens + j];
+    return 0;
 }
 
 int rollout_logprobs(gpt2 *m, const rollout *r, float temperature, float *out, char *err, size_t errlen)

@@ -27,10 +27,12 @@ typedef struct {
     int *plen, *len;         /* prompt tokens, real tokens per row */
     uint8_t *has_stop;       /* (B) the completion ends with the stop token */
     float *logp, *ref_logp, *values;  /* (B,T) per token (0 where masked out) */
+    float *slogp;            /* (B,T) the sampler's own log-probs (rollout_sample; 0 where masked out) */
     float *rewards, *adv, *ret;       /* (B,T) */
     float *scores;           /* (B) the reward after any penalty */
     float *raw_scores;       /* (B) the scorer's */
     int32_t *gen;            /* (max_rows, max_new) sampled tokens, before the layout */
+    float *glogp;            /* (max_rows, max_new) their log-probs under the sampler */
     int *glen;               /* (max_rows) their counts */
 } rollout;
 
@@ -46,7 +48,9 @@ int rollout_set(rollout *r, int B, const int32_t *const *prompts, const int *ple
                 const int *clen, int32_t stop, int32_t pad, char *err, size_t errlen);
 
 /* Sample B completions of the prompts with m (so->max_new_tokens <= max_new; so->stop_token ends
- * them) and lay them out (rollout_set, padded with the stop token, or 0 without one). */
+ * them) and lay them out (rollout_set, padded with the stop token, or 0 without one); slogp gets
+ * the sampler's log-probs of the completion tokens (gpt2_sample's, at so's temperature, top-k, top-p
+ * and decode weights). */
 int rollout_sample(rollout *r, gpt2 *m, int B, const int32_t *const *prompts, const int *plen, const gpt2_sample_opts *so,
                    char *err, size_t errlen);
 

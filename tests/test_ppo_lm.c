@@ -306,14 +306,14 @@ static ppo_lm_opts synth_opts(const char *dir, const ds_prompts *ps, synth *s, c
 {
     ppo_lm_opts o = ppo_lm_defaults();
     snprintf(out, outlen, "%s/run", dir);
-    o.policy = dir;
-    o.prompt_rows = ps;
-    o.stop_at_eos = 0;
-    o.score = (scorer){synth_score, s};
-    o.h.temperature = 1.0f;
-    o.h.max_new_tokens = NEW;
-    o.h.ppo_epochs = 4;
-    o.h.minibatch = 8;
+    o.rl.policy = dir;
+    o.rl.prompt_rows = ps;
+    o.rl.stop_at_eos = 0;
+    o.rl.score = (scorer){synth_score, s};
+    o.rl.temperature = 1.0f;
+    o.rl.max_new_tokens = NEW;
+    o.rl.epochs = 4;
+    o.rl.minibatch = 8;
     o.run.out = out;
     o.run.batch = 16;
     o.run.accum = 2;

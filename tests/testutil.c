@@ -142,3 +142,12 @@ void tu_fixture_make(tu_fixture *f, const char *tag, const char *train, size_t n
     tu_write(f->eval, eval, neval);
     tu_tiny_bpe_and_model(train, ntrain, f->tok, f->model);
 }
+
+void tu_same_file(const char *a, const char *b, const char *name)
+{
+    size_t na, nb;
+    char *x = tu_read(a, name, &na), *y = tu_read(b, name, &nb);
+    cr_assert(na == nb && memcmp(x, y, na) == 0, "%s differs between %s and %s", name, a, b);
+    free(x);
+    free(y);
+}

@@ -19,6 +19,8 @@ int tu_run(const char *args, const char *in_path, char **out, char **err);
 /* the whole file dir/name (name NULL: the file dir), NUL-terminated (caller frees); *len (may be
  * NULL) gets its size. Fails the test when it cannot be read. */
 char *tu_read(const char *dir, const char *name, size_t *len);
+/* fails the test unless dir a and dir b hold the same bytes in file name */
+void tu_same_file(const char *a, const char *b, const char *name);
 /* count lines in s */
 size_t tu_lines(const char *s);
 /* A 300-id byte-level BPE trained on text, saved to tok_dir. */

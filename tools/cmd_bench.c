@@ -310,11 +310,13 @@ int cmd_bench(int argc, char **argv)
     if (argc >= 2 && strcmp(argv[1], "train") == 0) return bench_train(argc - 1, argv + 1);
     if (argc >= 2 && strcmp(argv[1], "matmul") == 0) return bench_matmul(argc - 1, argv + 1);
     if (argc >= 2 && strcmp(argv[1], "sample") == 0) return bench_sample(argc - 1, argv + 1);
+    if (argc >= 2 && strcmp(argv[1], "rollout") == 0) return bench_rollout(argc - 1, argv + 1);
     if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
         printf("usage: rlhf bench train [--config NAME --batch B --seq T --steps N --threads N]\n"
                "       rlhf bench matmul [--config NAME --batch B --seq T --threads N]\n"
-               "       rlhf bench sample [--config NAME --batch B --new-tokens N --weights fp32|bf16 --runs N --threads N]\n");
+               "       rlhf bench sample [--config NAME --batch B --new-tokens N --weights fp32|bf16 --runs N --threads N]\n"
+               "       rlhf bench rollout [--config NAME --prompts B --generations G --new-tokens N --runs N --threads N]\n");
         return 0;
     }
-    cli_die("bench", "expected 'train', 'matmul' or 'sample' (see 'rlhf bench --help')");
+    cli_die("bench", "expected 'train', 'matmul', 'sample' or 'rollout' (see 'rlhf bench --help')");
 }

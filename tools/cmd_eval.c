@@ -1,12 +1,16 @@
-/* cmd_eval.c — `rlhf eval`: sample a policy on held-out prompts and report the reward-model score,
- * the sequence-level KL to a reference, distinct-1/2 and optionally the gold judge (rlhf/eval.h).
- * One JSON line of results on standard output; the samples go to --out as JSONL. */
+/* cmd_eval.c — `rlhf eval`: sample a policy on held-out prompts and report the score (a reward
+ * model, or any --reward sources, data/reward.h), the sequence-level KL to a reference,
+ * distinct-1/2 and optionally the gold judge (rlhf/eval.h). One JSON line of results on standard
+ * output; the samples go to --out as JSONL. */
 #include "cli.h"
 #include "commands.h"
 #include "dataset.h"
 #include "eval.h"
 #include "hf.h"
 #include "judge.h"
+#include "reward.h"
+#include "rl.h"
+#include "rl_cli.h"
 #include "rm.h"
 #include "tok.h"
 
@@ -28,6 +32,44 @@ static gpt2 *load_gpt2(const char *dir, int threads, const tok_tokenizer *t)
     return m;
 }
 
+/* the --reward sources and weights, open */
+static void open_rewards(reward_set *rs, const cli_list *spec, const cli_list *w, const tok_tokenizer *t, int32_t stop,
+                         double timeout, int threads)
+{
+    double wv[REWARD_MAX];
+    rl_cli_weights("eval", w, wv);
+    char err[1024];
+    if (reward_parse(rs, spec->v, spec->n, wv, w->n, err, sizeof err) ||
+        rl_reward_open(rs, t, stop, timeout, threads, err, sizeof err))
+        cli_die("eval", "%s", err);
+}
+
+/* the results as one JSON line on standard output (NaN values left out) */
+static void print_result(const eval_result *r)
+{
+    json_t *o = json_pack("{s:I}", "n", (json_int_t)r->n);
+    const struct {
+        const char *k;
+        double v;
+    } f[] = {{"score", r->score},
+             {"score_std", r->score_std},
+             {"kl", r->kl},
+             {"kl_std", r->kl_std},
+             {"distinct_1", r->distinct1},
+             {"distinct_2", r->distinct2},
+             {"gold", r->extra},
+             {"gold_std", r->extra_std},
+             {"completion_length", r->completion_length},
+             {"eos_rate", r->eos_rate}};
+    for (size_t i = 0; i < sizeof f / sizeof *f; i++)
+        if (!isnan(f[i].v)) json_object_set_new(o, f[i].k, json_real(f[i].v));
+    char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6));
+    if (!s) cli_die("eval", "out of memory");
+    puts(s);
+    free(s);
+    json_decref(o);
+}
+
 static void on_batch(void *ud, long done, long total)
 {
     char extra[64];
@@ -40,10 +82,16 @@ int cmd_eval(int argc, char **argv)
     const char *model = NULL, *refdir = NULL, *rmdir = NULL, *prompts = NULL, *tokdir = NULL, *lex = NULL;
     eval_opts eo = eval_defaults();
     int threads = 0, maxprompt = 64, gold = 0, nostop = 0, bf16 = 0;
+    cli_list rspec = {0}, rweights = {0};
+    double timeout = REWARD_TIMEOUT_DEFAULT;
     const cli_opt opts[] = {
         {"--model", OPT_STR, &model, "DIR", "the policy: a Hugging Face GPT-2 folder", 1},
         {"--ref", OPT_STR, &refdir, "DIR", "reference for the KL (e.g. the SFT model)", 0},
         {"--rm", OPT_STR, &rmdir, "DIR", "reward-model folder for the score", 0},
+        {"--reward", OPT_MULTI, &rspec, "SPEC",
+         "score with these reward sources instead, summed: rm:DIR, judge[:LEXICON], 'cmd:PROGRAM ARGS'", 0},
+        {"--reward-weights", OPT_MULTI, &rweights, "W", "one weight per --reward source (default: all 1)", 0},
+        {"--reward-timeout", OPT_DOUBLE, &timeout, "S", "seconds a reward program may take per batch", 0},
         {"--prompts", OPT_STR, &prompts, "FILE", "held-out prompt-only JSONL", 1},
         {"--tokenizer", OPT_STR, &tokdir, "DIR", "tokenizer folder", 1},
         {"--out", OPT_STR, &eo.samples_path, "FILE", "write the samples as JSONL", 0},
@@ -63,6 +111,7 @@ int cmd_eval(int argc, char **argv)
               argc, argv, opts);
     if (eo.n < 1 || eo.batch < 1 || eo.max_new_tokens < 1 || !(eo.temperature > 0))
         cli_die("eval", "--n, --batch, --max-new-tokens and --temperature must be positive");
+    if (rmdir && rspec.n) cli_die("eval", "give --rm or --reward, not both");
     cli_threads(threads);
     char err[1024];
     tok_tokenizer *t;
@@ -95,6 +144,8 @@ int cmd_eval(int argc, char **argv)
     eo.weights = bf16 ? GPT2_W_BF16 : GPT2_W_F32;
     eo.tok = t;
     if (r) eo.score = rm_scorer(r);
+    reward_set rs = {0};
+    if (rspec.n) open_rewards(&rs, &rspec, &rweights, t, eo.stop_token, timeout, threads), eo.score = reward_scorer(&rs);
     g.stop_token = eo.stop_token;
     if (j) eo.extra = scorer_judge_make(&g);
     cli_progress bar;
@@ -104,30 +155,13 @@ int cmd_eval(int argc, char **argv)
     eval_result res;
     if (eval_run(m, ref, &pp, &eo, &res, err, sizeof err)) cli_die("eval", "%s", err);
     cli_progress_done(&bar, eo.samples_path ? eo.samples_path : "");
-    json_t *o = json_pack("{s:I}", "n", (json_int_t)res.n);
-    const struct {
-        const char *k;
-        double v;
-    } f[] = {{"score", res.score},
-             {"score_std", res.score_std},
-             {"kl", res.kl},
-             {"kl_std", res.kl_std},
-             {"distinct_1", res.distinct1},
-             {"distinct_2", res.distinct2},
-             {"gold", res.extra},
-             {"gold_std", res.extra_std},
-             {"completion_length", res.completion_length},
-             {"eos_rate", res.eos_rate}};
-    for (size_t i = 0; i < sizeof f / sizeof *f; i++)
-        if (!isnan(f[i].v)) json_object_set_new(o, f[i].k, json_real(f[i].v));
-    char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6));
-    if (!s) cli_die("eval", "out of memory");
-    puts(s);
-    free(s);
-    json_decref(o);
+    print_result(&res);
     ds_prompts_free(&pp);
     ds_free(&d);
     judge_free(j);
+    reward_free(&rs);
+    free(rspec.v);
+    free(rweights.v);
     rm_free(r);
     gpt2_free(m);
     gpt2_free(ref);

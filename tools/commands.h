@@ -6,6 +6,7 @@ int cmd_tokenize(int argc, char **argv);
 int cmd_detokenize(int argc, char **argv);
 int cmd_tokenizer(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int bench_rollout(int argc, char **argv); /* `rlhf bench rollout` (tools/bench_rollout.c) */
 int cmd_sample(int argc, char **argv);
 int cmd_logprobs(int argc, char **argv);
 int cmd_pretrain(int argc, char **argv);
@@ -18,6 +19,8 @@ int cmd_rm(int argc, char **argv);
 int cmd_score(int argc, char **argv);
 int cmd_dpo(int argc, char **argv);
 int cmd_ppo(int argc, char **argv);
+int cmd_grpo(int argc, char **argv);
+int cmd_rloo(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_demo(int argc, char **argv);
 

@@ -19,6 +19,8 @@ static const cli_command commands[] = {
     {"score", "--rm DIR --data FILE", "score JSONL records with a reward model (one JSON line each)", cmd_score},
     {"dpo", "--model DIR --tokenizer DIR --data PREFS --out DIR", "Direct Preference Optimization (sigmoid, ipo, hinge, robust)", cmd_dpo},
     {"ppo", "--policy DIR --rm DIR --prompts FILE --tokenizer DIR --out DIR", "per-token PPO against a reward model, KL-penalised to a reference", cmd_ppo},
+    {"grpo", "--policy DIR --reward SPEC... --prompts FILE --tokenizer DIR --out DIR", "GRPO: group-relative advantages over G completions per prompt (TRL's)", cmd_grpo},
+    {"rloo", "--policy DIR --reward SPEC... --prompts FILE --tokenizer DIR --out DIR", "RLOO: leave-one-out baseline over k completions per prompt (TRL's)", cmd_rloo},
     {"eval", "--model DIR --prompts FILE --tokenizer DIR [--ref DIR --rm DIR]", "held-out samples: reward score, KL to a reference, distinct-1/2", cmd_eval},
     {"sample", "--model DIR --prompt TEXT ...", "generate text from a GPT-2 folder (KV cache)", cmd_sample},
     {"logprobs", "--model DIR [--in FILE]", "log-probability of each token given the ones before", cmd_logprobs},
