@@ -259,3 +259,48 @@ Test(gpt2_bf16, training_tracks_fp32_loss)
     cr_log_info("training: fp32 loss %.4f -> %.4f, bf16 %.4f -> %.4f, largest gap %.4f", l32[0], l32[N - 1], l16[0],
                 l16[N - 1], gap);
 }
+
+/* max |a - b| <= D * 2^-7 * max |b| for two fp32 arrays (bf16 model against the fp32 one) */
+static void close_to(const char *what, const float *a, const float *b, size_t n, int D)
+{
+    double *d = malloc(n * sizeof *d);
+    for (size_t i = 0; i < n; i++) d[i] = b[i];
+    within(what, a, d, n, D);
+    free(d);
+}
+
+/* the other entry points in bf16 against the same model in fp32: tempered log-probs (PPO) with an
+ * explicit dlogp, and the hidden-only forward with dhidden (scalar heads), gradients included */
+Test(gpt2_bf16, temperature_and_hidden_paths_track_fp32)
+{
+    if (!bf16_or_skip()) return;
+    gpt2 *m16 = load_tiny(GPT2_PREC_BF16), *m32 = load_tiny(GPT2_PREC_FP32);
+    golden G = golden_open();
+    const int B = 3, T = 9, N = B * T, C = gpt2_cfg(m32)->n_embd, D = 6 * gpt2_cfg(m32)->n_layer + 1;
+    float dlogp[27], *dh = malloc((size_t)N * C * 4);
+    for (int i = 0; i < N; i++) dlogp[i] = (float)((i % 5) - 2) * 0.1f;
+    for (int i = 0; i < N * C; i++) dh[i] = (float)((i % 7) - 3) * 0.01f;
+    char err[512];
+    gpt2 *ms[2] = {m16, m32};
+    for (int pass = 0; pass < 2; pass++) {
+        for (int j = 0; j < 2; j++) {
+            gpt2_zero_grad(ms[j]);
+            if (pass == 0) {
+                cr_assert(gpt2_forward_temp(ms[j], G.tok, G.tgt, NULL, B, T, 0.7f, NULL, err, sizeof err) == 0, "%s", err);
+                cr_assert(gpt2_backward(ms[j], dlogp, NULL, err, sizeof err) == 0, "%s", err);
+            } else {
+                cr_assert(gpt2_forward_hidden(ms[j], G.tok, B, T, err, sizeof err) == 0, "%s", err);
+                cr_assert(gpt2_backward(ms[j], NULL, dh, err, sizeof err) == 0, "%s", err);
+            }
+        }
+        if (pass == 0) close_to("tempered logits", gpt2_logits(m16), gpt2_logits(m32), (size_t)N * gpt2_cfg(m32)->vocab_size, D);
+        close_to("hidden", gpt2_hidden(m16), gpt2_hidden(m32), (size_t)N * C, D - 1);
+        const gpt2_tensor *tb = gpt2_param_table(m32);
+        for (int k = 0; k < GPT2_NUM_TENSORS; k++) /* whole tensors (all layers at once) */
+            close_to(tb[k].name, gpt2_grads(m16) + tb[k].offset, gpt2_grads(m32) + tb[k].offset, tb[k].numel, 2 * D);
+    }
+    free(dh);
+    golden_close(&G);
+    gpt2_free(m16);
+    gpt2_free(m32);
+}
