@@ -323,26 +323,37 @@ static int vnni_layout(const dnnl_memory_desc_t *md, int *X, int *Y)
     return 1;
 }
 
-/* one pair of rows (k0, k0 + 1) of B = op(W) into Y columns from col, as bf16 pairs */
-static inline void vnni_row_pair(uint32_t *d, const float *W, int tw, int ldw, int k, int n, long k0, long col, int Y)
+/* one pair of rows (k0, k0 + 1) of B = op(W) into Y columns from col, as bf16 pairs (any block) */
+static void vnni_row_pair(uint32_t *d, const float *W, int tw, int ldw, int k, int n, long k0, long col, int Y)
 {
-    if (!tw && k0 + 1 < k && col + Y <= n) { /* the common case, contiguous: vectorises */
-        const float *r0 = W + k0 * ldw + col, *r1 = r0 + ldw;
-        for (int j = 0; j < Y; j++) d[j] = mm_bf16(r0[j]) | (uint32_t)mm_bf16(r1[j]) << 16;
-        return;
-    }
-    if (tw && k0 + 1 < k && col + Y <= n) { /* W stored (n, k): the pair is adjacent in row col + j */
-        for (int j = 0; j < Y; j++) {
-            const float *r = W + (col + j) * ldw + k0;
-            d[j] = mm_bf16(r[0]) | (uint32_t)mm_bf16(r[1]) << 16;
-        }
-        return;
-    }
-    for (int j = 0; j < Y; j++) { /* edges and padding */
+    for (int j = 0; j < Y; j++) {
         const long c = col + j;
         const float lo = k0 < k && c < n ? (tw ? W[c * ldw + k0] : W[k0 * ldw + c]) : 0.0f;
         const float hi = k0 + 1 < k && c < n ? (tw ? W[c * ldw + k0 + 1] : W[(k0 + 1) * ldw + c]) : 0.0f;
         d[j] = mm_bf16(lo) | (uint32_t)mm_bf16(hi) << 16;
+    }
+}
+
+/* block (kb, nb): 2X rows of B from k0 by Y columns from col. Whole blocks read W along its rows:
+ * row pairs of W for W as stored (contiguous, vectorised), or for W^T one row of W (2X contiguous
+ * values, X pairs) per column of the block, written with stride Y into the L1-resident block. */
+static void vnni_block(uint32_t *blk, const float *W, int tw, int ldw, int k, int n, long k0, long col, int X, int Y)
+{
+    if (k0 + 2 * X > k || col + Y > n) { /* edges and padding */
+        for (int p = 0; p < X; p++) vnni_row_pair(blk + (long)p * Y, W, tw, ldw, k, n, k0 + 2 * p, col, Y);
+        return;
+    }
+    if (!tw) {
+        for (int p = 0; p < X; p++) {
+            const float *r0 = W + (k0 + 2 * p) * ldw + col, *r1 = r0 + ldw;
+            uint32_t *d = blk + (long)p * Y;
+            for (int j = 0; j < Y; j++) d[j] = mm_bf16(r0[j]) | (uint32_t)mm_bf16(r1[j]) << 16;
+        }
+        return;
+    }
+    for (int j = 0; j < Y; j++) {
+        const float *r = W + (col + j) * ldw + k0;
+        for (int p = 0; p < X; p++) blk[(long)p * Y + j] = mm_bf16(r[2 * p]) | (uint32_t)mm_bf16(r[2 * p + 1]) << 16;
     }
 }
 
@@ -354,8 +365,7 @@ static void vnni_pack(uint16_t *dst, const dnnl_memory_desc_t *md, int X, int Y,
 #pragma omp parallel for num_threads(nthreads) schedule(static) collapse(2)
     for (long nb = 0; nb < nnb; nb++)
         for (long kb = 0; kb < nkb; kb++) {
-            uint32_t *blk = (uint32_t *)(dst + kb * sk + nb * sn);
-            for (int p = 0; p < X; p++) vnni_row_pair(blk + (long)p * Y, W, tw, ldw, k, n, kb * 2 * X + 2 * p, nb * Y, Y);
+            vnni_block((uint32_t *)(dst + kb * sk + nb * sn), W, tw, ldw, k, n, kb * 2 * X, nb * Y, X, Y);
         }
 }
 
