@@ -68,44 +68,41 @@ static double sgemm_peak(int nthreads)
 /* the vdpbf16ps peak: every thread runs 12 independent chains of the instruction (enough to hide its
  * latency), best of 3; 0 where the CPU lacks it. On CPUs with AMX the tiles can go past this. */
 #if defined(__x86_64__)
-__attribute__((target("avx512f,avx512bf16"))) static double bf16_peak_loop(long iters)
+/* one thread's rate in GFLOP/s (its own function: OpenMP's outlined region would not carry the target) */
+__attribute__((target("avx512f,avx512bf16"))) static double bf16_chains(long iters)
 {
-    double rate = 0;
-#pragma omp parallel reduction(+ : rate)
-    {
-        __m512 c0 = _mm512_set1_ps(1), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0, c6 = c0, c7 = c0, c8 = c0, c9 = c0,
-               c10 = c0, c11 = c0;
-        const __m512bh a = (__m512bh)_mm512_set1_epi32(0x3f803f80), b = (__m512bh)_mm512_set1_epi32(0x3f003f00);
-        double best = 1e9;
-        for (int r = 0; r < 3; r++) {
-            double t0 = cli_now();
-            for (long i = 0; i < iters; i++) {
+    __m512 c0 = _mm512_set1_ps(1), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0, c6 = c0, c7 = c0, c8 = c0, c9 = c0,
+           c10 = c0, c11 = c0;
+    const __m512bh a = (__m512bh)_mm512_set1_epi32(0x3f803f80), b = (__m512bh)_mm512_set1_epi32(0x3f003f00);
+    double best = 1e9;
+    for (int r = 0; r < 3; r++) {
+        double t0 = cli_now();
+        for (long i = 0; i < iters; i++) {
 #define DP(c) c = _mm512_dpbf16_ps(c, a, b)
-                DP(c0), DP(c1), DP(c2), DP(c3), DP(c4), DP(c5), DP(c6), DP(c7), DP(c8), DP(c9), DP(c10), DP(c11);
+            DP(c0), DP(c1), DP(c2), DP(c3), DP(c4), DP(c5), DP(c6), DP(c7), DP(c8), DP(c9), DP(c10), DP(c11);
 #undef DP
-            }
-            double t = cli_now() - t0;
-            best = t < best ? t : best;
         }
-        __m512 s = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(c0, c1), _mm512_add_ps(c2, c3)),
-                                 _mm512_add_ps(_mm512_add_ps(c4, c5), _mm512_add_ps(c6, c7)));
-        s = _mm512_add_ps(s, _mm512_add_ps(_mm512_add_ps(c8, c9), _mm512_add_ps(c10, c11)));
-        rate = (_mm512_reduce_add_ps(s) != 0 ? 12.0 * 64.0 : 0) * (double)iters / best / 1e9; /* 64 flops each */
+        double t = cli_now() - t0;
+        best = t < best ? t : best;
     }
-    return rate;
+    __m512 s = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(c0, c1), _mm512_add_ps(c2, c3)),
+                             _mm512_add_ps(_mm512_add_ps(c4, c5), _mm512_add_ps(c6, c7)));
+    s = _mm512_add_ps(s, _mm512_add_ps(_mm512_add_ps(c8, c9), _mm512_add_ps(c10, c11)));
+    return (_mm512_reduce_add_ps(s) != 0 ? 12.0 * 64.0 : 0) * (double)iters / best / 1e9; /* 64 flops each */
 }
 #endif
 
 static double bf16_peak(int nthreads)
 {
+    double rate = 0;
 #if defined(__x86_64__)
     if (!cpu_features()->avx512_bf16) return 0;
-    omp_set_num_threads(nthreads);
-    return bf16_peak_loop(4000000);
+#pragma omp parallel num_threads(nthreads) reduction(+ : rate)
+    rate += bf16_chains(4000000);
 #else
     (void)nthreads;
-    return 0;
 #endif
+    return rate;
 }
 
 static gpt2_precision parse_precision(const char *cmd, const char *name)
