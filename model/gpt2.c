@@ -538,7 +538,7 @@ static int forward_impl(gpt2 *m, const int32_t *tokens, const int32_t *targets, 
     /* tied LM head: logits (N,V) = lnf (N,C) @ wte^T (times 1/temperature) */
     if (m->prec == GPT2_PREC_BF16) {
         mm_to_bf16(m->a16.lnf, a->lnf, (long)N * C);
-        if (mm_bgemm_w(m->mmc, N, inv_temp, m->a16.lnf, C, m->bw[bw_index(L, L, 0, 0)], 0.0f, a->logits, V, nt))
+        if (mm_bgemm_w(m->mmc, N, inv_temp, m->a16.lnf, C, m->bw[bw_index(L, L, 0, 0)], NULL, 0.0f, a->logits, V, nt))
             return gfail(err, errlen, "forward: %s", mm_ctx_error(m->mmc));
     } else
         mm_sgemm(0, 1, N, V, C, inv_temp, a->lnf, C, P + tb[GPT2_WTE].offset, C, 0.0f, a->logits, V, nt);
@@ -624,7 +624,7 @@ static int lm_head_bwd(gpt2 *m, int N)
     if (ensure_dlog16(m, (size_t)N)) return -1;
     mm_to_bf16(m->dlog16, a->logits, (long)N * V);
     const mm_bshape s = {1, 0, V, C, N, V, C, C, 0, 0, 0, 0, 0, 0, 0, 0};
-    if (mm_bgemm_w(m->mmc, N, m->inv_temp, m->dlog16, V, m->bw[bw_index(L, L, 0, 1)], 0.0f, a->dbuf, C, nt) ||
+    if (mm_bgemm_w(m->mmc, N, m->inv_temp, m->dlog16, V, m->bw[bw_index(L, L, 0, 1)], NULL, 0.0f, a->dbuf, C, nt) ||
         mm_bgemm(m->mmc, &s, m->inv_temp, m->dlog16, m->a16.lnf, 1.0f, dwte, nt))
         return -1;
     return 0;

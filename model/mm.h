@@ -122,9 +122,11 @@ typedef struct mm_bweight mm_bweight;
 int mm_bweight_create(mm_ctx *c, mm_bweight **out, int tw, int k, int n);
 int mm_bweight_set(mm_ctx *c, mm_bweight *w, const float *W, int ldw, int nthreads);
 void mm_bweight_free(mm_bweight *w);
-/* C (m,n) = alpha * A (m,k) B + beta * C, A bf16 row-major (row stride lda), B a weight */
-int mm_bgemm_w(mm_ctx *c, int m, float alpha, const uint16_t *A, int lda, const mm_bweight *w, float beta,
-               float *C, int ldc, int nthreads);
+/* C (m,n) = alpha * A (m,k) B + bias + beta * C, A bf16 row-major (row stride lda), B a weight, bias
+ * fp32 (n) or NULL. (A bias is added by the kernel as it writes C: cheaper than filling C with it and
+ * accumulating, beta 1, which reads C back.) */
+int mm_bgemm_w(mm_ctx *c, int m, float alpha, const uint16_t *A, int lda, const mm_bweight *w, const float *bias,
+               float beta, float *C, int ldc, int nthreads);
 
 /* dst[i] = mm_bf16(src[i]) for n values, OpenMP over the current team size (no hidden threads) */
 void mm_to_bf16(uint16_t *dst, const float *src, long n);

@@ -30,10 +30,11 @@ void mm_to_bf16(uint16_t *dst, const float *src, long n)
 typedef struct {
     mm_bshape s;
     int weight; /* B is a mm_bweight (its layout: the context's for (k, n)) */
+    int bias;   /* an fp32 bias (n) is added */
     uint32_t alpha_bits;
     int beta1, nt;
     dnnl_primitive_t prim;
-    dnnl_memory_t a, b, c;
+    dnnl_memory_t a, b, c, bias_mem;
 } prod;
 
 /* the weight layout chosen for a (k, n) */
@@ -119,6 +120,7 @@ void mm_ctx_free(mm_ctx *c)
         dnnl_memory_destroy(c->prods[i].a);
         dnnl_memory_destroy(c->prods[i].b);
         dnnl_memory_destroy(c->prods[i].c);
+        dnnl_memory_destroy(c->prods[i].bias_mem);
     }
     free(c->prods);
     free(c->layouts);
@@ -169,10 +171,14 @@ static int compile(mm_ctx *c, prod *p, float alpha, const dnnl_memory_desc_t *wm
         md_of(&cmd, s, s->m, s->n, 0, s->ldc, s->sc0, s->sc1, dnnl_f32) != dnnl_success)
         return fail(c, "bf16 product %dx%dx%d: bad strides", s->m, s->n, s->k);
     if (wmd) bmd = *wmd;
+    dnnl_memory_desc_t biasmd;
+    dnnl_dims_t bd = {1, s->n};
+    if (p->bias && dnnl_memory_desc_init_by_tag(&biasmd, 2, bd, dnnl_f32, dnnl_ab) != dnnl_success)
+        return fail(c, "bf16 product %dx%dx%d: bad bias", s->m, s->n, s->k);
     dnnl_matmul_desc_t desc;
     dnnl_primitive_attr_t attr = NULL;
     dnnl_primitive_desc_t pd = NULL;
-    dnnl_status_t st = dnnl_matmul_desc_init(&desc, &amd, &bmd, NULL, &cmd);
+    dnnl_status_t st = dnnl_matmul_desc_init(&desc, &amd, &bmd, p->bias ? &biasmd : NULL, &cmd);
     if (st == dnnl_success) st = make_attr(&attr, alpha, p->beta1);
     if (st == dnnl_success) st = dnnl_primitive_desc_create(&pd, &desc, attr, c->eng, NULL);
     if (st == dnnl_success) st = dnnl_primitive_create(&p->prim, pd);
@@ -184,6 +190,7 @@ static int compile(mm_ctx *c, prod *p, float alpha, const dnnl_memory_desc_t *wm
     if (st == dnnl_success) st = dnnl_memory_create(&p->a, &amd, c->eng, DNNL_MEMORY_NONE);
     if (st == dnnl_success && !wmd) st = dnnl_memory_create(&p->b, &bmd, c->eng, DNNL_MEMORY_NONE);
     if (st == dnnl_success) st = dnnl_memory_create(&p->c, &cmd, c->eng, DNNL_MEMORY_NONE);
+    if (st == dnnl_success && p->bias) st = dnnl_memory_create(&p->bias_mem, &biasmd, c->eng, DNNL_MEMORY_NONE);
     if (pd) dnnl_primitive_desc_destroy(pd);
     if (attr) dnnl_primitive_attr_destroy(attr);
     if (st != dnnl_success)
@@ -193,19 +200,21 @@ static int compile(mm_ctx *c, prod *p, float alpha, const dnnl_memory_desc_t *wm
 }
 
 /* the cached product for this call, compiled on first use */
-static prod *find(mm_ctx *c, const mm_bshape *s, int weight, float alpha, float beta, int nt,
+static prod *find(mm_ctx *c, const mm_bshape *s, int weight, int bias, float alpha, float beta, int nt,
                   const dnnl_memory_desc_t *wmd)
 {
     prod key;
     memset(&key, 0, sizeof key);
     key.s = *s;
     key.weight = weight;
+    key.bias = bias;
     memcpy(&key.alpha_bits, &alpha, sizeof alpha);
     key.beta1 = beta != 0.0f;
     key.nt = nt;
     for (int i = 0; i < c->nprods; i++) {
         prod *p = &c->prods[i];
-        if (!memcmp(&p->s, &key.s, sizeof key.s) && p->weight == weight && p->alpha_bits == key.alpha_bits &&
+        if (!memcmp(&p->s, &key.s, sizeof key.s) && p->weight == weight && p->bias == bias &&
+            p->alpha_bits == key.alpha_bits &&
             p->beta1 == key.beta1 && p->nt == nt)
             return p;
     }
@@ -224,14 +233,17 @@ static prod *find(mm_ctx *c, const mm_bshape *s, int weight, float alpha, float 
     return &c->prods[c->nprods++];
 }
 
-static int run(mm_ctx *c, prod *p, const void *A, dnnl_memory_t bmem, const void *B, float *C, int nt)
+static int run(mm_ctx *c, prod *p, const void *A, dnnl_memory_t bmem, const void *B, const float *bias, float *C,
+               int nt)
 {
     dnnl_status_t st = dnnl_memory_set_data_handle(p->a, (void *)A);
     if (st == dnnl_success && !bmem) st = dnnl_memory_set_data_handle(p->b, (void *)B);
     if (st == dnnl_success) st = dnnl_memory_set_data_handle(p->c, C);
-    dnnl_exec_arg_t args[3] = {{DNNL_ARG_SRC, p->a}, {DNNL_ARG_WEIGHTS, bmem ? bmem : p->b}, {DNNL_ARG_DST, p->c}};
+    if (st == dnnl_success && p->bias) st = dnnl_memory_set_data_handle(p->bias_mem, (void *)bias);
+    dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, p->a}, {DNNL_ARG_WEIGHTS, bmem ? bmem : p->b}, {DNNL_ARG_DST, p->c},
+                               {DNNL_ARG_BIAS, p->bias_mem}};
     const int old = threads_push(nt);
-    if (st == dnnl_success) st = dnnl_primitive_execute(p->prim, c->strm, 3, args);
+    if (st == dnnl_success) st = dnnl_primitive_execute(p->prim, c->strm, p->bias ? 4 : 3, args);
     if (st == dnnl_success) st = dnnl_stream_wait(c->strm);
     threads_pop(old);
     return st == dnnl_success ? 0 : fail(c, "bf16 product %dx%dx%d: oneDNN status %d", p->s.m, p->s.n, p->s.k, (int)st);
@@ -242,8 +254,8 @@ int mm_bgemm(mm_ctx *c, const mm_bshape *s, float alpha, const uint16_t *A, cons
 {
     if (s->m <= 0 || s->n <= 0) return 0;
     if (beta != 0.0f && beta != 1.0f) return fail(c, "bf16 products: beta must be 0 or 1 (got %g)", (double)beta);
-    prod *p = find(c, s, 0, alpha, beta, nthreads, NULL);
-    return p ? run(c, p, A, NULL, B, C, nthreads) : -1;
+    prod *p = find(c, s, 0, 0, alpha, beta, nthreads, NULL);
+    return p ? run(c, p, A, NULL, B, NULL, C, nthreads) : -1;
 }
 
 /* ---- weights ---------------------------------------------------------------------------------- */
@@ -405,14 +417,14 @@ int mm_bweight_set(mm_ctx *c, mm_bweight *w, const float *W, int ldw, int nthrea
     return st == dnnl_success ? 0 : fail(c, "bf16 weight %dx%d: reorder failed (oneDNN status %d)", w->k, w->n, (int)st);
 }
 
-int mm_bgemm_w(mm_ctx *c, int m, float alpha, const uint16_t *A, int lda, const mm_bweight *w, float beta,
-               float *C, int ldc, int nthreads)
+int mm_bgemm_w(mm_ctx *c, int m, float alpha, const uint16_t *A, int lda, const mm_bweight *w, const float *bias,
+               float beta, float *C, int ldc, int nthreads)
 {
     if (m <= 0) return 0;
     if (beta != 0.0f && beta != 1.0f) return fail(c, "bf16 products: beta must be 0 or 1 (got %g)", (double)beta);
     mm_bshape s = {0, 0, m, w->n, w->k, lda, 0, ldc, 0, 0, 0, 0, 0, 0, 0, 0};
-    prod *p = find(c, &s, 1, alpha, beta, nthreads, &w->md);
-    return p ? run(c, p, A, w->mem, NULL, C, nthreads) : -1;
+    prod *p = find(c, &s, 1, bias != NULL, alpha, beta, nthreads, &w->md);
+    return p ? run(c, p, A, w->mem, NULL, bias, C, nthreads) : -1;
 }
 
 #else /* no oneDNN in this build: no bf16 products; callers stay on fp32 */
@@ -449,10 +461,11 @@ int mm_bweight_set(mm_ctx *c, mm_bweight *w, const float *W, int ldw, int nthrea
     return -1;
 }
 void mm_bweight_free(mm_bweight *w) { (void)w; }
-int mm_bgemm_w(mm_ctx *c, int m, float alpha, const uint16_t *A, int lda, const mm_bweight *w, float beta,
-               float *C, int ldc, int nthreads)
+int mm_bgemm_w(mm_ctx *c, int m, float alpha, const uint16_t *A, int lda, const mm_bweight *w, const float *bias,
+               float beta, float *C, int ldc, int nthreads)
 {
-    (void)c, (void)m, (void)alpha, (void)A, (void)lda, (void)w, (void)beta, (void)C, (void)ldc, (void)nthreads;
+    (void)c, (void)m, (void)alpha, (void)A, (void)lda, (void)w, (void)bias, (void)beta, (void)C, (void)ldc,
+        (void)nthreads;
     return -1;
 }
 #endif

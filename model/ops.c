@@ -140,15 +140,14 @@ void op_matmul_bwd(float *dinp, float *dw, float *dbias, const float *dout, cons
 int op_matmul_fwd_bf16(mm_ctx *c, float *out, const uint16_t *inp16, const mm_bweight *w, const float *bias, int N,
                        int IN, int OUT, int nthreads)
 {
-    const float beta = bias_fill(out, bias, N, OUT);
-    return mm_bgemm_w(c, N, 1.0f, inp16, IN, w, beta, out, OUT, nthreads);
+    return mm_bgemm_w(c, N, 1.0f, inp16, IN, w, bias, 0.0f, out, OUT, nthreads);
 }
 
 int op_matmul_bwd_bf16(mm_ctx *c, float *dinp, float *dw, float *dbias, const float *dout, uint16_t *dout16,
                        const uint16_t *inp16, const mm_bweight *wt, int N, int IN, int OUT, int nthreads)
 {
     mm_to_bf16(dout16, dout, (long)N * OUT);
-    if (dinp && mm_bgemm_w(c, N, 1.0f, dout16, OUT, wt, 0.0f, dinp, IN, nthreads)) return -1;
+    if (dinp && mm_bgemm_w(c, N, 1.0f, dout16, OUT, wt, NULL, 0.0f, dinp, IN, nthreads)) return -1;
     const mm_bshape s = {1, 0, IN, OUT, N, IN, OUT, OUT, 0, 0, 0, 0, 0, 0, 0, 0};
     if (mm_bgemm(c, &s, 1.0f, inp16, dout16, 1.0f, dw, nthreads)) return -1;
     bias_bwd(dbias, dout, N, OUT);

@@ -9,8 +9,9 @@
  *     |C - sum a~_i b~_i| <= k u S~                       (recursive summation, any order)
  * and against the fp32 inputs themselves, with S = sum |a_i b_i|:
  *     |C - sum a_i b_i| <= (2 * 2^-8 + 2^-16) S + k u S~  ~= 2^-7 S.
- * Both are checked (times alpha; beta C is added in fp32: one more rounding of the result), with a
- * 1e-30 absolute slack for the engine's flush of denormal inputs. */
+ * Both are checked (times alpha; beta C and a bias are added in fp32, at the end or into the sum:
+ * k u |beta C + bias| more, plus one rounding of the result), with a 1e-30 absolute slack for the
+ * engine's flush of denormal inputs. */
 #include "cpu.h"
 #include "mm.h"
 
@@ -50,7 +51,7 @@ static double opa(const operands *o, int i, int q) { return o->ta ? o->A[(size_t
 static double opb(const operands *o, int q, int j) { return o->tb ? o->B[(size_t)j * o->ldb + q] : o->B[(size_t)q * o->ldb + j]; }
 
 static void check_c(const char *what, const operands *o, int m, int n, int k, float alpha, float beta, const float *C,
-                    const float *C0, int ldc)
+                    const float *C0, int ldc, const float *bias)
 {
     const double u = ldexp(1.0, -24), ub = ldexp(1.0, -8);
     for (int i = 0; i < m; i++)
@@ -63,10 +64,11 @@ static void check_c(const char *what, const operands *o, int m, int n, int k, fl
                 rt += at * bt;
                 St += fabs(at * bt);
             }
-            const double c0 = beta != 0 ? C0[(size_t)i * ldc + j] : 0, got = C[(size_t)i * ldc + j];
-            const double want_t = alpha * rt + beta * c0, want = alpha * r + beta * c0;
-            const double bound_t = fabs(alpha) * k * u * St + u * fabs(want_t) + 1e-30;
-            const double bound = fabs(alpha) * ((2 * ub + ub * ub) * S + k * u * St) + u * fabs(want) + 1e-30;
+            const double c0 = (beta != 0 ? C0[(size_t)i * ldc + j] : 0) + (bias ? bias[j] : 0), got = C[(size_t)i * ldc + j];
+            const double want_t = alpha * rt + c0, want = alpha * r + c0; /* c0: beta C + bias */
+            /* (a bias may enter the fp32 sum first: k u |c0| covers that order too) */
+            const double bound_t = fabs(alpha) * k * u * St + k * u * fabs(c0) + u * fabs(want_t) + 1e-30;
+            const double bound = fabs(alpha) * ((2 * ub + ub * ub) * S + k * u * St) + k * u * fabs(c0) + u * fabs(want) + 1e-30;
             cr_assert(fabs(got - want_t) <= bound_t, "%s m=%d n=%d k=%d: C[%d,%d] = %.9g, exact of bf16 inputs %.9g (bound %.3g)",
                       what, m, n, k, i, j, got, want_t, bound_t);
             cr_assert(fabs(got - want) <= bound, "%s m=%d n=%d k=%d: C[%d,%d] = %.9g, exact %.9g (bound %.3g)", what, m,
@@ -91,7 +93,7 @@ static void check_plain(mm_ctx *c, int ta, int tb, int m, int n, int k, float al
     operands o = {A, B, ta, tb, lda, ldb};
     char what[64];
     snprintf(what, sizeof what, "ta=%d tb=%d nt=%d", ta, tb, nt);
-    check_c(what, &o, m, n, k, alpha, beta, C, C0, ldc);
+    check_c(what, &o, m, n, k, alpha, beta, C, C0, ldc, NULL);
     for (int i = 0; i < m; i++) /* columns beyond n untouched */
         for (int j = n; j < ldc; j++) cr_assert_eq(C[(size_t)i * ldc + j], C0[(size_t)i * ldc + j]);
     free(A), free(B), free(C), free(C0), free(A16), free(B16);
@@ -138,9 +140,10 @@ Test(mm_bf16, weights_in_the_engines_layout)
             for (int t = 0; t < 2; t++) {
                 const float beta = (float)t, alpha = t ? 0.25f : 1.0f;
                 memcpy(C, C0, (size_t)m * ldc * 4);
-                cr_assert_eq(mm_bgemm_w(c, m, alpha, A16, lda, t ? wt : w, beta, C, ldc, nt), 0, "%s", mm_ctx_error(c));
+                const float *bias = t ? NULL : C0 + (size_t)(m - 1) * ldc; /* any n values */
+                cr_assert_eq(mm_bgemm_w(c, m, alpha, A16, lda, t ? wt : w, bias, beta, C, ldc, nt), 0, "%s", mm_ctx_error(c));
                 operands o = {A, t ? Wt : W, 0, t, lda, t ? ldw_t : ldw_n};
-                check_c(t ? "weight W^T" : "weight W", &o, m, n, k, alpha, beta, C, C0, ldc);
+                check_c(t ? "weight W^T" : "weight W + bias", &o, m, n, k, alpha, beta, C, C0, ldc, bias);
                 /* training's shapes get the fast kernels, not oneDNN's reference loops (few rows are
                  * only logged: the layout is the one chosen for 256 rows, which AMX kernels may refuse) */
                 if (dense && m >= 64) cr_assert(!strstr(mm_ctx_engine(c), "ref"), "m=%d: %s", m, mm_ctx_engine(c));
@@ -154,7 +157,7 @@ Test(mm_bf16, weights_in_the_engines_layout)
     uint16_t one[96];
     for (int i = 0; i < k; i++) one[i] = i == 3 ? mm_bf16(1.0f) : 0;
     float row[200];
-    cr_assert_eq(mm_bgemm_w(c, 1, 1.0f, one, k, w, 0.0f, row, n, 1), 0);
+    cr_assert_eq(mm_bgemm_w(c, 1, 1.0f, one, k, w, NULL, 0.0f, row, n, 1), 0);
     for (int j = 0; j < n; j++) cr_assert_eq(row[j], (float)bf(W[3 * ldw_n + j]), "column %d", j);
     mm_bweight_free(w);
     mm_bweight_free(wt);
@@ -184,7 +187,7 @@ Test(mm_bf16, batched_heads_within_the_bound)
                 const float *q = qkv + (size_t)b * T * C3 + h * hs;
                 operands o = {q, q + C, 0, 1, C3, C3};
                 check_c("batched QK^T", &o, T, T, hs, 0.5f, 1.0f, S + ((size_t)b * NH + h) * T * T,
-                        S0 + ((size_t)b * NH + h) * T * T, T);
+                        S0 + ((size_t)b * NH + h) * T * T, T, NULL);
             }
         /* O (b, :, h) = S^T V, written into column blocks of O (row stride C): transposed batched A */
         uint16_t *s16 = malloc((size_t)B * NH * T * T * 2);
@@ -194,7 +197,7 @@ Test(mm_bf16, batched_heads_within_the_bound)
         for (int b = 0; b < B; b++)
             for (int h = 0; h < NH; h++) {
                 operands o = {S + ((size_t)b * NH + h) * T * T, qkv + (size_t)b * T * C3 + 2 * C + h * hs, 1, 0, T, C3};
-                check_c("batched S^T V", &o, T, hs, T, 1.0f, 0.0f, O + (size_t)b * T * C + h * hs, NULL, C);
+                check_c("batched S^T V", &o, T, hs, T, 1.0f, 0.0f, O + (size_t)b * T * C + h * hs, NULL, C, NULL);
             }
         free(s16);
     }

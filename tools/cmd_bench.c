@@ -131,7 +131,7 @@ static double time_bgemm(const char *cmd, mm_ctx *c, int ta, int tb, int m, int 
     double best = 1e9;
     for (int r = 0; r < reps + 1; r++) { /* the first call compiles the product: not timed */
         double t0 = cli_now();
-        int rc = w ? mm_bgemm_w(c, m, 1.0f, a16, k, w, 0.0f, out, n, nthreads)
+        int rc = w ? mm_bgemm_w(c, m, 1.0f, a16, k, w, NULL, 0.0f, out, n, nthreads)
                    : mm_bgemm(c, &s, 1.0f, a16, b16, 0.0f, out, nthreads);
         if (rc) cli_die(cmd, "%s", mm_ctx_error(c));
         double t = cli_now() - t0;
