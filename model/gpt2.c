@@ -85,6 +85,8 @@ struct gpt2 {
     acts16 a16;
     uint16_t *dlog16;     /* (cap_dlog16_rows, V): bf16 dlogits */
     size_t cap_dlog16_rows;
+    int grads_zero;       /* the gradient block is all zero (gpt2_zero_grad, no backward since): bf16's
+                           * weight-gradient products then write it (beta 0) instead of adding to it */
 };
 
 int gpt2_config_named(const char *name, int vocab_size, gpt2_config *out)
@@ -155,6 +157,7 @@ int gpt2_create(gpt2 **out, const gpt2_config *cfg, char *err, size_t errlen)
     if (!(m->cfg.ln_eps > 0)) m->cfg.ln_eps = 1e-5f;
     m->nthreads = omp_get_max_threads();
     m->wver = 1;
+    m->grads_zero = 1; /* calloc'ed below */
     snprintf(m->prec_note, sizeof m->prec_note, "fp32 products (BLIS)");
     build_table(m);
     m->params = calloc(m->nparams, sizeof(float));
@@ -306,7 +309,11 @@ static int refresh_bf16(gpt2 *m, int bwd)
     return 0;
 }
 
-void gpt2_zero_grad(gpt2 *m) { memset(m->grads, 0, m->nparams * sizeof(float)); }
+void gpt2_zero_grad(gpt2 *m)
+{
+    memset(m->grads, 0, m->nparams * sizeof(float));
+    m->grads_zero = 1;
+}
 
 void gpt2_adamw_ranges(const gpt2 *m, adamw_range out[GPT2_NUM_TENSORS])
 {
@@ -451,7 +458,8 @@ static int linear_bwd(gpt2 *m, float *dinp, const float *dout, const float *inp,
         return 0;
     }
     return op_matmul_bwd_bf16(m->mmc, dinp, dW, db, dout, m->a16.dout, inp16,
-                              m->bw[bw_index(m->cfg.n_layer, l, j, 1)], N, IN, OUT, m->nthreads);
+                              m->bw[bw_index(m->cfg.n_layer, l, j, 1)], m->grads_zero ? 0.0f : 1.0f, N, IN, OUT,
+                              m->nthreads);
 }
 
 /* one transformer block of the forward: x (N,C) -> layer l's res3 */
@@ -625,12 +633,12 @@ static int lm_head_bwd(gpt2 *m, int N)
     mm_to_bf16(m->dlog16, a->logits, (long)N * V);
     const mm_bshape s = {1, 0, V, C, N, V, C, C, 0, 0, 0, 0, 0, 0, 0, 0};
     if (mm_bgemm_w(m->mmc, N, m->inv_temp, m->dlog16, V, m->bw[bw_index(L, L, 0, 1)], NULL, 0.0f, a->dbuf, C, nt) ||
-        mm_bgemm(m->mmc, &s, m->inv_temp, m->dlog16, m->a16.lnf, 1.0f, dwte, nt))
+        mm_bgemm(m->mmc, &s, m->inv_temp, m->dlog16, m->a16.lnf, m->grads_zero ? 0.0f : 1.0f, dwte, nt))
         return -1;
     return 0;
 }
 
-int gpt2_backward(gpt2 *m, const float *dlogp, const float *dhidden, char *err, size_t errlen)
+static int backward_impl(gpt2 *m, const float *dlogp, const float *dhidden, char *err, size_t errlen)
 {
     if (!m->B) return gfail(err, errlen, "backward: no forward pass to go back through");
     const gpt2_config *c = &m->cfg;
@@ -640,7 +648,6 @@ int gpt2_backward(gpt2 *m, const float *dlogp, const float *dhidden, char *err, 
     acts *a = &m->a;
     if (m->prec == GPT2_PREC_BF16 && refresh_bf16(m, 1))
         return gfail(err, errlen, "backward: bf16 weight copies: %s", mm_ctx_error(m->mmc));
-
     /* LM head */
     memset(a->dbuf, 0, (size_t)N * C * sizeof(float)); /* d lnf */
     if (m->targets && (dlogp || m->mask_copy)) {
@@ -663,4 +670,11 @@ int gpt2_backward(gpt2 *m, const float *dlogp, const float *dhidden, char *err, 
         if (layer_bwd(m, l, B, T)) return gfail(err, errlen, "backward: %s", mm_ctx_error(m->mmc));
     op_encoder_bwd(G + tb[GPT2_WTE].offset, G + tb[GPT2_WPE].offset, a->dres, m->tok_copy, B, T, C);
     return 0;
+}
+
+int gpt2_backward(gpt2 *m, const float *dlogp, const float *dhidden, char *err, size_t errlen)
+{
+    const int rc = backward_impl(m, dlogp, dhidden, err, errlen);
+    m->grads_zero = 0; /* written (or partly, on failure): the next backward adds */
+    return rc;
 }

@@ -138,6 +138,9 @@ const float *gpt2_hidden(const gpt2 *m);  /* (B,T,C) of the last forward */
 const float *gpt2_logits(const gpt2 *m);  /* (B,T,V); NULL after gpt2_forward_hidden */
 const float *gpt2_logp(const gpt2 *m);    /* (B,T) */
 
+/* Zero the gradient block, and note that it is zero: the next bf16 backward then writes the weight
+ * gradients of its products instead of adding to them (no read of the block). So do not write the
+ * block yourself between gpt2_zero_grad and the next gpt2_backward. */
 void gpt2_zero_grad(gpt2 *m);
 
 /* AdamW ranges: one per tensor, decaying the 2-D weights (wte, wpe and the linear weights). */

@@ -144,12 +144,13 @@ int op_matmul_fwd_bf16(mm_ctx *c, float *out, const uint16_t *inp16, const mm_bw
 }
 
 int op_matmul_bwd_bf16(mm_ctx *c, float *dinp, float *dw, float *dbias, const float *dout, uint16_t *dout16,
-                       const uint16_t *inp16, const mm_bweight *wt, int N, int IN, int OUT, int nthreads)
+                       const uint16_t *inp16, const mm_bweight *wt, float dw_beta, int N, int IN, int OUT,
+                       int nthreads)
 {
     mm_to_bf16(dout16, dout, (long)N * OUT);
     if (dinp && mm_bgemm_w(c, N, 1.0f, dout16, OUT, wt, NULL, 0.0f, dinp, IN, nthreads)) return -1;
     const mm_bshape s = {1, 0, IN, OUT, N, IN, OUT, OUT, 0, 0, 0, 0, 0, 0, 0, 0};
-    if (mm_bgemm(c, &s, 1.0f, inp16, dout16, 1.0f, dw, nthreads)) return -1;
+    if (mm_bgemm(c, &s, 1.0f, inp16, dout16, dw_beta, dw, nthreads)) return -1;
     bias_bwd(dbias, dout, N, OUT);
     return 0;
 }

@@ -45,9 +45,12 @@ void op_attention_bwd(float *dqkv, const float *dout, const float *qkv, const fl
  * the size of the fp32 array they shadow. Each returns 0, or -1 with mm_ctx_error(c). */
 int op_matmul_fwd_bf16(mm_ctx *c, float *out, const uint16_t *inp16, const mm_bweight *w, const float *bias, int N,
                        int IN, int OUT, int nthreads);
-/* dinp = dout @ W^T (skipped when NULL), dw += inp^T @ dout, dbias += colsum(dout); dout16 scratch (N,OUT) */
+/* dinp = dout @ W^T (skipped when NULL), dw = inp^T @ dout + dw_beta * dw (dw_beta 0 or 1: 0 when the
+ * caller knows dw is zero, which spares the product reading it), dbias += colsum(dout); dout16 scratch
+ * (N,OUT) */
 int op_matmul_bwd_bf16(mm_ctx *c, float *dinp, float *dw, float *dbias, const float *dout, uint16_t *dout16,
-                       const uint16_t *inp16, const mm_bweight *wt, int N, int IN, int OUT, int nthreads);
+                       const uint16_t *inp16, const mm_bweight *wt, float dw_beta, int N, int IN, int OUT,
+                       int nthreads);
 /* att (B,NH,T,T) keeps P in fp32, att16 its bf16 copy (for the backward) */
 int op_attention_fwd_bf16(mm_ctx *c, float *out, float *att, uint16_t *att16, const uint16_t *qkv16, int B, int T,
                           int C, int NH, int nthreads);

@@ -304,3 +304,37 @@ Test(gpt2_bf16, temperature_and_hidden_paths_track_fp32)
     gpt2_free(m16);
     gpt2_free(m32);
 }
+
+/* gradient accumulation: two backwards after one gpt2_zero_grad add up (the first writes the weight
+ * gradients, the second adds to them), as the sum of the two taken apart */
+Test(gpt2_bf16, gradients_accumulate_over_micro_batches)
+{
+    if (!bf16_or_skip()) return;
+    gpt2 *m = load_tiny(GPT2_PREC_BF16);
+    golden G = golden_open();
+    const size_t n = gpt2_num_params(m);
+    float *g1 = malloc(n * 4), *g2 = malloc(n * 4);
+    char err[512];
+    const int32_t *tok2 = G.tok + 9; /* a second batch: rows 1-2 of the golden tokens as 2 x 9 */
+    for (int pass = 0; pass < 3; pass++) {
+        gpt2_zero_grad(m);
+        if (pass != 1) {
+            cr_assert(gpt2_forward(m, G.tok, G.tgt, G.mask, 3, 9, NULL, err, sizeof err) == 0, "%s", err);
+            cr_assert(gpt2_backward(m, NULL, NULL, err, sizeof err) == 0, "%s", err);
+        }
+        if (pass == 0) memcpy(g1, gpt2_grads(m), n * 4);
+        if (pass != 0) {
+            cr_assert(gpt2_forward(m, tok2, G.tgt + 9, NULL, 2, 9, NULL, err, sizeof err) == 0, "%s", err);
+            cr_assert(gpt2_backward(m, NULL, NULL, err, sizeof err) == 0, "%s", err);
+        }
+        if (pass == 1) memcpy(g2, gpt2_grads(m), n * 4);
+    }
+    const float *g12 = gpt2_grads(m);
+    double mx = 0, worst = 0;
+    for (size_t i = 0; i < n; i++) mx = fmax(mx, fabs((double)g1[i] + g2[i]));
+    for (size_t i = 0; i < n; i++) worst = fmax(worst, fabs(g12[i] - ((double)g1[i] + g2[i])));
+    cr_assert(worst <= 1e-6 * mx, "accumulated gradients differ from the sum by %.3g (max %.3g)", worst, mx);
+    free(g1), free(g2);
+    golden_close(&G);
+    gpt2_free(m);
+}
