@@ -50,8 +50,8 @@ typedef struct {
     float *dS32;                                         /* (B,NH,T,T) fp32 */
 } acts16;
 
-/* the bf16 weight copies: per layer and matrix a forward (W) and a backward (W^T) copy, then wte^T
- * (LM head forward) and wte (its backward) */
+/* the bf16 weight views (of one bf16 copy of the parameter block): per layer and matrix a forward
+ * (W) and a backward (W^T) view, then wte^T (LM head forward) and wte (its backward) */
 enum { BW_QKV, BW_ATTPROJ, BW_FC, BW_FCPROJ, BW_MATS };
 static const int bw_tensor[BW_MATS] = {GPT2_QKVW, GPT2_ATTPROJW, GPT2_FCW, GPT2_FCPROJW};
 
@@ -78,9 +78,10 @@ struct gpt2 {
     gpt2_precision prec;
     char prec_note[192];
     mm_ctx *mmc;          /* the bf16 engine (bf16 only) */
-    mm_bweight **bw;      /* L * BW_MATS * 2 + 2 copies (index: bw_index) */
+    uint16_t *w16;        /* bf16 copy of the whole parameter block (bf16 only) */
+    mm_bweight **bw;      /* L * BW_MATS * 2 + 2 views into w16 (index: bw_index) */
     uint64_t wver;        /* bumped by gpt2_weights_changed */
-    uint64_t wver_f, wver_b; /* the version the forward / backward copies hold (0: never made) */
+    uint64_t wver16;      /* the version w16 holds (0: never made) */
     void *mem16;          /* acts16's block */
     acts16 a16;
     uint16_t *dlog16;     /* (cap_dlog16_rows, V): bf16 dlogits */
@@ -182,14 +183,16 @@ static void free_bf16(gpt2 *m)
         for (int i = 0; i < m->cfg.n_layer * BW_MATS * 2 + 2; i++) mm_bweight_free(m->bw[i]);
     free(m->bw);
     mm_ctx_free(m->mmc);
+    free(m->w16);
     free(m->mem16);
     free(m->dlog16);
     m->bw = NULL;
     m->mmc = NULL;
+    m->w16 = NULL;
     m->mem16 = NULL;
     m->dlog16 = NULL;
     m->cap_dlog16_rows = 0;
-    m->wver_f = m->wver_b = 0;
+    m->wver16 = 0;
     memset(&m->a16, 0, sizeof m->a16);
 }
 
@@ -258,6 +261,8 @@ const char *gpt2_precision_note(const gpt2 *m) { return m->prec_note; }
 void gpt2_weights_changed(gpt2 *m) { m->wver++; }
 uint64_t gpt2_weights_version(const gpt2 *m) { return m->wver; }
 
+static int make_views(gpt2 *m);
+
 gpt2_precision gpt2_set_precision(gpt2 *m, gpt2_precision p)
 {
     if (p == m->prec) return m->prec;
@@ -272,9 +277,11 @@ gpt2_precision gpt2_set_precision(gpt2 *m, gpt2_precision p)
         return m->prec;
     }
     m->bw = calloc(nbw, sizeof *m->bw);
-    if (!m->bw) {
+    m->w16 = aligned_alloc(64, (m->nparams * 2 + 63) & ~(size_t)63);
+    if (!m->bw || !m->w16 || make_views(m)) {
+        snprintf(m->prec_note, sizeof m->prec_note, "bf16 requested, running fp32: %s",
+                 m->bw && m->w16 ? mm_ctx_error(m->mmc) : "out of memory");
         free_bf16(m);
-        snprintf(m->prec_note, sizeof m->prec_note, "bf16 requested, running fp32: out of memory");
         return m->prec;
     }
     m->prec = GPT2_PREC_BF16;
@@ -283,30 +290,39 @@ gpt2_precision gpt2_set_precision(gpt2 *m, gpt2_precision p)
     return m->prec;
 }
 
-/* copy i: layer l's matrix j forward (W) / backward (W^T), then the LM head's two */
+/* view i: layer l's matrix j forward (W) / backward (W^T), then the LM head's two */
 static int bw_index(int L, int l, int j, int bwd) { return l < L ? (l * BW_MATS + j) * 2 + bwd : L * BW_MATS * 2 + bwd; }
 
-/* rebuild the forward (bwd 0) or backward (bwd 1) bf16 weight copies when the weights changed */
-static int refresh_bf16(gpt2 *m, int bwd)
+/* the views into w16: each matrix is stored (R,S) row-major — layers' W (IN,OUT), wte (V,C); the
+ * forward reads W and wte^T, the backward W^T and wte (tw 1: the view is of the transpose) */
+static int make_views(gpt2 *m)
 {
-    uint64_t *have = bwd ? &m->wver_b : &m->wver_f;
-    if (*have == m->wver) return 0;
     const int L = m->cfg.n_layer, C = m->cfg.n_embd, V = m->cfg.vocab_size;
     const gpt2_tensor *tb = m->table;
     for (int l = 0; l <= L; l++)
-        for (int j = 0; j < (l < L ? BW_MATS : 1); j++) {
-            /* the matrix is stored (R,S) row-major: layers' W (IN,OUT), wte (V,C). The forward reads W
-             * and wte^T, the backward W^T and wte: the copy is of the stored matrix (tw 0) or of its
-             * transpose (tw 1). */
-            const int R = l < L ? tb[bw_tensor[j]].shape[0] : V, S = l < L ? tb[bw_tensor[j]].shape[1] : C;
-            const int tw = l < L ? bwd : !bwd;
-            const float *W = m->params + (l < L ? gpt2_off(tb, bw_tensor[j], l) : tb[GPT2_WTE].offset);
-            mm_bweight **w = &m->bw[bw_index(L, l, j, bwd)];
-            if (!*w && mm_bweight_create(m->mmc, w, tw, tw ? S : R, tw ? R : S)) return -1;
-            if (mm_bweight_set(m->mmc, *w, W, S, m->nthreads)) return -1;
-        }
-    *have = m->wver;
+        for (int j = 0; j < (l < L ? BW_MATS : 1); j++)
+            for (int bwd = 0; bwd < 2; bwd++) {
+                const int R = l < L ? tb[bw_tensor[j]].shape[0] : V, S = l < L ? tb[bw_tensor[j]].shape[1] : C;
+                const int tw = l < L ? bwd : !bwd;
+                const uint16_t *W = m->w16 + (l < L ? gpt2_off(tb, bw_tensor[j], l) : tb[GPT2_WTE].offset);
+                if (mm_bweight_view(m->mmc, &m->bw[bw_index(L, l, j, bwd)], tw, tw ? S : R, tw ? R : S, W, S))
+                    return -1;
+            }
     return 0;
+}
+
+/* the bf16 copy of the weights, rebuilt when they changed (gpt2_weights_changed) */
+static void refresh_bf16(gpt2 *m)
+{
+    if (m->wver16 == m->wver) return;
+#pragma omp parallel num_threads(m->nthreads)
+    {
+        const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+        const size_t i0 = m->nparams * (size_t)t / (size_t)nt, i1 = m->nparams * (size_t)(t + 1) / (size_t)nt;
+#pragma omp simd
+        for (size_t i = i0; i < i1; i++) m->w16[i] = mm_bf16(m->params[i]);
+    }
+    m->wver16 = m->wver;
 }
 
 void gpt2_zero_grad(gpt2 *m)
@@ -529,8 +545,7 @@ static int forward_impl(gpt2 *m, const int32_t *tokens, const int32_t *targets, 
     const gpt2_tensor *tb = m->table;
     float *P = m->params;
     acts *a = &m->a;
-    if (m->prec == GPT2_PREC_BF16 && refresh_bf16(m, 0))
-        return gfail(err, errlen, "forward: bf16 weight copies: %s", mm_ctx_error(m->mmc));
+    if (m->prec == GPT2_PREC_BF16) refresh_bf16(m);
     op_encoder_fwd(a->encoded, m->tok_copy, P + tb[GPT2_WTE].offset, P + tb[GPT2_WPE].offset, B, T, C);
     const float *x = a->encoded;
     for (int l = 0; l < L; l++) {
@@ -646,8 +661,7 @@ static int backward_impl(gpt2 *m, const float *dlogp, const float *dhidden, char
     const gpt2_tensor *tb = m->table;
     float *P = m->params, *G = m->grads;
     acts *a = &m->a;
-    if (m->prec == GPT2_PREC_BF16 && refresh_bf16(m, 1))
-        return gfail(err, errlen, "backward: bf16 weight copies: %s", mm_ctx_error(m->mmc));
+    if (m->prec == GPT2_PREC_BF16) refresh_bf16(m); /* a no-op unless the weights changed since the forward */
     /* LM head */
     memset(a->dbuf, 0, (size_t)N * C * sizeof(float)); /* d lnf */
     if (m->targets && (dlogp || m->mask_copy)) {

@@ -114,13 +114,14 @@ typedef struct {
 int mm_bgemm(mm_ctx *c, const mm_bshape *s, float alpha, const uint16_t *A, const uint16_t *B, float beta,
              float *C, int nthreads);
 
-/* A weight operand: B (k,n) = W (k,n) as stored (tw 0), or W^T with W stored (n,k) (tw 1), held in
- * bf16 in the layout the engine reads fastest (not a plain matrix). The layout depends on (k,n) only.
- * mm_bweight_set rounds fp32 W (row stride ldw) into it (round to nearest even) — once per
- * optimizer step in training, never per product. */
+/* A weight operand: a view of a plain bf16 matrix the caller owns and keeps in place (row stride ld),
+ * read as B (k,n) = W (W stored (k,n), tw 0) or W^T (W stored (n,k), tw 1) — so one bf16 copy of a
+ * weight serves the forward (x W) and the backward (dy W^T). Nothing is copied: the caller rounds
+ * its fp32 weights into the bf16 matrix (mm_to_bf16) once per optimizer step, and oneDNN packs the
+ * panels it needs inside each product (measured here: one conversion per step plus that packing
+ * cost less than keeping copies in oneDNN's own blocked layout; see the README). */
 typedef struct mm_bweight mm_bweight;
-int mm_bweight_create(mm_ctx *c, mm_bweight **out, int tw, int k, int n);
-int mm_bweight_set(mm_ctx *c, mm_bweight *w, const float *W, int ldw, int nthreads);
+int mm_bweight_view(mm_ctx *c, mm_bweight **out, int tw, int k, int n, const uint16_t *W, int ld);
 void mm_bweight_free(mm_bweight *w);
 /* C (m,n) = alpha * A (m,k) B + bias + beta * C, A bf16 row-major (row stride lda), B a weight, bias
  * fp32 (n) or NULL. (A bias is added by the kernel as it writes C: cheaper than filling C with it and

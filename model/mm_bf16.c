@@ -3,7 +3,8 @@
  *
  * Why oneDNN: measured here (tools/bench/bf16_products.c, README) it ran GPT-2's training products
  * at 80-100% of this CPU's vdpbf16ps peak where a hand-written AVX512-BF16 kernel reached 30-90%,
- * and it has AMX kernels for the Intel machines we cannot test on here. oneDNN compiles a kernel
+ * and it has AMX kernels for the Intel machines we cannot test on here. Weights are plain bf16
+ * matrices the caller owns (mm_bweight_view): oneDNN packs what it needs per product. oneDNN compiles a kernel
  * per shape: a context keeps each compiled product (keyed by its whole shape, alpha, beta and thread
  * count) with its memory objects, so after the first training step a product costs one execute
  * and no allocation. oneDNN's OpenMP build takes its thread count from omp_get_max_threads(): each
@@ -29,7 +30,7 @@ void mm_to_bf16(uint16_t *dst, const float *src, long n)
 /* a compiled product and the memory objects its calls rebind */
 typedef struct {
     mm_bshape s;
-    int weight; /* B is a mm_bweight (its layout: the context's for (k, n)) */
+    int weight; /* B is a mm_bweight (its orientation and stride: s.tb, s.ldb) */
     int bias;   /* an fp32 bias (n) is added */
     uint32_t alpha_bits;
     int beta1, nt;
@@ -37,31 +38,20 @@ typedef struct {
     dnnl_memory_t a, b, c, bias_mem;
 } prod;
 
-/* the weight layout chosen for a (k, n) */
-typedef struct {
-    int k, n;
-    dnnl_memory_desc_t md;
-} wlayout;
-
 struct mm_ctx {
     dnnl_engine_t eng;
     dnnl_stream_t strm;
     prod *prods;
     int nprods, capprods;
-    wlayout *layouts;
-    int nlayouts, caplayouts;
     char engine[112]; /* "oneDNN x.y.z" (vlen chars), then the implementation of the last weight product */
     size_t vlen;
     char err[256];
 };
 
 struct mm_bweight {
-    int tw, k, n;
+    int tw, k, n, ld;
     dnnl_memory_desc_t md;
-    dnnl_memory_t mem;
-    dnnl_primitive_t reorder; /* fp32 plain -> md, made on the first set */
-    dnnl_memory_t src;        /* the fp32 view the reorder reads */
-    int ldw, nt;
+    dnnl_memory_t mem; /* over the caller's matrix */
 };
 
 static int fail(mm_ctx *c, const char *fmt, ...)
@@ -123,7 +113,6 @@ void mm_ctx_free(mm_ctx *c)
         dnnl_memory_destroy(c->prods[i].bias_mem);
     }
     free(c->prods);
-    free(c->layouts);
     if (c->strm) dnnl_stream_destroy(c->strm);
     if (c->eng) dnnl_engine_destroy(c->eng);
     free(c);
@@ -260,50 +249,17 @@ int mm_bgemm(mm_ctx *c, const mm_bshape *s, float alpha, const uint16_t *A, cons
 
 /* ---- weights ---------------------------------------------------------------------------------- */
 
-/* the layout for (k, n): the one oneDNN picks for a product with 256 rows, kept for every m */
-static const dnnl_memory_desc_t *layout_for(mm_ctx *c, int k, int n)
-{
-    for (int i = 0; i < c->nlayouts; i++)
-        if (c->layouts[i].k == k && c->layouts[i].n == n) return &c->layouts[i].md;
-    if (c->nlayouts == c->caplayouts) {
-        int cap = c->caplayouts ? 2 * c->caplayouts : 16;
-        wlayout *nl = realloc(c->layouts, (size_t)cap * sizeof *nl);
-        if (!nl) return fail(c, "bf16 products: out of memory"), NULL;
-        c->layouts = nl;
-        c->caplayouts = cap;
-    }
-    dnnl_memory_desc_t amd, bmd, cmd;
-    dnnl_dims_t ad = {256, k}, bd = {k, n}, cd = {256, n};
-    dnnl_matmul_desc_t desc;
-    dnnl_primitive_desc_t pd = NULL;
-    dnnl_status_t st = dnnl_memory_desc_init_by_tag(&amd, 2, ad, dnnl_bf16, dnnl_ab);
-    if (st == dnnl_success) st = dnnl_memory_desc_init_by_tag(&bmd, 2, bd, dnnl_bf16, dnnl_format_tag_any);
-    if (st == dnnl_success) st = dnnl_memory_desc_init_by_tag(&cmd, 2, cd, dnnl_f32, dnnl_ab);
-    if (st == dnnl_success) st = dnnl_matmul_desc_init(&desc, &amd, &bmd, NULL, &cmd);
-    if (st == dnnl_success) st = dnnl_primitive_desc_create(&pd, &desc, NULL, c->eng, NULL);
-    if (st != dnnl_success) return fail(c, "bf16 weight %dx%d: no layout (oneDNN status %d)", k, n, (int)st), NULL;
-    wlayout *l = &c->layouts[c->nlayouts++];
-    l->k = k;
-    l->n = n;
-    l->md = *dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
-    dnnl_primitive_desc_destroy(pd);
-    return &l->md;
-}
-
-int mm_bweight_create(mm_ctx *c, mm_bweight **out, int tw, int k, int n)
+int mm_bweight_view(mm_ctx *c, mm_bweight **out, int tw, int k, int n, const uint16_t *W, int ld)
 {
     *out = NULL;
-    const dnnl_memory_desc_t *md = layout_for(c, k, n);
-    if (!md) return -1;
     mm_bweight *w = calloc(1, sizeof *w);
     if (!w) return fail(c, "bf16 products: out of memory");
-    w->tw = tw;
-    w->k = k;
-    w->n = n;
-    w->md = *md;
-    if (dnnl_memory_create(&w->mem, &w->md, c->eng, DNNL_MEMORY_ALLOCATE) != dnnl_success) {
+    const mm_bshape one = {0};
+    *w = (mm_bweight){tw, k, n, ld, {0}, NULL};
+    if (md_of(&w->md, &one, k, n, tw, ld, 0, 0, dnnl_bf16) != dnnl_success ||
+        dnnl_memory_create(&w->mem, &w->md, c->eng, (void *)W) != dnnl_success) {
         free(w);
-        return fail(c, "bf16 weight %dx%d: out of memory", k, n);
+        return fail(c, "bf16 weight %dx%d: bad view", k, n);
     }
     *out = w;
     return 0;
@@ -312,109 +268,8 @@ int mm_bweight_create(mm_ctx *c, mm_bweight **out, int tw, int k, int n)
 void mm_bweight_free(mm_bweight *w)
 {
     if (!w) return;
-    if (w->reorder) dnnl_primitive_destroy(w->reorder);
-    if (w->src) dnnl_memory_destroy(w->src);
     dnnl_memory_destroy(w->mem);
     free(w);
-}
-
-/* The VNNI-blocked layouts oneDNN's bf16 kernels read weights in ("BA16a64b2a" and its kin): blocks
- * of 2X rows (K) by Y columns (N), each holding X row pairs of Y columns with the pair's two values
- * side by side (32 bits per column); padding rows and columns are zero. 1 and X, Y when md is one of
- * them. oneDNN's own reorder into it ran at ~1.4 G values/s here (~200 ms per GPT-2-small training
- * step for both copies of every weight); this loop is memory-bound. */
-static int vnni_layout(const dnnl_memory_desc_t *md, int *X, int *Y)
-{
-    const dnnl_blocking_desc_t *b = &md->format_desc.blocking;
-    if (md->ndims != 2 || md->format_kind != dnnl_blocked || md->data_type != dnnl_bf16 || md->offset0 != 0 ||
-        b->inner_nblks != 3 || b->inner_idxs[0] != 0 || b->inner_idxs[1] != 1 || b->inner_idxs[2] != 0 ||
-        b->inner_blks[2] != 2 || md->padded_dims[0] % (2 * b->inner_blks[0]) || md->padded_dims[1] % b->inner_blks[1])
-        return 0;
-    *X = (int)b->inner_blks[0];
-    *Y = (int)b->inner_blks[1];
-    return 1;
-}
-
-/* one pair of rows (k0, k0 + 1) of B = op(W) into Y columns from col, as bf16 pairs (any block) */
-static void vnni_row_pair(uint32_t *d, const float *W, int tw, int ldw, int k, int n, long k0, long col, int Y)
-{
-    for (int j = 0; j < Y; j++) {
-        const long c = col + j;
-        const float lo = k0 < k && c < n ? (tw ? W[c * ldw + k0] : W[k0 * ldw + c]) : 0.0f;
-        const float hi = k0 + 1 < k && c < n ? (tw ? W[c * ldw + k0 + 1] : W[(k0 + 1) * ldw + c]) : 0.0f;
-        d[j] = mm_bf16(lo) | (uint32_t)mm_bf16(hi) << 16;
-    }
-}
-
-/* block (kb, nb): 2X rows of B from k0 by Y columns from col. Whole blocks read W along its rows:
- * row pairs of W for W as stored (contiguous, vectorised), or for W^T one row of W (2X contiguous
- * values, X pairs) per column of the block, written with stride Y into the L1-resident block. */
-static void vnni_block(uint32_t *blk, const float *W, int tw, int ldw, int k, int n, long k0, long col, int X, int Y)
-{
-    if (k0 + 2 * X > k || col + Y > n) { /* edges and padding */
-        for (int p = 0; p < X; p++) vnni_row_pair(blk + (long)p * Y, W, tw, ldw, k, n, k0 + 2 * p, col, Y);
-        return;
-    }
-    if (!tw) {
-        for (int p = 0; p < X; p++) {
-            const float *r0 = W + (k0 + 2 * p) * ldw + col, *r1 = r0 + ldw;
-            uint32_t *d = blk + (long)p * Y;
-            for (int j = 0; j < Y; j++) d[j] = mm_bf16(r0[j]) | (uint32_t)mm_bf16(r1[j]) << 16;
-        }
-        return;
-    }
-    for (int j = 0; j < Y; j++) {
-        const float *r = W + (col + j) * ldw + k0;
-        for (int p = 0; p < X; p++) blk[(long)p * Y + j] = mm_bf16(r[2 * p]) | (uint32_t)mm_bf16(r[2 * p + 1]) << 16;
-    }
-}
-
-static void vnni_pack(uint16_t *dst, const dnnl_memory_desc_t *md, int X, int Y, const float *W, int tw, int ldw,
-                      int k, int n, int nthreads)
-{
-    const long nkb = md->padded_dims[0] / (2 * X), nnb = md->padded_dims[1] / Y;
-    const long sk = md->format_desc.blocking.strides[0], sn = md->format_desc.blocking.strides[1];
-#pragma omp parallel for num_threads(nthreads) schedule(static) collapse(2)
-    for (long nb = 0; nb < nnb; nb++)
-        for (long kb = 0; kb < nkb; kb++) {
-            vnni_block((uint32_t *)(dst + kb * sk + nb * sn), W, tw, ldw, k, n, kb * 2 * X, nb * Y, X, Y);
-        }
-}
-
-int mm_bweight_set(mm_ctx *c, mm_bweight *w, const float *W, int ldw, int nthreads)
-{
-    int X, Y;
-    void *dst = NULL;
-    if (vnni_layout(&w->md, &X, &Y) && dnnl_memory_get_data_handle(w->mem, &dst) == dnnl_success) {
-        vnni_pack(dst, &w->md, X, Y, W, w->tw, ldw, w->k, w->n, nthreads);
-        return 0;
-    }
-    if (!w->reorder || w->ldw != ldw || w->nt != nthreads) { /* the fp32 -> bf16 reorder, made once */
-        if (w->reorder) dnnl_primitive_destroy(w->reorder);
-        if (w->src) dnnl_memory_destroy(w->src);
-        w->reorder = NULL;
-        w->src = NULL;
-        mm_bshape one = {0};
-        dnnl_memory_desc_t smd;
-        dnnl_primitive_desc_t rpd = NULL;
-        const int old = threads_push(nthreads);
-        dnnl_status_t st = md_of(&smd, &one, w->k, w->n, w->tw, ldw, 0, 0, dnnl_f32);
-        if (st == dnnl_success) st = dnnl_reorder_primitive_desc_create(&rpd, &smd, c->eng, &w->md, c->eng, NULL);
-        if (st == dnnl_success) st = dnnl_primitive_create(&w->reorder, rpd);
-        if (st == dnnl_success) st = dnnl_memory_create(&w->src, &smd, c->eng, DNNL_MEMORY_NONE);
-        if (rpd) dnnl_primitive_desc_destroy(rpd);
-        threads_pop(old);
-        if (st != dnnl_success) return fail(c, "bf16 weight %dx%d: no reorder (oneDNN status %d)", w->k, w->n, (int)st);
-        w->ldw = ldw;
-        w->nt = nthreads;
-    }
-    dnnl_status_t st = dnnl_memory_set_data_handle(w->src, (void *)W);
-    dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, w->src}, {DNNL_ARG_TO, w->mem}};
-    const int old = threads_push(nthreads);
-    if (st == dnnl_success) st = dnnl_primitive_execute(w->reorder, c->strm, 2, args);
-    if (st == dnnl_success) st = dnnl_stream_wait(c->strm);
-    threads_pop(old);
-    return st == dnnl_success ? 0 : fail(c, "bf16 weight %dx%d: reorder failed (oneDNN status %d)", w->k, w->n, (int)st);
 }
 
 int mm_bgemm_w(mm_ctx *c, int m, float alpha, const uint16_t *A, int lda, const mm_bweight *w, const float *bias,
@@ -422,7 +277,7 @@ int mm_bgemm_w(mm_ctx *c, int m, float alpha, const uint16_t *A, int lda, const 
 {
     if (m <= 0) return 0;
     if (beta != 0.0f && beta != 1.0f) return fail(c, "bf16 products: beta must be 0 or 1 (got %g)", (double)beta);
-    mm_bshape s = {0, 0, m, w->n, w->k, lda, 0, ldc, 0, 0, 0, 0, 0, 0, 0, 0};
+    mm_bshape s = {0, w->tw, m, w->n, w->k, lda, w->ld, ldc, 0, 0, 0, 0, 0, 0, 0, 0};
     prod *p = find(c, &s, 1, bias != NULL, alpha, beta, nthreads, &w->md);
     return p ? run(c, p, A, w->mem, NULL, bias, C, nthreads) : -1;
 }
@@ -449,15 +304,10 @@ int mm_bgemm(mm_ctx *c, const mm_bshape *s, float alpha, const uint16_t *A, cons
     (void)c, (void)s, (void)alpha, (void)A, (void)B, (void)beta, (void)C, (void)nthreads;
     return -1;
 }
-int mm_bweight_create(mm_ctx *c, mm_bweight **out, int tw, int k, int n)
+int mm_bweight_view(mm_ctx *c, mm_bweight **out, int tw, int k, int n, const uint16_t *W, int ld)
 {
-    (void)c, (void)tw, (void)k, (void)n;
+    (void)c, (void)tw, (void)k, (void)n, (void)W, (void)ld;
     *out = NULL;
-    return -1;
-}
-int mm_bweight_set(mm_ctx *c, mm_bweight *w, const float *W, int ldw, int nthreads)
-{
-    (void)c, (void)w, (void)W, (void)ldw, (void)nthreads;
     return -1;
 }
 void mm_bweight_free(mm_bweight *w) { (void)w; }

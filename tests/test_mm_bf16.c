@@ -1,6 +1,6 @@
-/* test_mm_bf16.c — the bf16 products (mm_bgemm, mm_bweight + mm_bgemm_w) against a double-precision
+/* test_mm_bf16.c — the bf16 products (mm_bgemm, mm_bweight_view + mm_bgemm_w) against a double-precision
  * loop, with the bound stated below; plain, transposed, strided, batched (attention's layout),
- * alpha/beta, odd sizes, 1 and 2 threads; and the bf16 conversion. Skipped, saying so, where the CPU
+ * alpha/beta, a bias, weight views, odd sizes, 1 and 2 threads; and the bf16 conversion. Skipped, saying so, where the CPU
  * has neither AVX512-BF16 nor usable AMX or the build has no oneDNN.
  *
  * The bound. Let a~, b~ be the inputs rounded to bf16 (8-bit significand, unit roundoff 2^-8, so
@@ -112,24 +112,26 @@ Test(mm_bf16, plain_products_within_the_bound)
     mm_ctx_free(c);
 }
 
-Test(mm_bf16, weights_in_the_engines_layout)
+/* weights as views of bf16 matrices: W (k,n) and W^T with W stored (n,k), strided, with a bias */
+Test(mm_bf16, weight_views_with_bias)
 {
     mm_ctx *c = ctx_or_skip();
     uint64_t s = 99;
     const int k = 96, n = 200, ldw_n = n + 3, ldw_t = k + 1;
     float *W = malloc((size_t)k * ldw_n * 4), *Wt = malloc((size_t)n * ldw_t * 4);
+    uint16_t *W16 = malloc((size_t)k * ldw_n * 2), *Wt16 = malloc((size_t)n * ldw_t * 2);
     for (long i = 0; i < (long)k * ldw_n; i++) W[i] = frand(&s);
     for (long i = 0; i < (long)n * ldw_t; i++) Wt[i] = frand(&s);
+    mm_to_bf16(W16, W, (long)k * ldw_n);
+    mm_to_bf16(Wt16, Wt, (long)n * ldw_t);
     mm_bweight *w, *wt;
-    cr_assert_eq(mm_bweight_create(c, &w, 0, k, n), 0, "%s", mm_ctx_error(c));
-    cr_assert_eq(mm_bweight_create(c, &wt, 1, k, n), 0, "%s", mm_ctx_error(c));
-    cr_assert_eq(mm_bweight_set(c, w, W, ldw_n, 2), 0, "%s", mm_ctx_error(c));
-    cr_assert_eq(mm_bweight_set(c, wt, Wt, ldw_t, 1), 0, "%s", mm_ctx_error(c));
+    cr_assert_eq(mm_bweight_view(c, &w, 0, k, n, W16, ldw_n), 0, "%s", mm_ctx_error(c));
+    cr_assert_eq(mm_bweight_view(c, &wt, 1, k, n, Wt16, ldw_t), 0, "%s", mm_ctx_error(c));
     const int ms[] = {1, 7, 64, 130};
     for (size_t q = 0; q < 2 * sizeof ms / sizeof *ms; q++)
         for (int nt = 1; nt <= 2; nt++) {
-            /* dense operands (as the model's), then strided ones (correct, though oneDNN then runs
-             * its slow reference code) */
+            /* dense A and C (as the model's), then strided ones (correct, though oneDNN then may run
+             * slower code) */
             const int dense = q < sizeof ms / sizeof *ms, m = ms[q % (sizeof ms / sizeof *ms)];
             const int lda = dense ? k : k + 5, ldc = dense ? n : n + 1;
             float *A = malloc((size_t)m * lda * 4), *C = malloc((size_t)m * ldc * 4), *C0 = malloc((size_t)m * ldc * 4);
@@ -145,23 +147,22 @@ Test(mm_bf16, weights_in_the_engines_layout)
                 operands o = {A, t ? Wt : W, 0, t, lda, t ? ldw_t : ldw_n};
                 check_c(t ? "weight W^T" : "weight W + bias", &o, m, n, k, alpha, beta, C, C0, ldc, bias);
                 /* training's shapes get the fast kernels, not oneDNN's reference loops (few rows are
-                 * only logged: the layout is the one chosen for 256 rows, which AMX kernels may refuse) */
+                 * only logged) */
                 if (dense && m >= 64) cr_assert(!strstr(mm_ctx_engine(c), "ref"), "m=%d: %s", m, mm_ctx_engine(c));
                 if (dense) cr_log_info("m=%d: %s", m, mm_ctx_engine(c));
             }
             free(A), free(C), free(C0), free(A16);
         }
-    /* a refreshed weight is used by the next product (the copy, not a stale one) */
-    for (long i = 0; i < (long)k * ldw_n; i++) W[i] = -W[i];
-    cr_assert_eq(mm_bweight_set(c, w, W, ldw_n, 2), 0);
+    /* a view reads the matrix as it is at the product: rewriting it changes the next product */
+    for (long i = 0; i < (long)k * ldw_n; i++) W16[i] = mm_bf16(-W[i]);
     uint16_t one[96];
     for (int i = 0; i < k; i++) one[i] = i == 3 ? mm_bf16(1.0f) : 0;
     float row[200];
     cr_assert_eq(mm_bgemm_w(c, 1, 1.0f, one, k, w, NULL, 0.0f, row, n, 1), 0);
-    for (int j = 0; j < n; j++) cr_assert_eq(row[j], (float)bf(W[3 * ldw_n + j]), "column %d", j);
+    for (int j = 0; j < n; j++) cr_assert_eq(row[j], (float)-bf(W[3 * ldw_n + j]), "column %d", j);
     mm_bweight_free(w);
     mm_bweight_free(wt);
-    free(W), free(Wt);
+    free(W), free(Wt), free(W16), free(Wt16);
     mm_ctx_free(c);
 }
 

@@ -112,21 +112,19 @@ static gpt2_precision parse_precision(const char *cmd, const char *name)
     return p;
 }
 
-/* best-of-reps seconds of one bf16 product as the model runs it: B a weight copy when A is not
- * transposed (x @ W, dy @ W^T, the LM head), else plain bf16 (x^T @ dy); operands rounded outside
+/* best-of-reps seconds of one bf16 product as the model runs it: B a view of a bf16 weight when A is
+ * not transposed (x @ W, dy @ W^T, the LM head), else plain bf16 (x^T @ dy); operands rounded outside
  * the timing (the conversions are in `bench train`) */
 static double time_bgemm(const char *cmd, mm_ctx *c, int ta, int tb, int m, int n, int k, int reps, int nthreads)
 {
     const size_t na = (size_t)m * k, nb = (size_t)k * n;
-    float *b = malloc(nb * 4), *out = malloc((size_t)m * n * 4);
+    float *out = malloc((size_t)m * n * 4);
     uint16_t *a16 = malloc(na * 2), *b16 = malloc(nb * 2);
-    if (!b || !out || !a16 || !b16) cli_die(cmd, "out of memory");
+    if (!out || !a16 || !b16) cli_die(cmd, "out of memory");
     for (size_t i = 0; i < na; i++) a16[i] = mm_bf16((float)(i % 7) * 0.01f);
-    for (size_t i = 0; i < nb; i++) b[i] = (float)(i % 5) * 0.01f;
-    mm_to_bf16(b16, b, (long)nb);
+    for (size_t i = 0; i < nb; i++) b16[i] = mm_bf16((float)(i % 5) * 0.01f);
     mm_bweight *w = NULL;
-    if (!ta && (mm_bweight_create(c, &w, tb, k, n) || mm_bweight_set(c, w, b, tb ? k : n, nthreads)))
-        cli_die(cmd, "%s", mm_ctx_error(c));
+    if (!ta && mm_bweight_view(c, &w, tb, k, n, b16, tb ? k : n)) cli_die(cmd, "%s", mm_ctx_error(c));
     const mm_bshape s = {ta, tb, m, n, k, ta ? m : k, tb ? k : n, n, 0, 0, 0, 0, 0, 0, 0, 0};
     double best = 1e9;
     for (int r = 0; r < reps + 1; r++) { /* the first call compiles the product: not timed */
@@ -138,7 +136,7 @@ static double time_bgemm(const char *cmd, mm_ctx *c, int ta, int tb, int m, int 
         if (r && t < best) best = t;
     }
     mm_bweight_free(w);
-    free(b), free(out), free(a16), free(b16);
+    free(out), free(a16), free(b16);
     return best;
 }
 
@@ -192,7 +190,7 @@ static int bench_train(int argc, char **argv)
         double norm = grad_norm(gpt2_grads(m), gpt2_num_params(m), opt.partial);
         adamw_step_scaled(&opt, gpt2_params(m), gpt2_grads(m), clip_scale(norm, 1.0), ranges, GPT2_NUM_TENSORS, &h,
                           h.lr);
-        gpt2_weights_changed(m); /* bf16: the copies are rebuilt in the next step (timed) */
+        gpt2_weights_changed(m); /* bf16: the copy is rebuilt in the next step (timed) */
         double t3 = cli_now();
         if (step >= 2) {
             tf += t1 - t0;
