@@ -41,9 +41,9 @@ better() { awk -v a="$1" -v b="$2" -v dir="$3" 'BEGIN{exit !(b == "" || (dir == 
 echo "== training step, gpt2-small, batch 4 x 64, $THREADS threads, $ROUNDS rounds"
 ours=""; ours16=""; best_torch=""; best_var=""
 for ((r = 1; r <= ROUNDS; r++)); do
-  t=$("$RLHF" bench train --config gpt2-small --batch 4 --seq 64 --steps 5 --threads "$THREADS" | tee /dev/stderr | field train_step_ms)
+  t=$("$RLHF" bench train --config gpt2-small --batch 4 --seq 64 --steps 5 --threads "$THREADS" | tee >(cat >&2) | field train_step_ms)
   if better "$t" "$ours" min; then ours=$t; fi
-  t=$("$RLHF" bench train --config gpt2-small --batch 4 --seq 64 --steps 5 --threads "$THREADS" --precision bf16 | tee /dev/stderr | field train_step_ms)
+  t=$("$RLHF" bench train --config gpt2-small --batch 4 --seq 64 --steps 5 --threads "$THREADS" --precision bf16 | tee >(cat >&2) | field train_step_ms)
   if better "$t" "$ours16" min; then ours16=$t; fi
   for v in "${variants[@]}"; do
     for dt in fp32 bf16; do
@@ -63,8 +63,8 @@ fi
 echo "== KV-cache sampling, gpt2-small, 64 new tokens (rlhf.c with fp32 and with bf16 decode weights)"
 declare -A ours_s ours_h ours_share torch_s torch_v
 for b in 1 8; do
-  ours_s[$b]=$("$RLHF" bench sample --config gpt2-small --batch "$b" --new-tokens 64 --threads "$THREADS" | tee /dev/stderr | field tokens_per_s)
-  out=$("$RLHF" bench sample --config gpt2-small --batch "$b" --new-tokens 64 --weights bf16 --threads "$THREADS" | tee /dev/stderr)
+  ours_s[$b]=$("$RLHF" bench sample --config gpt2-small --batch "$b" --new-tokens 64 --threads "$THREADS" | tee >(cat >&2) | field tokens_per_s)
+  out=$("$RLHF" bench sample --config gpt2-small --batch "$b" --new-tokens 64 --weights bf16 --threads "$THREADS" | tee >(cat >&2))
   ours_h[$b]=$(field tokens_per_s <<<"$out")
   ours_share[$b]=$(field bandwidth_share <<<"$out")
   torch_s[$b]=""
