@@ -4,8 +4,22 @@
  * Layout (llm.c's idea, with Hugging Face's tensor orientation): all parameters live in one float
  * block described by one table (gpt2_param_table), so AdamW, clipping, checkpoints and safetensors
  * I/O are loops over one array. Linear weights are stored [in, out] — the orientation of HF's
- * Conv1D — so loading and saving need no transposes; every product goes through BLIS with its
- * thread ways chosen per shape (see model/mm.h).
+ * Conv1D — so loading and saving need no transposes; in fp32 every product goes through BLIS with
+ * its thread ways chosen per shape (see model/mm.h).
+ *
+ * Mixed precision (gpt2_set_precision(m, GPT2_PREC_BF16)): every product of the forward and the
+ * backward, attention's included, takes bf16 inputs and accumulates in fp32; the parameters,
+ * gradients, AdamW state, activations, LayerNorm, softmax, log-softmax and losses stay fp32, and
+ * checkpoints are unchanged. The products read bf16 copies of the weights, made when first needed
+ * and refreshed only after gpt2_weights_changed(m) — so a training loop calls it once after each
+ * optimizer step, and micro-batches of one step reuse the same copies:
+ *
+ *     gpt2_set_precision(m, GPT2_PREC_BF16);        // once; falls back to fp32 where unsupported
+ *     for (step...) {
+ *         for (micro-batch...) { gpt2_forward(...); gpt2_backward(...); }
+ *         adamw_step(..., gpt2_params(m), gpt2_grads(m), ...);
+ *         gpt2_weights_changed(m);                  // the bf16 copies are stale now
+ *     }
  *
  * Shapes in comments: B batch, T time, C n_embd, NH heads, V vocab, L layers.
  */
@@ -73,6 +87,28 @@ const gpt2_tensor *gpt2_param_table(const gpt2 *m); /* GPT2_NUM_TENSORS entries 
 void gpt2_set_threads(gpt2 *m, int n);
 int gpt2_threads(const gpt2 *m);
 
+/* ---- precision ------------------------------------------------------------------------------------ */
+typedef enum { GPT2_PREC_FP32 = 0, GPT2_PREC_BF16 = 1 } gpt2_precision;
+
+/* "fp32" or "bf16" -> *out; -1 for anything else */
+int gpt2_precision_parse(const char *name, gpt2_precision *out);
+const char *gpt2_precision_name(gpt2_precision p);
+
+/* Ask for a precision of the products (default fp32). bf16 needs a CPU with AVX512-BF16 or AMX and
+ * a build with oneDNN; without them the model stays fp32 — nothing is printed: gpt2_precision(m)
+ * says what is in effect and gpt2_precision_note(m) why (or which engine runs the products).
+ * Returns the precision in effect. fp32 is exactly the fp32 computation of a model that never asked
+ * (same numbers, bit for bit). */
+gpt2_precision gpt2_set_precision(gpt2 *m, gpt2_precision p);
+gpt2_precision gpt2_precision_of(const gpt2 *m);
+const char *gpt2_precision_note(const gpt2 *m);
+
+/* Say that the parameters changed (an optimizer step, a load into gpt2_params): the bf16 weight
+ * copies are rebuilt before the next product that reads them. Bumps gpt2_weights_version, which other
+ * holders of copies (a decoder) may compare. Cheap: nothing is copied until needed. */
+void gpt2_weights_changed(gpt2 *m);
+uint64_t gpt2_weights_version(const gpt2 *m);
+
 /* GPT-2's initialisation: N(0, 0.02), residual projections N(0, 0.02/sqrt(2L)), biases 0, LN 1/0. */
 void gpt2_init_random(gpt2 *m, uint64_t seed);
 
@@ -102,6 +138,9 @@ const float *gpt2_hidden(const gpt2 *m);  /* (B,T,C) of the last forward */
 const float *gpt2_logits(const gpt2 *m);  /* (B,T,V); NULL after gpt2_forward_hidden */
 const float *gpt2_logp(const gpt2 *m);    /* (B,T) */
 
+/* Zero the gradient block, and note that it is zero: the next bf16 backward then writes the weight
+ * gradients of its products instead of adding to them (no read of the block). So do not write the
+ * block yourself between gpt2_zero_grad and the next gpt2_backward. */
 void gpt2_zero_grad(gpt2 *m);
 
 /* AdamW ranges: one per tensor, decaying the 2-D weights (wte, wpe and the linear weights). */

@@ -287,6 +287,7 @@ static int load_tensors(const st_file *f, gpt2 *m, float *score_w, char *err, si
     rc = 0;
 done:
     free(used);
+    gpt2_weights_changed(m); /* any bf16 copies of the old values are stale */
     return rc;
 }
 

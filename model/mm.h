@@ -74,4 +74,62 @@ size_t mm_bf16_nn_size(int k, int n);
 mm_weight mm_bf16_pack_nn(uint16_t *dst, const float *W, int ld, int k, int n);
 mm_weight mm_bf16_pack_nt(uint16_t *dst, const float *W, int ld, int n, int k);
 
+/* ---- bf16 products: bf16 operands, fp32 accumulation, fp32 output --------------------------------
+ * For mixed-precision training (model/gpt2.h's GPT2_PREC_BF16): every product of the forward and
+ * backward passes, attention's included. The engine is oneDNN's matmul (Debian's libdnnl, the
+ * library PyTorch uses for the same job; measured against BLIS fp32 and a hand-written
+ * AVX512-BF16 kernel in the README), built in with -Ddnnl; it picks AMX tiles where the CPU has them
+ * and AVX512-BF16 (vdpbf16ps) otherwise. Where neither exists, or the build has no oneDNN,
+ * mm_bf16_available() is 0 and callers stay on mm_sgemm (fp32).
+ *
+ * Accuracy: each product of bf16-rounded inputs is exact in fp32 and sums are kept in fp32, so
+ * against the exact sum of the rounded inputs |err| <= k * 2^-24 * sum|a_i b_i| (a loose bound;
+ * tests/test_mm_bf16.c states the one it checks); rounding the fp32 inputs to bf16 adds at most
+ * 2 * 2^-8 * sum|a_i b_i| (each input within a relative 2^-8 of its value). */
+
+/* 1: this build has the bf16 engine and the CPU can run it fast (AVX512-BF16, or AMX granted) */
+int mm_bf16_available(void);
+
+/* A context: the engine and its cache of compiled products (one per shape), owned by one caller and
+ * used by one thread at a time (a model has one). Creating it fails when !mm_bf16_available(). */
+typedef struct mm_ctx mm_ctx;
+int mm_ctx_create(mm_ctx **out, char *err, size_t errlen);
+void mm_ctx_free(mm_ctx *c);
+/* what runs the products, e.g. "oneDNN 2.6.3 brg:avx512_core_bf16" (after the first product) */
+const char *mm_ctx_engine(const mm_ctx *c);
+/* the message of the last failed call */
+const char *mm_ctx_error(const mm_ctx *c);
+
+/* A product's shape. A is (m,k) after op, B (k,n) after op, row-major with row strides lda, ldb
+ * (of the stored matrices), C (m,n) with ldc. nb0 x nb1 products at once when nb0, nb1 > 1 (0 or 1:
+ * one), product (i, j) reading A + i*sa0 + j*sa1 and so on (element strides) — attention's heads. */
+typedef struct {
+    int ta, tb, m, n, k, lda, ldb, ldc;
+    int nb0, nb1;
+    long sa0, sa1, sb0, sb1, sc0, sc1;
+} mm_bshape;
+
+/* C = alpha * op(A) op(B) + beta * C with A, B bf16 and C fp32; beta 0 or 1. 0, or -1 (message
+ * in mm_ctx_error). nthreads threads (the caller's OpenMP setting is restored afterwards). */
+int mm_bgemm(mm_ctx *c, const mm_bshape *s, float alpha, const uint16_t *A, const uint16_t *B, float beta,
+             float *C, int nthreads);
+
+/* A weight operand: a view of a plain bf16 matrix the caller owns and keeps in place (row stride ld),
+ * read as B (k,n) = W (W stored (k,n), tw 0) or W^T (W stored (n,k), tw 1) — so one bf16 copy of a
+ * weight serves the forward (x W) and the backward (dy W^T). Nothing is copied: the caller rounds
+ * its fp32 weights into the bf16 matrix (mm_to_bf16) once per optimizer step, and oneDNN packs the
+ * panels it needs inside each product (measured here: one conversion per step plus that packing
+ * cost less than keeping copies in oneDNN's own blocked layout; see the README). */
+typedef struct mm_bweight mm_bweight;
+int mm_bweight_view(mm_ctx *c, mm_bweight **out, int tw, int k, int n, const uint16_t *W, int ld);
+void mm_bweight_free(mm_bweight *w);
+/* C (m,n) = alpha * A (m,k) B + bias + beta * C, A bf16 row-major (row stride lda), B a weight, bias
+ * fp32 (n) or NULL. (A bias is added by the kernel as it writes C: cheaper than filling C with it and
+ * accumulating, beta 1, which reads C back.) */
+int mm_bgemm_w(mm_ctx *c, int m, float alpha, const uint16_t *A, int lda, const mm_bweight *w, const float *bias,
+               float beta, float *C, int ldc, int nthreads);
+
+/* dst[i] = mm_bf16(src[i]) for n values, OpenMP over the current team size (no hidden threads) */
+void mm_to_bf16(uint16_t *dst, const float *src, long n);
+
 #endif

@@ -7,6 +7,8 @@
 
 #include <stdint.h>
 
+#include "mm.h"
+
 /* out (B,T,C) = wte[tok] + wpe[t] */
 void op_encoder_fwd(float *out, const int32_t *tok, const float *wte, const float *wpe, int B, int T, int C);
 /* dwte += ..., dwpe += ... */
@@ -34,6 +36,28 @@ void op_attention_fwd(float *out, float *att, const float *qkv, int B, int T, in
 /* dqkv (B,T,3C) overwritten; scratch: T*T floats per thread (omp_get_max_threads()) */
 void op_attention_bwd(float *dqkv, const float *dout, const float *qkv, const float *att, int B, int T, int C,
                       int NH, float *scratch);
+
+/* ---- bf16 products (mixed precision, model/gpt2.h's GPT2_PREC_BF16) ----------------------------
+ * The same layers with every product in bf16 (fp32 accumulation) through the context c: inputs
+ * of products arrive as bf16 copies (inp16, qkv16) the caller keeps from the forward for the
+ * backward; weights as mm_bweight copies (w: W (IN,OUT) for the forward; wt: W^T for the
+ * backward); outputs, softmax and reductions are fp32. *16 scratch arguments are bf16 buffers of
+ * the size of the fp32 array they shadow. Each returns 0, or -1 with mm_ctx_error(c). */
+int op_matmul_fwd_bf16(mm_ctx *c, float *out, const uint16_t *inp16, const mm_bweight *w, const float *bias, int N,
+                       int IN, int OUT, int nthreads);
+/* dinp = dout @ W^T (skipped when NULL), dw = inp^T @ dout + dw_beta * dw (dw_beta 0 or 1: 0 when the
+ * caller knows dw is zero, which spares the product reading it), dbias += colsum(dout); dout16 scratch
+ * (N,OUT) */
+int op_matmul_bwd_bf16(mm_ctx *c, float *dinp, float *dw, float *dbias, const float *dout, uint16_t *dout16,
+                       const uint16_t *inp16, const mm_bweight *wt, float dw_beta, int N, int IN, int OUT,
+                       int nthreads);
+/* att (B,NH,T,T) keeps P in fp32, att16 its bf16 copy (for the backward) */
+int op_attention_fwd_bf16(mm_ctx *c, float *out, float *att, uint16_t *att16, const uint16_t *qkv16, int B, int T,
+                          int C, int NH, int nthreads);
+/* dqkv overwritten; dout16 (B,T,C), dS (B,NH,T,T) and dS16 (B,NH,T,T) scratch */
+int op_attention_bwd_bf16(mm_ctx *c, float *dqkv, const float *dout, uint16_t *dout16, const uint16_t *qkv16,
+                          const float *att, const uint16_t *att16, float *dS, uint16_t *dS16, int B, int T, int C,
+                          int NH, int nthreads);
 
 /* GELU, tanh form */
 void op_gelu_fwd(float *out, const float *inp, long n);

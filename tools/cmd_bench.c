@@ -5,14 +5,15 @@
  * `bench sample` `tokens_per_s: X`. */
 #include "cli.h"
 #include "commands.h"
+#include "cpu.h"
 #include "gpt2.h"
 #include "kv.h"
 #include "mm.h"
 
 #include <omp.h>
 #include <stdlib.h>
-#ifdef __AVX512F__
-#include <immintrin.h>
+#if defined(__x86_64__)
+#include <immintrin.h> /* AVX-512 here; the bf16 peak loop is compiled for its target whatever -march says */
 #endif
 #include <string.h>
 
@@ -62,11 +63,90 @@ static double sgemm_peak(int nthreads)
     return 2.0 * M * N * K / time_sgemm("bench train", 0, 0, M, N, K, 6, nthreads) / 1e9;
 }
 
+/* ---- bf16 (--precision bf16) ----------------------------------------------------------------------- */
+
+/* the vdpbf16ps peak: every thread runs 12 independent chains of the instruction (enough to hide its
+ * latency), best of 3; 0 where the CPU lacks it. On CPUs with AMX the tiles can go past this. */
+#if defined(__x86_64__)
+/* one thread's rate in GFLOP/s (its own function: OpenMP's outlined region would not carry the target) */
+__attribute__((target("avx512f,avx512bf16"))) static double bf16_chains(long iters)
+{
+    __m512 c0 = _mm512_set1_ps(1), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0, c6 = c0, c7 = c0, c8 = c0, c9 = c0,
+           c10 = c0, c11 = c0;
+    const __m512bh a = (__m512bh)_mm512_set1_epi32(0x3f803f80), b = (__m512bh)_mm512_set1_epi32(0x3f003f00);
+    double best = 1e9;
+    for (int r = 0; r < 3; r++) {
+        double t0 = clk_now();
+        for (long i = 0; i < iters; i++) {
+#define DP(c) c = _mm512_dpbf16_ps(c, a, b)
+            DP(c0), DP(c1), DP(c2), DP(c3), DP(c4), DP(c5), DP(c6), DP(c7), DP(c8), DP(c9), DP(c10), DP(c11);
+#undef DP
+        }
+        double t = clk_now() - t0;
+        best = t < best ? t : best;
+    }
+    __m512 s = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(c0, c1), _mm512_add_ps(c2, c3)),
+                             _mm512_add_ps(_mm512_add_ps(c4, c5), _mm512_add_ps(c6, c7)));
+    s = _mm512_add_ps(s, _mm512_add_ps(_mm512_add_ps(c8, c9), _mm512_add_ps(c10, c11)));
+    return (_mm512_reduce_add_ps(s) != 0 ? 12.0 * 64.0 : 0) * (double)iters / best / 1e9; /* 64 flops each */
+}
+#endif
+
+static double bf16_peak(int nthreads)
+{
+    double rate = 0;
+#if defined(__x86_64__)
+    if (!cpu_features()->avx512_bf16) return 0;
+#pragma omp parallel num_threads(nthreads) reduction(+ : rate)
+    rate += bf16_chains(4000000);
+#else
+    (void)nthreads;
+#endif
+    return rate;
+}
+
+static gpt2_precision parse_precision(const char *cmd, const char *name)
+{
+    gpt2_precision p;
+    if (gpt2_precision_parse(name, &p)) cli_die(cmd, "--precision: expected fp32 or bf16, got '%s'", name);
+    return p;
+}
+
+/* best-of-reps seconds of one bf16 product as the model runs it: B a view of a bf16 weight when A is
+ * not transposed (x @ W, dy @ W^T, the LM head), else plain bf16 (x^T @ dy); operands rounded outside
+ * the timing (the conversions are in `bench train`) */
+static double time_bgemm(const char *cmd, mm_ctx *c, int ta, int tb, int m, int n, int k, int reps, int nthreads)
+{
+    const size_t na = (size_t)m * k, nb = (size_t)k * n;
+    float *out = malloc((size_t)m * n * 4);
+    uint16_t *a16 = malloc(na * 2), *b16 = malloc(nb * 2);
+    if (!out || !a16 || !b16) cli_die(cmd, "out of memory");
+    for (size_t i = 0; i < na; i++) a16[i] = mm_bf16((float)(i % 7) * 0.01f);
+    for (size_t i = 0; i < nb; i++) b16[i] = mm_bf16((float)(i % 5) * 0.01f);
+    mm_bweight *w = NULL;
+    if (!ta && mm_bweight_view(c, &w, tb, k, n, b16, tb ? k : n)) cli_die(cmd, "%s", mm_ctx_error(c));
+    const mm_bshape s = {ta, tb, m, n, k, ta ? m : k, tb ? k : n, n, 0, 0, 0, 0, 0, 0, 0, 0};
+    double best = 1e9;
+    for (int r = 0; r < reps + 1; r++) { /* the first call compiles the product: not timed */
+        double t0 = clk_now();
+        int rc = w ? mm_bgemm_w(c, m, 1.0f, a16, k, w, NULL, 0.0f, out, n, nthreads)
+                   : mm_bgemm(c, &s, 1.0f, a16, b16, 0.0f, out, nthreads);
+        if (rc) cli_die(cmd, "%s", mm_ctx_error(c));
+        double t = clk_now() - t0;
+        if (r && t < best) best = t;
+    }
+    mm_bweight_free(w);
+    free(out), free(a16), free(b16);
+    return best;
+}
+
 static int bench_train(int argc, char **argv)
 {
     bench_opts o = {"gpt2-small", 4, 64, 10, 0, 50257};
+    const char *prec_name = "fp32";
     const cli_opt opts[] = {
         {"--config", OPT_STR, &o.config, "NAME", "model shape (tiny, small, gpt2-small, gpt2-medium)", 0},
+        {"--precision", OPT_STR, &prec_name, "fp32|bf16", "products in fp32, or bf16 with fp32 accumulation", 0},
         {"--batch", OPT_LONG, &o.batch, "B", "sequences per step", 0},
         {"--seq", OPT_LONG, &o.seq, "T", "tokens per sequence", 0},
         {"--steps", OPT_LONG, &o.steps, "N", "timed steps (after 2 warm-up steps)", 0},
@@ -78,8 +158,10 @@ static int bench_train(int argc, char **argv)
     if (o.batch < 1 || o.seq < 1 || o.steps < 1) cli_die("bench train", "--batch, --seq and --steps must be positive");
     int nt = o.threads > 0 ? (int)o.threads : omp_get_max_threads();
     cli_threads(nt);
+    const gpt2_precision prec = parse_precision("bench train", prec_name);
     gpt2_config cfg;
     gpt2 *m = make_model("bench train", &o, &cfg);
+    gpt2_set_precision(m, prec);
     const int B = (int)o.batch, T = (int)o.seq, N = B * T;
     int32_t *tok = malloc((size_t)(N + 1) * sizeof *tok);
     uint64_t s = 12345;
@@ -97,6 +179,7 @@ static int bench_train(int argc, char **argv)
     float loss = 0;
     printf("config %s: %d layers, %d heads, %d dims, vocab %d, %.1fM parameters; batch %d x %d tokens, %d threads\n",
            o.config, cfg.n_layer, cfg.n_head, cfg.n_embd, cfg.vocab_size, gpt2_num_params(m) / 1e6, B, T, nt);
+    printf("precision: %s (%s)\n", gpt2_precision_name(gpt2_precision_of(m)), gpt2_precision_note(m));
     for (long step = 0; step < o.steps + 2; step++) {
         double t0 = clk_now();
         if (gpt2_forward(m, tok, tok + 1, NULL, B, T, &loss, err, sizeof err)) cli_die("bench train", "%s", err);
@@ -107,6 +190,7 @@ static int bench_train(int argc, char **argv)
         double norm = grad_norm(gpt2_grads(m), gpt2_num_params(m), opt.partial);
         adamw_step_scaled(&opt, gpt2_params(m), gpt2_grads(m), clip_scale(norm, 1.0), ranges, GPT2_NUM_TENSORS, &h,
                           h.lr);
+        gpt2_weights_changed(m); /* bf16: the copy is rebuilt in the next step (timed) */
         double t3 = clk_now();
         if (step >= 2) {
             tf += t1 - t0;
@@ -118,11 +202,12 @@ static int bench_train(int argc, char **argv)
     double ms = 1e3 * total / (double)o.steps;
     double flops = 3.0 * gpt2_flops_forward(&cfg, B, T);
     double gf = flops / (total / (double)o.steps) / 1e9;
-    double peak = sgemm_peak(nt);
+    const int bf = gpt2_precision_of(m) == GPT2_PREC_BF16;
+    double peak = bf ? bf16_peak(nt) : sgemm_peak(nt);
     printf("forward %.1f ms, backward %.1f ms, clip+adamw %.1f ms (per step, mean of %ld; final loss %.4f)\n",
            1e3 * tf / o.steps, 1e3 * tb / o.steps, 1e3 * to / o.steps, o.steps, loss);
-    printf("throughput: %.1f GFLOP/s = %.0f%% of BLIS's own sgemm here (%.1f GFLOP/s); %.0f tokens/s\n", gf,
-           100.0 * gf / peak, peak, N / (total / (double)o.steps));
+    printf("throughput: %.1f GFLOP/s = %.0f%% of %s here (%.1f GFLOP/s); %.0f tokens/s\n", gf, 100.0 * gf / peak,
+           bf ? "the vdpbf16ps peak" : "BLIS's own sgemm", peak, N / (total / (double)o.steps));
     printf("train_step_ms: %.2f\n", ms);
     adamw_free(&opt);
     free(tok);
@@ -133,8 +218,10 @@ static int bench_train(int argc, char **argv)
 static int bench_matmul(int argc, char **argv)
 {
     bench_opts o = {"gpt2-small", 4, 64, 5, 0, 50257};
+    const char *prec_name = "fp32";
     const cli_opt opts[] = {
         {"--config", OPT_STR, &o.config, "NAME", "model shape", 0},
+        {"--precision", OPT_STR, &prec_name, "fp32|bf16", "products in fp32, or bf16 with fp32 accumulation", 0},
         {"--batch", OPT_LONG, &o.batch, "B", "sequences", 0},
         {"--seq", OPT_LONG, &o.seq, "T", "tokens per sequence", 0},
         {"--threads", OPT_LONG, &o.threads, "N", "threads (0: all cores)", 0},
@@ -145,6 +232,15 @@ static int bench_matmul(int argc, char **argv)
     if (gpt2_config_named(o.config, (int)o.vocab, &cfg)) cli_die("bench matmul", "unknown --config '%s'", o.config);
     int nt = o.threads > 0 ? (int)o.threads : omp_get_max_threads();
     const int N = (int)(o.batch * o.seq), C = cfg.n_embd, V = cfg.vocab_size;
+    mm_ctx *mc = NULL;
+    double peak = 0;
+    if (parse_precision("bench matmul", prec_name) == GPT2_PREC_BF16) {
+        char err[256];
+        if (mm_ctx_create(&mc, err, sizeof err)) cli_die("bench matmul", "%s", err);
+        peak = bf16_peak(nt);
+        printf("bf16 products (fp32 accumulation), vdpbf16ps peak here %.0f GFLOP/s; CPU: %s\n", peak,
+               cpu_features_str());
+    }
     struct {
         const char *name;
         int ta, tb, m, n, k;
@@ -159,10 +255,16 @@ static int bench_matmul(int argc, char **argv)
     };
     for (size_t i = 0; i < sizeof sh / sizeof *sh; i++) {
         int m = sh[i].m, n = sh[i].n, k = sh[i].k;
-        double best = time_sgemm("bench matmul", sh[i].ta, sh[i].tb, m, n, k, (int)o.steps, nt);
-        printf("%-20s %c%c m=%6d n=%6d k=%6d  %8.2f ms  %6.1f GFLOP/s\n", sh[i].name, sh[i].ta ? 'T' : 'N',
-               sh[i].tb ? 'T' : 'N', m, n, k, best * 1e3, 2.0 * m * n * k / best / 1e9);
+        double best = mc ? time_bgemm("bench matmul", mc, sh[i].ta, sh[i].tb, m, n, k, (int)o.steps, nt)
+                         : time_sgemm("bench matmul", sh[i].ta, sh[i].tb, m, n, k, (int)o.steps, nt);
+        double gf = 2.0 * m * n * k / best / 1e9;
+        printf("%-20s %c%c m=%6d n=%6d k=%6d  %8.2f ms  %6.1f GFLOP/s", sh[i].name, sh[i].ta ? 'T' : 'N',
+               sh[i].tb ? 'T' : 'N', m, n, k, best * 1e3, gf);
+        if (peak > 0) printf("  %3.0f%% of peak", 100 * gf / peak);
+        printf("\n");
     }
+    if (mc) printf("engine: %s\n", mm_ctx_engine(mc));
+    mm_ctx_free(mc);
     return 0;
 }
 
@@ -312,8 +414,8 @@ int cmd_bench(int argc, char **argv)
     if (argc >= 2 && strcmp(argv[1], "sample") == 0) return bench_sample(argc - 1, argv + 1);
     if (argc >= 2 && strcmp(argv[1], "rollout") == 0) return bench_rollout(argc - 1, argv + 1);
     if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-        printf("usage: rlhf bench train [--config NAME --batch B --seq T --steps N --threads N]\n"
-               "       rlhf bench matmul [--config NAME --batch B --seq T --threads N]\n"
+        printf("usage: rlhf bench train [--config NAME --batch B --seq T --steps N --threads N --precision fp32|bf16]\n"
+               "       rlhf bench matmul [--config NAME --batch B --seq T --threads N --precision fp32|bf16]\n"
                "       rlhf bench sample [--config NAME --batch B --new-tokens N --weights fp32|bf16 --runs N --threads N]\n"
                "       rlhf bench rollout [--config NAME --prompts B --generations G --new-tokens N --runs N --threads N]\n");
         return 0;

@@ -4,12 +4,13 @@
 # Runs apt-get as root directly, or through sudo otherwise.
 set -euo pipefail
 
-# toolchain and build; BLIS (OpenMP build) for every matrix multiply; utf8proc for Unicode
+# toolchain and build; BLIS (OpenMP build) for fp32 matrix products; oneDNN for bf16 ones; utf8proc for Unicode
 # categories; jansson for JSON; Criterion for tests; gnuplot for report plots; fortunes for the
 # demo corpus; clang + compiler-rt + libomp for libFuzzer and the sanitizer builds.
 pkgs=(
   build-essential meson ninja-build pkg-config
   libblis-openmp-dev
+  libdnnl-dev
   libutf8proc-dev
   libjansson-dev
   libcriterion-dev

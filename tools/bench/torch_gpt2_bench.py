@@ -1,7 +1,12 @@
-"""torch_gpt2_bench.py - PyTorch (float32, CPU) peer for rlhf.c's speed comparison.
+"""torch_gpt2_bench.py - PyTorch (CPU) peer for rlhf.c's speed comparison, in float32 or bfloat16.
 
     /usr/bin/python3 tools/bench/torch_gpt2_bench.py --mode train|sample [--config gpt2-small]
         [--batch 4] [--seq 64] [--steps 10] [--new-tokens 64] [--threads 2] [--temperature 1.0]
+        [--dtype fp32|bf16]
+
+--dtype bf16: training runs forward and loss under torch.autocast("cpu", dtype=torch.bfloat16)
+(PyTorch's own mixed precision: fp32 parameters and optimizer, bf16 matrix products through
+oneDNN); sampling casts the parameters and the KV cache to bfloat16.
 
 A random-weight GPT-2 (same math as tools/golden/gpt2_ref.py, but float32 and with PyTorch's fused
 ops: F.layer_norm, F.gelu(approximate="tanh"), F.cross_entropy; attention is plain matmuls with a
@@ -105,8 +110,9 @@ def bench_train(cfg, a):
     for it in range(2 + a.steps):
         t0 = time.perf_counter()
         opt.zero_grad(set_to_none=True)
-        logits = forward(p, cfg, x)
-        loss = F.cross_entropy(logits.view(-1, cfg["vocab"]), y.reshape(-1))
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=a.dtype == "bf16"):
+            logits = forward(p, cfg, x)
+            loss = F.cross_entropy(logits.view(-1, cfg["vocab"]), y.reshape(-1))
         loss.backward()
         torch.nn.utils.clip_grad_norm_(list(p.values()), 1.0)
         opt.step()
@@ -127,7 +133,8 @@ def generate(p, cfg, B, n_new, temperature, g):
     maxT = 1 + n_new
     if maxT > cfg["n_positions"]:
         raise SystemExit("torch_gpt2_bench: 1 + new tokens > n_positions")
-    caches = [(torch.zeros(B, NH, maxT, hd), torch.zeros(B, NH, maxT, hd)) for _ in range(L)]
+    dt = p["wte"].dtype
+    caches = [(torch.zeros(B, NH, maxT, hd, dtype=dt), torch.zeros(B, NH, maxT, hd, dtype=dt)) for _ in range(L)]
     tok = torch.randint(0, cfg["vocab"], (B, 1), generator=g)
     out = [tok]
     for pos in range(n_new):
@@ -135,13 +142,15 @@ def generate(p, cfg, B, n_new, temperature, g):
         if temperature <= 0:
             tok = logits.argmax(-1, keepdim=True)
         else:
-            tok = torch.multinomial(torch.softmax(logits / temperature, -1), 1, generator=g)
+            tok = torch.multinomial(torch.softmax(logits.float() / temperature, -1), 1, generator=g)
         out.append(tok)
     return torch.cat(out, 1)
 
 
 def bench_sample(cfg, a):
     p = init_params(cfg)
+    if a.dtype == "bf16":
+        p = {k: v.to(torch.bfloat16) for k, v in p.items()}
     g = torch.Generator().manual_seed(2)
     generate(p, cfg, a.batch, min(8, a.new_tokens), a.temperature, g)  # warm-up
     rates, per_step = [], []
@@ -165,14 +174,15 @@ def main():
     ap.add_argument("--new-tokens", type=int, default=64)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--temperature", type=float, default=1.0)
+    ap.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32")
     ap.add_argument("--verbose", action="store_true")
     a = ap.parse_args()
     if a.steps is None:
         a.steps = 10 if a.mode == "train" else 3
     torch.set_num_threads(a.threads)
     cfg = CONFIGS[a.config]
-    print("torch %s, %d threads, %s, mode %s, batch %d, %s" % (
-        torch.__version__, torch.get_num_threads(), a.config, a.mode, a.batch,
+    print("torch %s, %d threads, %s, %s, mode %s, batch %d, %s" % (
+        torch.__version__, torch.get_num_threads(), a.dtype, a.config, a.mode, a.batch,
         "seq %d" % a.seq if a.mode == "train" else "new tokens %d" % a.new_tokens), file=sys.stderr)
     (bench_train if a.mode == "train" else bench_sample)(cfg, a)
 
