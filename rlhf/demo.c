@@ -347,6 +347,7 @@ static int st_pretrain(demo *d, const demo_stage *s, const char *dir, json_t *su
     o.run.keep = 1;
     o.run.seed = row_seed(d, s);
     o.run.threads = d->o->threads;
+    o.run.precision = d->o->precision;
     o.val_fraction = 0.02;
     o.run.on_step = stage_on_trainer_step;
     o.run.ud = &d->run;
@@ -391,6 +392,7 @@ static void row_train(const demo *d, const demo_stage *s, long steps, double epo
     r->keep = 1;
     r->seed = row_seed(d, s);
     r->threads = d->o->threads;
+    r->precision = d->o->precision;
 }
 
 /* what every trainer of a stage shares: the start model, the tokenizer, the data, the stage's
@@ -790,6 +792,7 @@ static int st_ppo(demo *d, const demo_stage *s, const char *dir, json_t *sum, ch
     o.run.ckpt_every = c->ppo_steps;
     o.run.keep = 1;
     o.run.threads = nt;
+    o.run.precision = d->o->precision;
     o.rl.score = (scorer){ppo_score, &sc};
     o.run.on_step = stage_on_trainer_step;
     o.run.ud = &d->run;
@@ -1103,7 +1106,8 @@ static json_t *input(const demo *d, const char *name, size_t n)
  * its inputs, the demo's version. NULL and one line in err when an input is missing. */
 static json_t *row_settings(const demo *d, const demo_stage *s, char *err, size_t errlen)
 {
-    json_t *j = json_pack("{s:I, s:i}", "seed", (json_int_t)d->o->seed, "threads", d->o->threads);
+    json_t *j = json_pack("{s:I, s:i, s:s}", "seed", (json_int_t)d->o->seed, "threads", d->o->threads, "precision",
+                          gpt2_precision_name(trainer_precision_resolve(d->o->precision)));
     if (j) set_fields(j, d->c, s->fields);
     if (j && s->param) json_object_set_new(j, s->param, json_real(s->value));
     for (const char *f = s->inputs; j && *f;) {

@@ -123,6 +123,7 @@ typedef struct {
     const char *out;           /* the demo folder */
     uint64_t seed;
     int threads;               /* fixed thread count (results depend on it): 2 */
+    int precision;             /* the trainers' (a trainer_precision): auto, bf16 where the CPU has it */
     demo_config cfg;
     const char *fortunes;      /* NULL: CORPUS_DEFAULT_SRC */
     const char *lexicon;       /* NULL: judge_default_lexicon() */

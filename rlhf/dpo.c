@@ -290,7 +290,7 @@ static int reference(dpo *s, trainer *t, int T, char *err, size_t errlen)
             gpt2_free(ref);
             return fio_fail(err, errlen, "%s: the reference's vocabulary or positions are smaller than the data needs", o->ref);
         }
-        gpt2_set_threads(ref, t->threads);
+        trainer_use_model(t, ref);
         r = ref;
     }
     const int P = o->run.batch;

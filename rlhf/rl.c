@@ -97,7 +97,7 @@ static int load_models(rl *c, trainer *t, char *err, size_t errlen)
         if (hf_load_gpt2(refdir, &c->ref, err, errlen) || trainer_check_vocab(t, refdir, c->ref, err, errlen)) return -1;
         if (gpt2_cfg(c->ref)->vocab_size != c->V)
             return fio_fail(err, errlen, "%s: the reference's vocabulary differs from the policy's", refdir);
-        gpt2_set_threads(c->ref, c->nt);
+        trainer_use_model(t, c->ref);
     }
     if (o->score.fn) {
         c->score = o->score;

@@ -6,6 +6,7 @@
 #include "clock.h"
 #include "fileio.h"
 #include "hf.h"
+#include "mm.h"
 #include "safetensors.h"
 
 #include <inttypes.h>
@@ -15,6 +16,15 @@
 #include <string.h>
 
 /* ---- hyperparameters ------------------------------------------------------------------------------ */
+
+const char *const trainer_precision_names[] = {"auto", "fp32", "bf16", NULL};
+
+gpt2_precision trainer_precision_resolve(int p)
+{
+    if (p == TRAINER_PREC_FP32) return GPT2_PREC_FP32;
+    if (p == TRAINER_PREC_BF16) return GPT2_PREC_BF16;
+    return mm_bf16_available() ? GPT2_PREC_BF16 : GPT2_PREC_FP32;
+}
 
 trainer_optim trainer_optim_defaults(void)
 {
@@ -316,7 +326,7 @@ static int load_latest(trainer *t, gpt2 **m, adamw *opt, json_t **settings, char
  * resume_keys: a resumed run must have the same ones. */
 static int check_resume(const trainer *t, const json_t *old, char *err, size_t errlen)
 {
-    static const char *const order[] = {"examples", "seed", "batch", "accum", NULL};
+    static const char *const order[] = {"examples", "seed", "batch", "accum", "precision", NULL};
     const char *const *lists[2] = {order, t->resume_keys};
     for (int l = 0; l < 2; l++)
         for (const char *const *k = lists[l]; k && *k; k++) {
@@ -350,14 +360,14 @@ int trainer_check_vocab(const trainer *t, const char *dir, const gpt2 *m, char *
 
 trainer_block trainer_gpt2_block(gpt2 *m, adamw *opt, const char *file, int with_params)
 {
-    trainer_block b = {gpt2_params(m), gpt2_grads(m), gpt2_num_params(m), opt, {{0}}, GPT2_NUM_TENSORS, file, with_params};
+    trainer_block b = {gpt2_params(m), gpt2_grads(m), gpt2_num_params(m), opt, {{0}}, GPT2_NUM_TENSORS, file, with_params, m};
     gpt2_adamw_ranges(m, b.r);
     return b;
 }
 
 trainer_block trainer_head_block(head *h, adamw *opt, const char *file)
 {
-    trainer_block b = {head_params(h), head_grads(h), head_num_params(h), opt, {{0}}, 2, file, 0};
+    trainer_block b = {head_params(h), head_grads(h), head_num_params(h), opt, {{0}}, 2, file, 0, NULL};
     head_adamw_ranges(h, b.r);
     return b;
 }
@@ -367,14 +377,20 @@ int trainer_add_block(trainer *t, const trainer_block *b, char *err, size_t errl
     if (t->nblocks >= TRAINER_MAX_BLOCKS) return fio_fail(err, errlen, "too many parameter blocks");
     if (!b->opt->m && adamw_create(b->opt, b->n)) return fio_fail(err, errlen, "out of memory for the optimizer");
     if (b->opt->n != b->n) return fio_fail(err, errlen, "an optimizer of %zu values for a block of %zu", b->opt->n, b->n);
+    if (b->model) trainer_use_model(t, b->model);
     t->blocks[t->nblocks++] = *b;
     return 0;
+}
+
+void trainer_use_model(const trainer *t, gpt2 *m)
+{
+    gpt2_set_threads(m, t->threads);
+    gpt2_set_precision(m, t->prec);
 }
 
 int trainer_add_model(trainer *t, gpt2 *m, adamw *opt, char *err, size_t errlen)
 {
     if (t->nblocks) return fio_fail(err, errlen, "the checkpointed model must be the first block");
-    gpt2_set_threads(m, t->threads);
     t->model = m;
     const trainer_block b = trainer_gpt2_block(m, opt, NULL, 0);
     return trainer_add_block(t, &b, err, errlen);
@@ -471,8 +487,9 @@ static json_t *settings_json(const trainer *t)
 {
     const trainer_run *r = t->run;
     const trainer_optim *o = t->optim;
-    json_t *s = json_pack("{s:I, s:i, s:i, s:I, s:I}", "seed", (json_int_t)r->seed, "batch", r->batch, "accum", r->accum,
-                          "steps", (json_int_t)t->steps, "warmup", (json_int_t)o->warmup);
+    json_t *s = json_pack("{s:I, s:i, s:i, s:I, s:I, s:s}", "seed", (json_int_t)r->seed, "batch", r->batch, "accum",
+                          r->accum, "steps", (json_int_t)t->steps, "warmup", (json_int_t)o->warmup, "precision",
+                          gpt2_precision_name(t->prec));
     if (!s) return NULL;
     if (t->examples) json_object_set_new(s, "examples", json_integer((json_int_t)t->examples));
     const struct {
@@ -514,6 +531,7 @@ static int after_prepare(trainer *t, char *err, size_t errlen)
         if (trainer_block_moments_load(fio_join(p, sizeof p, t->latest, b->file), b->opt, b->with_params ? b->params : NULL,
                                        err, errlen))
             return -1;
+        if (b->model && b->with_params) gpt2_weights_changed(b->model);
     }
     t->update = (long)t->blocks[0].opt->t;
     return 0;
@@ -535,6 +553,8 @@ static int run_updates(trainer *t, char *err, size_t errlen)
         if (trainer_update_blocks(t->optim, t->update, t->total_updates, t->blocks, t->nblocks, t->grad_scale,
                                   t->st.step + 1, &t->grad_norm, &t->lr, err, errlen))
             return -1;
+        for (size_t k = 0; k < t->nblocks; k++)
+            if (t->blocks[k].model) gpt2_weights_changed(t->blocks[k].model); /* bf16 copies are stale now */
         t->update++;
     }
     return 0;
@@ -601,6 +621,7 @@ int trainer_fit(const trainer_recipe *rc, void *self, const trainer_run *run, co
 {
     trainer t = {.rc = rc, .self = self, .run = run, .optim = optim, .updates = 1, .accum = run->accum, .grad_scale = 1};
     t.threads = run->threads > 0 ? run->threads : omp_get_max_threads();
+    t.prec = trainer_precision_resolve(run->precision);
     if (res) memset(res, 0, sizeof *res);
     int rc_ = trainer_check_hparams(run, optim, err, errlen);
     if (rc_ == 0 && !(t.settings = json_object())) rc_ = fio_fail(err, errlen, "out of memory");

@@ -78,6 +78,15 @@ trainer_optim trainer_optim_defaults(void);
 
 typedef struct trainer_progress trainer_progress;
 
+/* The precision of the trained models' products (model/gpt2.h): fp32, or bf16 products with fp32
+ * accumulation and fp32 master weights, gradients and AdamW state; auto is bf16 where the CPU (and
+ * the build) has bf16 products, else fp32. Checkpoints are fp32 either way; a run resumes bit-exactly
+ * at the same precision and threads (the precision is a resume key). */
+typedef enum { TRAINER_PREC_AUTO = 0, TRAINER_PREC_FP32, TRAINER_PREC_BF16 } trainer_precision;
+extern const char *const trainer_precision_names[]; /* "auto", "fp32", "bf16", NULL */
+/* the precision auto resolves to here */
+gpt2_precision trainer_precision_resolve(int p);
+
 /* The run: its size, cadence, seed, threads and output. */
 typedef struct {
     const char *out;         /* output folder */
@@ -91,6 +100,7 @@ typedef struct {
     int keep;                /* checkpoints kept (>= 1) */
     uint64_t seed;           /* the data order (and each recipe's draws) */
     int threads;             /* <= 0: OpenMP's default; a resumed run repeats exactly at the same count */
+    int precision;           /* a trainer_precision: auto (default) */
     long stop_at;            /* > 0: leave after this step as if interrupted (tests) */
     void (*on_step)(void *ud, const trainer_progress *p); /* progress (may be NULL) */
     void *ud;
@@ -197,6 +207,7 @@ typedef struct {
     size_t nr;
     const char *file;        /* blocks after the first: the checkpoint file of its moments */
     int with_params;
+    gpt2 *model;             /* the GPT-2 these parameters belong to (bf16 copies refreshed after each step), or NULL */
 } trainer_block;
 
 #define TRAINER_MAX_BLOCKS 4
@@ -209,6 +220,7 @@ struct trainer {
     const trainer_optim *optim;
     tok_tokenizer *tok;      /* loaded from the tokenizer folder given to trainer_fit (NULL: none) */
     int threads;             /* run->threads resolved */
+    gpt2_precision prec;     /* run->precision resolved */
     int resuming;            /* OUT/latest exists and run->resume is set */
     char latest[4096];       /* the checkpoint folder to resume from */
     /* state saved in checkpoints */
@@ -268,6 +280,8 @@ int trainer_export(trainer *t, char *err, size_t errlen);
 size_t trainer_tokenizer_files(const trainer *t, ckpt_file out[2]);
 /* Add model m (already loaded) as block 0 with optimizer opt (created here when opt->m is NULL). */
 int trainer_add_model(trainer *t, gpt2 *m, adamw *opt, char *err, size_t errlen);
+/* A model the recipe uses without training it (a reference): the run's threads and precision. */
+void trainer_use_model(const trainer *t, gpt2 *m);
 /* Add a further block (a head, a second trunk): its moments travel as `file`. */
 int trainer_add_block(trainer *t, const trainer_block *b, char *err, size_t errlen);
 /* A GPT-2 as a further block (with its parameters in `file`) / a head's block. */

@@ -256,6 +256,7 @@ static void synthetic(double beta, int new_tokens, gpt2_weights weights, rl_is_m
     o.run.steps = s->steps;
     o.run.seed = 7;
     o.run.threads = 1;
+    o.run.precision = TRAINER_PREC_FP32; /* the algorithm in fp32 (bf16: test_gpt2_bf16) */
     o.run.ckpt_every = 0;
     o.run.out = out;
     o.run.on_step = on_step;

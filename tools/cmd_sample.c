@@ -6,6 +6,7 @@
 #include "hf.h"
 #include "kv.h"
 #include "tok.h"
+#include "trainer.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -97,10 +98,12 @@ int cmd_sample(int argc, char **argv)
 int cmd_logprobs(int argc, char **argv)
 {
     const char *model = NULL, *in = "-";
-    int threads = 0;
+    int threads = 0, prec = TRAINER_PREC_FP32;
+    cli_enum precision = {&prec, trainer_precision_names};
     const cli_opt opts[] = {
         {"--model", OPT_STR, &model, "DIR", "Hugging Face GPT-2 folder", 1},
         {"--in", OPT_STR, &in, "FILE", "whitespace-separated token ids (- for standard input)", 0},
+        {"--precision", OPT_ENUM, &precision, NULL, "products: fp32, bf16 with fp32 accumulation, or auto", 0},
         {"--threads", OPT_INT, &threads, "N", "threads (0: all cores)", 0},
         {0}};
     cli_parse("logprobs",
@@ -111,6 +114,7 @@ int cmd_logprobs(int argc, char **argv)
     char *text = fio_read_all(in, &len, err, sizeof err);
     if (!text) cli_die("logprobs", "%s", err);
     gpt2 *m = load_model("logprobs", model, threads);
+    gpt2_set_precision(m, trainer_precision_resolve(prec));
     const int V = gpt2_cfg(m)->vocab_size;
     tok_ids ids = {0};
     const char *name = strcmp(in, "-") == 0 ? "<stdin>" : in;

@@ -28,6 +28,7 @@ void train_cli_parse(const char *cmd, const char *summary, int argc, char **argv
                      trainer_optim *o, const char *batch_help, int with_eval, train_progress *prog,
                      const char *const *show)
 {
+    cli_enum prec = {&r->precision, trainer_precision_names};
     const cli_opt shared[] = {
         {"--out", OPT_STR, &r->out, "DIR", "output: checkpoints, metrics.jsonl, model/", 1},
         {"--resume", OPT_FLAG, &r->resume, NULL, "continue from DIR/latest when there is one", 0},
@@ -48,6 +49,7 @@ void train_cli_parse(const char *cmd, const char *summary, int argc, char **argv
         {"--keep", OPT_INT, &r->keep, "N", "checkpoints kept", 0},
         {"--seed", OPT_U64, &r->seed, "S", "seed (data order and the trainer's draws)", 0},
         {"--threads", OPT_INT, &r->threads, "N", "threads (0: all cores; resume with the same number)", 0},
+        {"--precision", OPT_ENUM, &prec, NULL, "products: auto (bf16 where the CPU has it), fp32, or bf16 with fp32 master weights", 0},
         {"--stop-at", OPT_LONG, &r->stop_at, "N", "leave after step N as if interrupted (resume later)", 0},
         {0}};
     cli_opt opts[CLI_MAX_OPTS];
