@@ -12,6 +12,7 @@
  * determinism contract. */
 #include "demo.h"
 
+#include "compare.h"
 #include "corpus.h"
 #include "dataset.h"
 #include "dpo.h"
@@ -437,58 +438,6 @@ static int load_prompts(const demo *d, const tok_tokenizer *t, const char *path,
     return ds_load(ds, t, path, &lo, err, errlen);
 }
 
-/* One samples file of eval_run read back: per sample its completion text and its "extra" (gold). */
-typedef struct {
-    json_t **line;               /* parsed lines (owned) */
-    long n;
-} samples;
-
-static void samples_free(samples *s)
-{
-    for (long i = 0; i < s->n; i++) json_decref(s->line[i]);
-    free(s->line);
-    s->line = NULL;
-    s->n = 0;
-}
-
-static int samples_read(const char *path, long n, samples *s, char *err, size_t errlen)
-{
-    size_t len;
-    char *text = fio_read_all(path, &len, err, errlen);
-    if (!text) return -1;
-    s->line = calloc((size_t)n, sizeof *s->line);
-    s->n = 0;
-    int rc = s->line ? 0 : fio_fail(err, errlen, "out of memory");
-    char *p = text;
-    while (rc == 0 && s->n < n && *p) {
-        char *nl = strchr(p, '\n');
-        if (nl) *nl = 0;
-        json_error_t je;
-        if (!(s->line[s->n++] = json_loads(p, JSON_ALLOW_NUL, &je)))
-            rc = fio_fail(err, errlen, "%s:%ld: %s", path, s->n, je.text);
-        p = nl ? nl + 1 : p + strlen(p);
-    }
-    if (rc == 0 && s->n != n) rc = fio_fail(err, errlen, "%s: %ld samples, expected %ld", path, s->n, n);
-    free(text);
-    if (rc) samples_free(s);
-    return rc;
-}
-
-/* a string field; "" when it is missing or holds a NUL (sampled text can decode to any byte, and a
- * JSONL string with U+0000 is refused by data/dataset.h) */
-static const char *sample_str(const samples *s, long i, const char *key)
-{
-    const json_t *j = json_object_get(s->line[i], key);
-    const char *v = json_string_value(j);
-    return v && strlen(v) == json_string_length(j) ? v : "";
-}
-
-static double sample_num(const samples *s, long i, const char *key)
-{
-    json_t *v = json_object_get(s->line[i], key);
-    return json_is_number(v) ? json_number_value(v) : NAN;
-}
-
 typedef struct {
     long pairs, ties, empty, flipped;
     double flip_expected, gap;   /* sums over pairs: P(label flipped), gold gap */
@@ -523,8 +472,8 @@ static int make_pairs(demo *d, gpt2 *m, const tok_tokenizer *t, const judge *j, 
     eo.samples_path = samples_path;
     eval_result er;
     if (eval_run(m, NULL, pr, &eo, &er, err, errlen)) return -1;
-    samples s;
-    if (samples_read(samples_path, (long)np * k, &s, err, errlen)) return -1;
+    compare_samples s;
+    if (compare_samples_read(samples_path, (long)np * k, &s, err, errlen)) return -1;
     memset(ps, 0, sizeof *ps);
     uint64_t rng = rng_stream(seed, 1);
     tok_bytes out = {0};
@@ -537,12 +486,12 @@ static int make_pairs(demo *d, gpt2 *m, const tok_tokenizer *t, const judge *j, 
         int nc = 0, empty = 0;
         for (int i = 0; i < k; i++) {
             const long q = p + (long)i * np;
-            if (!*sample_str(&s, q, "completion")) { /* an immediate EOS (or a NUL byte): not a candidate */
+            if (!*compare_sample_str(&s, q, "completion")) { /* an immediate EOS (or a NUL byte): not a candidate */
                 empty = 1;
                 continue;
             }
             int j = nc++;
-            for (; j > 0 && sample_num(&s, cand[j - 1], "extra") < sample_num(&s, q, "extra"); j--) cand[j] = cand[j - 1];
+            for (; j > 0 && compare_sample_num(&s, cand[j - 1], "extra") < compare_sample_num(&s, q, "extra"); j--) cand[j] = cand[j - 1];
             cand[j] = q;
         }
         ps->empty += empty;
@@ -550,7 +499,7 @@ static int make_pairs(demo *d, gpt2 *m, const tok_tokenizer *t, const judge *j, 
         /* disjoint pairs: the i-th best with the i-th worst */
         for (int i = 0; i < nc / 2 && rc == 0; i++) {
             const long hi = cand[i], lo = cand[nc - 1 - i];
-            const double gh = sample_num(&s, hi, "extra"), gl = sample_num(&s, lo, "extra");
+            const double gh = compare_sample_num(&s, hi, "extra"), gl = compare_sample_num(&s, lo, "extra");
             if (gh == gl) continue; /* an exact tie is no preference */
             const int keep = judge_bt_label(gh, gl, c->bt_tau, &rng);
             const long ch = keep ? hi : lo, rj = keep ? lo : hi;
@@ -559,9 +508,9 @@ static int make_pairs(demo *d, gpt2 *m, const tok_tokenizer *t, const judge *j, 
             ps->flipped += !keep;
             ps->flip_expected += 1.0 - judge_bt_prob(gh, gl, c->bt_tau);
             ps->gap += gh - gl;
-            json_t *o = json_pack("{s:s, s:s, s:s, s:f, s:f}", "prompt", sample_str(&s, ch, "prompt"), "chosen",
-                                  sample_str(&s, ch, "completion"), "rejected", sample_str(&s, rj, "completion"),
-                                  "gold_chosen", sample_num(&s, ch, "extra"), "gold_rejected", sample_num(&s, rj, "extra"));
+            json_t *o = json_pack("{s:s, s:s, s:s, s:f, s:f}", "prompt", compare_sample_str(&s, ch, "prompt"), "chosen",
+                                  compare_sample_str(&s, ch, "completion"), "rejected", compare_sample_str(&s, rj, "completion"),
+                                  "gold_chosen", compare_sample_num(&s, ch, "extra"), "gold_rejected", compare_sample_num(&s, rj, "extra"));
             char *line = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6)) : NULL;
             json_decref(o);
             if (!line || append_line(&out, line, strlen(line))) rc = fio_fail(err, errlen, "out of memory");
@@ -570,7 +519,7 @@ static int make_pairs(demo *d, gpt2 *m, const tok_tokenizer *t, const judge *j, 
         ps->ties += made == 0;
     }
     free(cand);
-    samples_free(&s);
+    compare_samples_free(&s);
     if (rc == 0 && ps->pairs == 0)
         rc = fio_fail(err, errlen, "no preference pairs: the completions of every prompt scored the same");
     if (rc == 0) rc = fio_write_atomic(out_path, out.data, out.n, err, errlen);
@@ -837,142 +786,56 @@ static int st_dpo(demo *d, const demo_stage *s, const char *dir, json_t *sum, ch
 
 /* ---- evaluation ------------------------------------------------------------------------------------ */
 
-/* gold per prompt: the mean over its samples (sample q belongs to prompt q % np) */
-static int gold_per_prompt(const char *path, int np, int k, double *out, char *err, size_t errlen)
-{
-    samples s;
-    if (samples_read(path, (long)np * k, &s, err, errlen)) return -1;
-    for (int p = 0; p < np; p++) {
-        out[p] = 0;
-        for (int i = 0; i < k; i++) out[p] += sample_num(&s, p + (long)i * np, "extra") / k;
-    }
-    samples_free(&s);
-    return 0;
-}
-
-/* what the evaluation of every model shares */
-typedef struct {
-    uint64_t seed;               /* the same for every model: common random numbers */
-    tok_tokenizer *t;
-    judge *j;
-    rm_model *rm;
-    gpt2 *ref;                   /* SFT: the reference of every KL */
-    ds_dataset ho;
-    ds_prompts pp;
-    int np, k, nm, nt;           /* prompts, samples per prompt, models, threads */
-    double *gsft, *gm, *diff;    /* gold per prompt: SFT's, the model's; their difference */
-    double d2_sft;               /* SFT's distinct-2: the unit of the collapse line */
-} evaluation;
-
-static void evaluation_free(evaluation *e)
-{
-    free(e->gsft);
-    free(e->gm);
-    free(e->diff);
-    ds_prompts_free(&e->pp);
-    ds_free(&e->ho);
-    gpt2_free(e->ref);
-    rm_free(e->rm);
-    judge_free(e->j);
-    tok_free(e->t);
-}
-
-static int evaluation_open(demo *d, evaluation *e, char *err, size_t errlen)
-{
-    if (tok_load(d->tokdir, &e->t, err, errlen) || judge_create(&e->j, d->lexicon, err, errlen) ||
-        rm_load(d->rmdir, &e->rm, err, errlen) || hf_load_gpt2(d->sft, &e->ref, err, errlen))
-        return -1;
-    e->nt = decode_threads(d);
-    gpt2_set_threads(e->ref, e->nt);
-    gpt2_set_threads(e->rm->m, e->nt);
-    head_set_threads(e->rm->h, e->nt);
-    if (load_prompts(d, e->t, d->eval_prompts, &e->ho, err, errlen)) return -1;
-    e->np = (int)(e->ho.n < (size_t)d->c->eval_prompts ? e->ho.n : (size_t)d->c->eval_prompts);
-    e->k = d->c->eval_samples;
-    e->gsft = malloc((size_t)e->np * sizeof *e->gsft);
-    e->gm = malloc((size_t)e->np * sizeof *e->gm);
-    e->diff = malloc((size_t)e->np * sizeof *e->diff);
-    if (!e->gsft || !e->gm || !e->diff) return fio_fail(err, errlen, "out of memory");
-    e->d2_sft = NAN;
-    return ds_prompts_make(&e->ho, NULL, (size_t)e->np, &e->pp, err, errlen);
-}
-
-/* a model's results.json entry: its family, then its measures (e->diff holds its per-prompt gain) */
-static json_t *eval_entry(const evaluation *e, const char *family, const eval_result *er, int is_ref)
-{
-    const double gain = stats_mean(e->diff, e->np), half = 1.96 * stats_sd(e->diff, e->np, 1) / sqrt((double)e->np);
-    json_t *m = json_pack("{s:s, s:f, s:f, s:f, s:f}", "family", family, "gold_reward", er->extra, "rm_reward", er->score,
-                          "kl", er->kl, "distinct2", er->distinct2);
-    if (!m) return NULL;
-    json_object_set_new(m, "gold_std", json_real(er->extra_std));
-    json_object_set_new(m, "gain", json_real(gain));
-    json_object_set_new(m, "gain_ci95", is_ref ? json_pack("[f, f]", 0.0, 0.0) : json_pack("[f, f]", gain - half, gain + half));
-    json_object_set_new(m, "distinct1", json_real(er->distinct1));
-    json_object_set_new(m, "completion_length", json_real(er->completion_length));
-    json_object_set_new(m, "eos_rate", json_real(er->eos_rate));
-    json_object_set_new(m, "collapsed", json_boolean(er->distinct2 < DEMO_COLLAPSE_RATIO * e->d2_sft));
-    return m;
-}
-
-/* Sample the model of row s (the mi-th evaluated) on the held-out prompts into dir/samples-<name>.jsonl
- * and add its entry to models. The SFT row is the reference; it comes before every sweep row. */
-static int eval_model(demo *d, evaluation *e, const demo_stage *s, int mi, const char *dir, json_t *models, char *err,
-                      size_t errlen)
-{
-    const int is_ref = strcmp(s->family, "sft") == 0;
-    gpt2 *pol = NULL;
-    char p[PATHN];
-    if (!is_ref) {
-        snprintf(p, sizeof p, "%s/%s/model", d->o->out, s->name);
-        if (hf_load_gpt2(p, &pol, err, errlen)) return -1;
-        gpt2_set_threads(pol, e->nt);
-    }
-    eval_opts eo = sample_opts(d, e->t, e->np * e->k, e->seed);
-    char fname[96];
-    snprintf(fname, sizeof fname, "samples-%s.jsonl", s->name);
-    stage_part(&d->run, (double)mi * eo.n, (double)e->nm * eo.n, s->name);
-    scorer_judge g = {e->j, e->t, tok_eot_id(e->t)};
-    eo.score = rm_scorer(e->rm);
-    eo.extra = scorer_judge_make(&g);
-    eo.samples_path = fio_join(p, sizeof p, dir, fname);
-    eval_result er;
-    const int bad = eval_run(is_ref ? e->ref : pol, e->ref, &e->pp, &eo, &er, err, errlen);
-    gpt2_free(pol);
-    double *gp = is_ref ? e->gsft : e->gm;
-    if (bad || gold_per_prompt(p, e->np, e->k, gp, err, errlen)) return -1;
-    if (is_ref) e->d2_sft = er.distinct2;
-    for (int i = 0; i < e->np; i++) e->diff[i] = gp[i] - e->gsft[i];
-    json_t *m = eval_entry(e, s->family, &er, is_ref);
-    if (!m) return fio_fail(err, errlen, "out of memory");
-    json_object_set_new(models, s->name, m);
-    return 0;
-}
-
-/* every row with a family, on the same held-out prompts with the same seed: results.json */
+/* every row with a family, on the same held-out prompts with the same seed (rlhf/compare.h):
+ * results.json, and each model's samples in dir/<model>/ */
 static int st_eval(demo *d, const demo_stage *s, const char *dir, json_t *sum, char *err, size_t errlen)
 {
-    evaluation e = {.seed = row_seed(d, s)};
-    for (int i = 0; i < d->nst; i++) e.nm += d->st[i].family != NULL;
-    json_t *res = json_object(), *models = json_object();
-    int rc = res && models ? evaluation_open(d, &e, err, errlen) : fio_fail(err, errlen, "out of memory");
-    for (int i = 0, mi = 0; rc == 0 && i < d->nst; i++)
-        if (d->st[i].family) rc = eval_model(d, &e, &d->st[i], mi++, dir, models, err, errlen);
-    char *text = NULL, p[PATHN];
-    if (rc == 0) {
-        json_object_set_new(res, "prompts", json_integer(e.np));
-        json_object_set_new(res, "samples_per_prompt", json_integer(e.k));
-        json_object_set_new(res, "temperature", json_real(d->c->temperature));
-        json_object_set_new(res, "max_new_tokens", json_integer(d->c->max_new_tokens));
-        json_object_set(res, "models", models);
-        text = json_dumps(res, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10));
-        rc = text ? fio_write_atomic(fio_join(p, sizeof p, dir, "results.json"), text, strlen(text), err, errlen)
-                  : fio_fail(err, errlen, "out of memory");
+    compare_model m[HEAD_STAGES + N_SWEEPS * DEMO_MAX_RUNS];
+    char paths[sizeof m / sizeof *m][PATHN];
+    int nm = 0;
+    for (int i = 0; i < d->nst; i++) {
+        if (!d->st[i].family) continue;
+        if (strcmp(d->st[i].family, "sft") == 0) snprintf(paths[nm], PATHN, "%s", d->sft);
+        else snprintf(paths[nm], PATHN, "%s/%s/model", d->o->out, d->st[i].name);
+        m[nm] = (compare_model){d->st[i].name, d->st[i].family, paths[nm]};
+        nm++;
     }
-    if (rc == 0) json_object_set_new(sum, "models", json_integer(e.nm));
-    free(text);
-    json_decref(models);
-    json_decref(res);
-    evaluation_free(&e);
+    tok_tokenizer *t = NULL;
+    judge *j = NULL;
+    rm_model *rm = NULL;
+    int rc = -1;
+    if (tok_load(d->tokdir, &t, err, errlen) || judge_create(&j, d->lexicon, err, errlen) ||
+        rm_load(d->rmdir, &rm, err, errlen))
+        goto done;
+    gpt2_set_threads(rm->m, decode_threads(d));
+    head_set_threads(rm->h, decode_threads(d));
+    scorer_judge g = {j, t, tok_eot_id(t)};
+    compare_opts o = compare_defaults();
+    o.out = dir;
+    o.models = m;
+    o.n_models = nm;
+    o.prompts = d->eval_prompts;
+    o.tokenizer = d->tokdir;
+    o.n_prompts = d->c->eval_prompts;
+    o.samples_per_prompt = d->c->eval_samples;
+    o.max_prompt_len = d->c->max_prompt_len;
+    o.max_new_tokens = d->c->max_new_tokens;
+    o.batch = DEMO_SAMPLE_BATCH;
+    o.temperature = d->c->temperature;
+    o.seed = row_seed(d, s);
+    o.threads = decode_threads(d);
+    o.collapse_ratio = DEMO_COLLAPSE_RATIO;
+    o.gold = scorer_judge_make(&g);
+    o.gold_id = json_pack("{s:s}", "judge", d->lexicon);
+    o.score = rm_scorer(rm);
+    o.score_id = json_pack("{s:s}", "rm", d->rmdir);
+    o.progress = &d->run;
+    rc = compare_evaluate(&o, err, errlen);
+    if (rc == 0) json_object_set_new(sum, "models", json_integer(nm));
+done:
+    rm_free(rm);
+    judge_free(j);
+    tok_free(t);
     return rc;
 }
 

@@ -186,6 +186,8 @@ static int io_begin(trainer *t, char *err, size_t errlen)
 {
     struct trainer_io *io = t->io;
     if (fio_mkdirs(t->run->out, err, errlen) || ckpt_clean(t->run->out, err, errlen)) return -1;
+    char done[4200]; /* a finished run's state goes: this run is not finished yet */
+    remove(fio_join(done, sizeof done, t->run->out, "trainer_state.json"));
     if (t->resuming) {
         if (trim_metrics(io->metrics_path, t->st.step, err, errlen)) return -1;
     } else {
@@ -243,8 +245,8 @@ static int collect_files(trainer *t, int final, trainer_files *fs, char *err, si
     return t->rc->files ? t->rc->files(t->self, t, final, fs, err, errlen) : 0;
 }
 
-/* OUT/step-N atomically: model, optimizer, trainer_state.json and the files above */
-static int io_checkpoint(trainer *t, char *err, size_t errlen)
+/* trainer_state.json's text: the position in the run and its settings (NULL when out of memory) */
+static char *state_json(const trainer *t)
 {
     char rng[32];
     snprintf(rng, sizeof rng, "%016" PRIx64, t->st.rng);
@@ -253,6 +255,24 @@ static int io_checkpoint(trainer *t, char *err, size_t errlen)
                           t->settings ? t->settings : json_null());
     char *s = j ? json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
     json_decref(j);
+    return s;
+}
+
+/* OUT/trainer_state.json once the run is complete: what a finished run was (its family among its
+ * settings) after its checkpoints are gone, for `rlhf compare` and `rlhf plot` */
+static int io_final_state(const trainer *t, char *err, size_t errlen)
+{
+    char p[4200], *s = state_json(t);
+    if (!s) return fio_fail(err, errlen, "out of memory");
+    int rc = fio_write_atomic(fio_join(p, sizeof p, t->run->out, "trainer_state.json"), s, strlen(s), err, errlen);
+    free(s);
+    return rc;
+}
+
+/* OUT/step-N atomically: model, optimizer, trainer_state.json and the files above */
+static int io_checkpoint(trainer *t, char *err, size_t errlen)
+{
+    char *s = state_json(t);
     if (!s) return fio_fail(err, errlen, "out of memory");
     trainer_files fs;
     int rc = collect_files(t, 0, &fs, err, errlen);
@@ -487,9 +507,9 @@ static json_t *settings_json(const trainer *t)
 {
     const trainer_run *r = t->run;
     const trainer_optim *o = t->optim;
-    json_t *s = json_pack("{s:I, s:i, s:i, s:I, s:I, s:s}", "seed", (json_int_t)r->seed, "batch", r->batch, "accum",
-                          r->accum, "steps", (json_int_t)t->steps, "warmup", (json_int_t)o->warmup, "precision",
-                          gpt2_precision_name(t->prec));
+    json_t *s = json_pack("{s:s, s:I, s:i, s:i, s:I, s:I, s:s}", "family", t->rc->name, "seed", (json_int_t)r->seed,
+                          "batch", r->batch, "accum", r->accum, "steps", (json_int_t)t->steps, "warmup",
+                          (json_int_t)o->warmup, "precision", gpt2_precision_name(t->prec));
     if (!s) return NULL;
     if (t->examples) json_object_set_new(s, "examples", json_integer((json_int_t)t->examples));
     const struct {
@@ -636,6 +656,7 @@ int trainer_fit(const trainer_recipe *rc, void *self, const trainer_run *run, co
         if (stop < 0) rc_ = -1;
     }
     if (rc_ == 0 && !stop) rc_ = rc->export_model ? rc->export_model(self, &t, err, errlen) : trainer_export(&t, err, errlen);
+    if (rc_ == 0 && !stop) rc_ = io_final_state(&t, err, errlen);
     trainer_release(&t);
     return rc_;
 }

@@ -40,6 +40,10 @@
  *                         trainer_state.json + vocab.json/merges.txt + the moments of every further
  *                         block + the recipe's files), written whole or not at all; keep the newest.
  *   OUT/model/            the final model: a Hugging Face folder with the tokenizer files.
+ *   OUT/trainer_state.json  written last, once the run is complete (removed when a run starts): the
+ *                         final state, as in a checkpoint; its settings hold the run's "family" (the
+ *                         recipe's name: sft, dpo, ppo, grpo, rloo, rm, pretrain), which `rlhf compare`
+ *                         and `rlhf plot` read instead of guessing from a folder's name.
  * trainer_state.json: {"step", "cursor" (data position), "rng" (hex), "num_tokens", "settings"}; the
  * settings are the run's, the optimizer's and the recipe's; a resumed run must match the ones that
  * fix the data order (examples, seed, batch, accum) and the recipe's resume_keys.

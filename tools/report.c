@@ -1,12 +1,15 @@
-/* report.c — report.md / report.json / samples.jsonl / figures from a finished demo folder. See
- * report.h; the numbers come from eval/results.json, the stage summaries (stage.json) and the
- * trainers' metrics.jsonl, nothing is recomputed here. A run's method is its "family" in
- * results.json (rlhf/demo.h), never read from its name. */
+/* report.c — report.md / report.json / samples.jsonl / figures from results.json (rlhf/compare.h),
+ * the runs' folders and, for the demo, its pipeline's stages. See report.h; the numbers come from
+ * results.json, the stage summaries (stage.json) and the trainers' metrics.jsonl, nothing is
+ * recomputed here. A run's method is its "family" in results.json, never read from its name; what
+ * the report draws for a family comes from its row in tools/family.h. */
 #include "report.h"
 
 #include "demo.h"
+#include "family.h"
 #include "fileio.h"
 #include "plot.h"
+#include "series.h"
 
 #include <ctype.h>
 #include <jansson.h>
@@ -39,32 +42,37 @@ static double num(const json_t *o, const char *key)
 typedef struct {
     char name[64];
     const char *family;          /* a trained run's family ("ppo", "dpo", ...); NULL for other stages */
-    json_t *stage;               /* stage.json, NULL when the stage did not run (bring your own) */
+    char dir[PATHN];             /* its folder ("": none) */
+    json_t *stage;               /* stage.json, NULL when the stage did not run (bring your own, a run
+                                    trained by hand) */
 } stage_ref;
 
 typedef struct {
-    const char *dir;
-    json_t *res;                 /* eval/results.json */
+    const report_input *in;
+    const char *dir;             /* the report's folder */
+    json_t *res;                 /* results.json */
     json_t *models;              /* its "models" (borrowed) */
-    const json_t *ref;           /* the model of family "sft": the reference of gains, KL and collapse */
+    const json_t *ref;           /* the first model: the reference of gains, KL and collapse */
+    const char *ref_name;
+    char ref_label[64];          /* how the text names it ("SFT") */
     const char *fam[MAX_FAMILIES]; /* the other families, in the order of their first model */
     int nfam;
-    stage_ref st[64];
+    stage_ref st[64];            /* the pipeline's stages and the runs, in order */
     int nst;
 } report;
 
 /* the family of a results.json model entry */
 static const char *family(const json_t *m) { return json_string_value(json_object_get(m, "family")); }
 
-static void add_stage(report *r, const char *name, const char *family)
+static void add_stage(report *r, const char *name, const char *family, const char *dir)
 {
     if (r->nst >= (int)(sizeof r->st / sizeof *r->st)) return;
     stage_ref *s = &r->st[r->nst++];
     snprintf(s->name, sizeof s->name, "%s", name);
     s->family = family;
+    snprintf(s->dir, sizeof s->dir, "%s", dir ? dir : "");
     char p[PATHN];
-    snprintf(p, sizeof p, "%s/%s/stage.json", r->dir, name);
-    s->stage = fio_exists(p) ? json_load_file(p, 0, NULL) : NULL;
+    s->stage = dir && fio_exists(fio_join(p, sizeof p, dir, "stage.json")) ? json_load_file(p, 0, NULL) : NULL;
 }
 
 /* part ("summary" or "settings") of a stage's stage.json; NULL when the stage did not run */
@@ -147,7 +155,7 @@ static int write_report_json(const report *r, char *err, size_t errlen)
 static json_t **read_samples(const report *r, const char *model, long *n, char *err, size_t errlen)
 {
     char p[PATHN];
-    snprintf(p, sizeof p, "%s/eval/samples-%s.jsonl", r->dir, model);
+    snprintf(p, sizeof p, "%s/%s/samples.jsonl", r->in->eval, model);
     size_t len;
     char *text = fio_read_all(p, &len, err, errlen);
     if (!text) return NULL;
@@ -224,69 +232,6 @@ static int write_samples(const report *r, char *err, size_t errlen)
 /* ---- figures ------------------------------------------------------------------------------------- */
 
 typedef struct {
-    double *x, *y;
-    size_t n, cap;
-} series;
-
-static void series_free(series *s)
-{
-    free(s->x);
-    free(s->y);
-    memset(s, 0, sizeof *s);
-}
-
-static int series_push(series *s, double x, double y)
-{
-    if (s->n == s->cap) {
-        size_t cap = s->cap ? 2 * s->cap : 64;
-        double *nx = realloc(s->x, cap * sizeof *nx);
-        if (!nx) return -1;
-        s->x = nx;
-        double *ny = realloc(s->y, cap * sizeof *ny);
-        if (!ny) return -1;
-        s->y = ny;
-        s->cap = cap;
-    }
-    s->x[s->n] = x;
-    s->y[s->n++] = y;
-    return 0;
-}
-
-/* (step, key) of every line of a JSONL file that has key; a missing file gives no points */
-static int load_metric(const char *path, const char *xkey, const char *key, series *s)
-{
-    size_t len;
-    char *text = fio_read_all(path, &len, NULL, 0);
-    if (!text) return 0;
-    int rc = 0;
-    for (char *p = text; *p && rc == 0;) {
-        char *nl = strchr(p, '\n');
-        if (nl) *nl = 0;
-        json_t *j = json_loads(p, 0, NULL);
-        const double x = num(j, xkey), y = num(j, key);
-        if (j && !isnan(x) && !isnan(y)) rc = series_push(s, x, y);
-        json_decref(j);
-        p = nl ? nl + 1 : p + strlen(p);
-    }
-    free(text);
-    return rc;
-}
-
-/* trailing moving average over w points, in place */
-static void smooth(double *y, size_t n, int w)
-{
-    double *c = malloc((n + 1) * sizeof *c);
-    if (!c) return;
-    c[0] = 0;
-    for (size_t i = 0; i < n; i++) c[i + 1] = c[i] + y[i];
-    for (size_t i = 0; i < n; i++) {
-        const size_t lo = i + 1 > (size_t)w ? i + 1 - (size_t)w : 0;
-        y[i] = (c[i + 1] - c[lo]) / (double)(i + 1 - lo);
-    }
-    free(c);
-}
-
-typedef struct {
     FILE *md;                    /* report.md being written */
     char *plot_err;
     size_t plot_errlen;
@@ -314,11 +259,11 @@ static void runs_figure(const report *r, figs *f, const char *fam, const char *f
     plot_series ps[64];
     int n = 0;
     for (int i = 0; i < r->nst && n < 64; i++) {
-        if (!r->st[i].family || strcmp(r->st[i].family, fam) != 0) continue;
+        if (!r->st[i].family || !r->st[i].dir[0] || strcmp(r->st[i].family, fam) != 0) continue;
         char p[PATHN];
-        snprintf(p, sizeof p, "%s/%s/%s", r->dir, r->st[i].name, jsonl);
-        if (load_metric(p, "step", key, &s[n]) == 0 && s[n].n) {
-            if (w > 1) smooth(s[n].y, s[n].n, w);
+        fio_join(p, sizeof p, r->st[i].dir, jsonl);
+        if (series_load(p, "step", key, &s[n]) == 0 && s[n].n) {
+            if (w > 1) series_smooth(s[n].y, s[n].n, w);
             ps[n] = (plot_series){r->st[i].name, s[n].x, s[n].y, s[n].n};
             n++;
         } else
@@ -326,15 +271,6 @@ static void runs_figure(const report *r, figs *f, const char *fam, const char *f
     }
     if (n) figure(r, f, file, o, ps, n);
     for (int i = 0; i < n; i++) series_free(&s[i]);
-}
-
-/* the frontier's line of a family */
-static const char *family_label(const char *fam)
-{
-    static const char *const label[][2] = {{"ppo", "PPO (one point per KL coefficient)"}, {"dpo", "DPO (one point per beta)"}};
-    for (size_t i = 0; i < sizeof label / sizeof *label; i++)
-        if (strcmp(fam, label[i][0]) == 0) return label[i][1];
-    return fam;
 }
 
 /* the (KL, gold) points of a family's runs, in KL order; kmax grows to the largest KL */
@@ -360,8 +296,8 @@ static void family_points(const report *r, const char *fam, series *s, double *k
     }
 }
 
-/* gold reward against KL to SFT: one line per family through its runs (ordered by KL), and SFT's
- * gold reward as a flat baseline */
+/* gold reward against KL to the reference: one line per family through its runs (ordered by KL),
+ * and the reference's gold reward as a flat baseline */
 static void frontier(const report *r, figs *f)
 {
     series s[MAX_FAMILIES + 1] = {{0}};
@@ -372,29 +308,32 @@ static void frontier(const report *r, figs *f)
     const double g0 = num(r->ref, "gold_reward");
     series_push(&s[n], 0, g0);
     series_push(&s[n], kmax > 0 ? kmax : 1, g0);
-    for (int m = 0; m <= n; m++) ps[m] = (plot_series){m < n ? family_label(r->fam[m]) : "SFT", s[m].x, s[m].y, s[m].n};
-    plot_opts o = {"Gold reward vs KL to SFT (held-out prompts)", "KL(policy || SFT), nats per completion",
-                   "gold reward (AFINN-165, normalised)", 0, 0};
+    for (int m = 0; m <= n; m++)
+        ps[m] = (plot_series){m < n ? family_frontier(r->fam[m]) : r->ref_label, s[m].x, s[m].y, s[m].n};
+    char title[128], xl[128];
+    snprintf(title, sizeof title, "Gold reward vs KL to %s (held-out prompts)", r->ref_label);
+    snprintf(xl, sizeof xl, "KL(policy || %s), nats per completion", r->ref_label);
+    plot_opts o = {title, xl, "gold reward (AFINN-165, normalised)", 0, 0};
     figure(r, f, "frontier.png", &o, ps, n + 1);
     for (int i = 0; i <= n; i++) series_free(&s[i]);
 }
 
-/* gold against reward-model score of each PPO run's rollouts along training (moving averages):
- * a run whose curve keeps moving right (more reward-model score) while it falls (less gold) is
- * over-optimising the reward model */
+/* gold against reward-model score of each RL run's rollouts along training (moving averages; the
+ * runs that logged them in gold.jsonl, as the demo's do): a run whose curve keeps moving right (more
+ * reward-model score) while it falls (less gold) is over-optimising the reward model */
 static void gold_vs_rm(const report *r, figs *f)
 {
     series s[64] = {{0}};
     plot_series ps[64];
     int n = 0;
     for (int i = 0; i < r->nst && n < 64; i++) {
-        if (!r->st[i].family || strcmp(r->st[i].family, "ppo") != 0) continue;
+        if (!r->st[i].family || !r->st[i].dir[0]) continue;
         char p[PATHN];
         series a = {0}, b = {0};
-        snprintf(p, sizeof p, "%s/%s/gold.jsonl", r->dir, r->st[i].name);
-        if (load_metric(p, "step", "rm", &a) == 0 && load_metric(p, "step", "gold", &b) == 0 && a.n && a.n == b.n) {
-            smooth(a.y, a.n, SMOOTH);
-            smooth(b.y, b.n, SMOOTH);
+        fio_join(p, sizeof p, r->st[i].dir, "gold.jsonl");
+        if (series_load(p, "step", "rm", &a) == 0 && series_load(p, "step", "gold", &b) == 0 && a.n && a.n == b.n) {
+            series_smooth(a.y, a.n, SMOOTH);
+            series_smooth(b.y, b.n, SMOOTH);
             s[n] = (series){a.y, b.y, a.n, a.n};
             free(a.x);
             free(b.x);
@@ -405,7 +344,7 @@ static void gold_vs_rm(const report *r, figs *f)
             series_free(&b);
         }
     }
-    plot_opts o = {"PPO rollouts along training: gold vs reward-model score (moving average of 5 iterations)",
+    plot_opts o = {"Rollouts along training: gold vs reward-model score (moving average of 5 iterations)",
                    "reward-model score (normalised on SFT samples)", "gold reward", 0, 0};
     if (n) figure(r, f, "ppo_gold_vs_rm.png", &o, ps, n);
     for (int i = 0; i < n; i++) series_free(&s[i]);
@@ -415,11 +354,12 @@ static void gold_vs_rm(const report *r, figs *f)
 static void rm_figure(const report *r, figs *f)
 {
     char p[PATHN];
-    snprintf(p, sizeof p, "%s/rm/metrics.jsonl", r->dir);
+    if (!r->in->pipeline) return;
+    snprintf(p, sizeof p, "%s/rm/metrics.jsonl", r->in->pipeline);
     series a = {0}, b = {0};
-    load_metric(p, "step", "accuracy", &a);
-    load_metric(p, "step", "eval_accuracy", &b);
-    smooth(a.y, a.n, SMOOTH);
+    series_load(p, "step", "accuracy", &a);
+    series_load(p, "step", "eval_accuracy", &b);
+    series_smooth(a.y, a.n, SMOOTH);
     plot_series ps[2] = {{"training pairs (moving average of 5 steps)", a.x, a.y, a.n},
                          {"held-out pairs", b.x, b.y, b.n}};
     plot_opts o = {"Reward model accuracy (against the noisy labels)", "step", "accuracy", 0, 0};
@@ -448,9 +388,10 @@ static void md_cell(FILE *f, const char *s)
 
 static void results_table(const report *r, FILE *f)
 {
-    fputs("| model | gold reward | gain over SFT [95% CI] | reward-model score | KL to SFT (nats) | distinct-2 | |\n"
-          "| --- | ---: | ---: | ---: | ---: | ---: | --- |\n",
-          f);
+    fprintf(f,
+            "| model | gold reward | gain over %s [95%% CI] | reward-model score | KL to %s (nats) | distinct-2 | |\n"
+            "| --- | ---: | ---: | ---: | ---: | ---: | --- |\n",
+            r->ref_label, r->ref_label);
     const double d2 = num(r->ref, "distinct2");
     const char *k;
     json_t *m;
@@ -464,9 +405,9 @@ static void results_table(const report *r, FILE *f)
                     json_number_value(json_array_get(ci, 1)));
         fprintf(f, "%.3f | %.2f | %.3f | ", num(m, "rm_reward"), num(m, "kl"), num(m, "distinct2"));
         if (json_is_true(json_object_get(m, "collapsed")))
-            fprintf(f, "**collapsed** (distinct-2 < %g × SFT's %.3f)", DEMO_COLLAPSE_RATIO, d2);
+            fprintf(f, "**collapsed** (distinct-2 < %g × %s's %.3f)", DEMO_COLLAPSE_RATIO, r->ref_label, d2);
         else if (m != r->ref && json_number_value(json_array_get(ci, 0)) > 0)
-            fputs("beats SFT", f);
+            fprintf(f, "beats %s", r->ref_label);
         fputs(" |\n", f);
     }
 }
@@ -552,67 +493,75 @@ static void best_runs(const report *r, FILE *f)
         const char *b = best_run(r, r->fam[i]);
         if (!b) continue;
         const json_t *m = json_object_get(r->models, b);
-        char up[32];
-        size_t k = 0;
-        for (; r->fam[i][k] && k + 1 < sizeof up; k++) up[k] = (char)toupper((unsigned char)r->fam[i][k]);
-        up[k] = 0;
-        fprintf(f, "%sBest %s run: **%s** (gold %+.4f over SFT, KL %.2f).", n++ ? " " : "", up, b, num(m, "gain"),
-                num(m, "kl"));
+        fprintf(f, "%sBest %s run: **%s** (gold %+.4f over %s, KL %.2f).", n++ ? " " : "", family_display(r->fam[i]), b,
+                num(m, "gain"), r->ref_label, num(m, "kl"));
     }
     if (n)
         fprintf(f, " (The best run of a method has the highest gold reward among its runs whose distinct-2 is at least "
-                   "%g × SFT's, a margin over the collapse line; failing that, among those that did not collapse.)",
-                DEMO_BEST_MARGIN);
+                   "%g × %s's, a margin over the collapse line; failing that, among those that did not collapse.)",
+                DEMO_BEST_MARGIN, r->ref_label);
 }
 
-static int write_md(const report *r, figs *fg, char *err, size_t errlen)
+/* the heading, what was compared, and how to read the table */
+static void md_head(const report *r, FILE *f)
 {
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&buf, &len);
-    if (!f) return fio_fail(err, errlen, "out of memory");
-    fg->md = f;
-    const json_t *rm = summary(r, "rm"), *pf = summary(r, "prefs");
-    fputs("# rlhf.c demo report\n\n", f);
-    fputs("A tiny GPT-2 pretrained on Debian's English fortunes, fine-tuned on prompt/completion splits (SFT), then "
-          "tuned toward positive sentiment two ways: PPO against a Bradley–Terry reward model learned from preference "
-          "pairs, and DPO on the same pairs. The gold judge (AFINN-165, scored in C: `rlhf judge --explain`) plays the "
-          "human: it labelled the pairs (with Bradley–Terry noise) and it measures the outcome here.\n\n",
-          f);
+    if (r->in->pipeline)
+        fputs("# rlhf.c demo report\n\nA tiny GPT-2 pretrained on Debian's English fortunes, fine-tuned on "
+              "prompt/completion splits (SFT), then tuned toward positive sentiment two ways: PPO against a "
+              "Bradley–Terry reward model learned from preference pairs, and DPO on the same pairs. The gold judge "
+              "(AFINN-165, scored in C: `rlhf judge --explain`) plays the human: it labelled the pairs (with "
+              "Bradley–Terry noise) and it measures the outcome here.\n\n",
+              f);
+    else
+        fprintf(f, "# rlhf.c comparison report\n\n%zu models evaluated by `rlhf compare` on the same held-out prompts "
+                   "with the same sampling random numbers; the reference is **%s**.\n\n",
+                json_object_size(r->models), r->ref_name);
     fprintf(f, "## Results on %lld held-out prompts (%lld completion%s each, temperature %g, up to %lld new tokens)\n\n",
             (long long)num(r->res, "prompts"), (long long)num(r->res, "samples_per_prompt"),
             num(r->res, "samples_per_prompt") > 1 ? "s" : "", num(r->res, "temperature"),
             (long long)num(r->res, "max_new_tokens"));
     results_table(r, f);
+    const char *R = r->ref_label;
     fprintf(f,
             "\nHow to read it: **gold reward** is the judge's mean normalised score of the completions (sum of AFINN "
-            "valences / max(words, 8)); **gain** is the mean per-prompt difference from SFT on the same prompts, "
+            "valences / max(words, 8)); **gain** is the mean per-prompt difference from %s on the same prompts, "
             "sampled with the same random numbers, with a 95%% normal interval; **reward-model score** is what PPO was "
-            "paid (normalised so SFT's samples score mean 0, std 1); **KL** is Σ log π − log π_SFT over the "
+            "paid (normalised so %s's samples score mean 0, std 1); **KL** is Σ log π − log π_%s over the "
             "completion tokens on the model's own samples; **distinct-2** is distinct token bigrams / all bigrams. A "
-            "run is flagged **collapsed** when its distinct-2 falls below %g × SFT's: it found a repetitive text the "
+            "run is flagged **collapsed** when its distinct-2 falls below %g × %s's: it found a repetitive text the "
             "judge likes (reward hacking), not better writing.\n\n",
-            DEMO_COLLAPSE_RATIO);
+            R, R, R, DEMO_COLLAPSE_RATIO, R);
     best_runs(r, f);
-    fputs("\n\n## Figures\n\n", f);
-    frontier(r, fg);
-    static const plot_opts ppo_o[3] = {
-        {"PPO: reward-model score of the rollouts", "iteration", "objective/scores", 0, 0},
-        {"PPO: KL to SFT of the rollouts", "iteration", "objective/kl (nats per completion)", 0, 0},
-        {"PPO: policy entropy", "iteration", "policy/entropy (nats per token)", 0, 0}};
-    runs_figure(r, fg, "ppo", "ppo_score.png", "metrics.jsonl", "objective/scores", 1, &ppo_o[0]);
-    runs_figure(r, fg, "ppo", "ppo_kl.png", "metrics.jsonl", "objective/kl", 1, &ppo_o[1]);
-    runs_figure(r, fg, "ppo", "ppo_entropy.png", "metrics.jsonl", "policy/entropy", 1, &ppo_o[2]);
-    gold_vs_rm(r, fg);
-    static const plot_opts dpo_o[2] = {
-        {"DPO: reward margin chosen - rejected (training batches, moving average of 5 steps)", "step",
-         "rewards/margins", 0, 0},
-        {"DPO: preference accuracy (training batches, moving average of 5 steps)", "step", "rewards/accuracies", 0,
-         0}};
-    runs_figure(r, fg, "dpo", "dpo_margins.png", "metrics.jsonl", "rewards/margins", SMOOTH, &dpo_o[0]);
-    runs_figure(r, fg, "dpo", "dpo_accuracy.png", "metrics.jsonl", "rewards/accuracies", SMOOTH, &dpo_o[1]);
-    rm_figure(r, fg);
+}
 
+/* the frontier, every family's training curves (tools/family.h: the reference's family first), gold
+ * vs reward-model score, the reward model's accuracy */
+static void md_figures(const report *r, figs *fg)
+{
+    fputs("\n\n## Figures\n\n", fg->md);
+    frontier(r, fg);
+    const char *fams[MAX_FAMILIES + 1] = {family(r->ref)};
+    int n = 1;
+    for (int i = 0; i < r->nfam; i++)
+        if (strcmp(r->fam[i], fams[0]) != 0) fams[n++] = r->fam[i];
+    for (int i = 0; i < n; i++) {
+        const family_info *fi = family_get(fams[i]);
+        for (int c = 0; fi && c < FAMILY_MAX_CURVES && fi->curves[c].key; c++) {
+            const family_curve *cv = &fi->curves[c];
+            char file[96];
+            snprintf(file, sizeof file, "%s_%s.png", fi->name, cv->file);
+            const plot_opts o = {cv->title, "step", cv->ylabel, 0, 0};
+            runs_figure(r, fg, fi->name, file, "metrics.jsonl", cv->key, cv->smooth, &o);
+        }
+    }
+    gold_vs_rm(r, fg);
+    rm_figure(r, fg);
+}
+
+/* the demo's preference data and reward model */
+static void md_pipeline(const report *r, FILE *f)
+{
+    const json_t *rm = summary(r, "rm"), *pf = summary(r, "prefs");
     fputs("## Preference data and reward model\n\n", f);
     const json_t *pfs = stage_section(r, "prefs", "settings"), *rms = stage_section(r, "rm", "settings");
     if (pf)
@@ -635,64 +584,162 @@ static int write_md(const report *r, figs *fg, char *err, size_t errlen)
                 "%.3f, std %.3f).\n\n",
                 num(rm, "eval_accuracy"), num(rm, "eval_gold_accuracy"), (long long)num(rm, "eval_gold_pairs"),
                 (long long)num(rms, "rm_norm_samples"), num(rm, "reference_mean"), num(rm, "reference_std"));
-    fputs("## Wall time per stage\n\n", f);
-    stage_table(r, f);
-    fputs("\nA rerun skips every stage whose settings did not change (`stage.json` in each folder); times are those "
-          "of the run that made the stage.\n\n## Samples (held-out prompts; the prompt is not part of the "
-          "completion)\n\n",
-          f);
+}
+
+/* the eval settings and, per model, its folder's family and trainer settings (a comparison of runs) */
+static void runs_settings(const report *r, FILE *f)
+{
+    fprintf(f, "Evaluation: %lld prompts, %lld sample(s) each, temperature %g, %lld new tokens at most, prompts cut to "
+               "%lld tokens, batches of %lld, sampling seed %s.\n\n```\n",
+            (long long)num(r->res, "prompts"), (long long)num(r->res, "samples_per_prompt"), num(r->res, "temperature"),
+            (long long)num(r->res, "max_new_tokens"), (long long)num(r->res, "max_prompt_len"),
+            (long long)num(r->res, "batch"), json_string_value(json_object_get(r->res, "sampling_seed")));
+    for (int i = 0; i < r->in->n_runs; i++) {
+        char p[PATHN];
+        const report_run *u = &r->in->runs[i];
+        json_t *st = u->dir ? json_load_file(fio_join(p, sizeof p, u->dir, "trainer_state.json"), 0, NULL) : NULL;
+        char *s = st ? json_dumps(json_object_get(st, "settings"), JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(6)) : NULL;
+        fprintf(f, "%-12s %s\n", u->name, s ? s : "(no trainer settings: a model folder)");
+        free(s);
+        json_decref(st);
+    }
+    fputs("```\n\n", f);
+}
+
+static int write_md(const report *r, figs *fg, char *err, size_t errlen)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    if (!f) return fio_fail(err, errlen, "out of memory");
+    fg->md = f;
+    md_head(r, f);
+    md_figures(r, fg);
+    if (r->in->pipeline) md_pipeline(r, f);
+    int timed = 0;
+    for (int i = 0; i < r->nst; i++) timed |= r->st[i].stage != NULL;
+    if (timed) {
+        fputs("## Wall time per stage\n\n", f);
+        stage_table(r, f);
+        fputs("\nA rerun skips every stage whose settings did not change (`stage.json` in each folder); times are those "
+              "of the run that made the stage.\n\n",
+              f);
+    }
+    fputs("## Samples (held-out prompts; the prompt is not part of the completion)\n\n", f);
     int rc = samples_section(r, f, 5, err, errlen);
     fputs("## Settings\n\n", f);
-    settings_block(r, f);
+    if (r->in->pipeline) settings_block(r, f);
+    else runs_settings(r, f);
     return commit_stream(f, &buf, &len, r->dir, "report.md", rc, err, errlen);
 }
 
-/* results.json's models (path: for errors): the SFT reference, and a stage and a family for every
- * other run */
+/* results.json's models (path: for errors): the reference (the first model) and the families of the
+ * others */
 static int read_models(report *r, const char *path, char *err, size_t errlen)
 {
     r->models = json_object_get(r->res, "models");
-    if (!json_is_object(r->models)) return fio_fail(err, errlen, "%s: no \"models\"", path);
+    if (!json_is_object(r->models) || json_object_size(r->models) == 0)
+        return fio_fail(err, errlen, "%s: no \"models\"", path);
     const char *k;
     json_t *m;
     json_object_foreach(r->models, k, m)
     {
         const char *fam = family(m);
         if (!fam)
-            return fio_fail(err, errlen, "%s: model \"%s\" has no \"family\" (made by an older rlhf: run the demo again)",
-                            path, k);
-        if (strcmp(fam, "sft") == 0) {
-            if (!r->ref) r->ref = m;
+            return fio_fail(err, errlen, "%s: model \"%s\" has no \"family\" (made by an older rlhf: run it again)", path,
+                            k);
+        if (!r->ref) {
+            r->ref = m;
+            r->ref_name = k;
             continue;
         }
-        add_stage(r, k, fam);
         int i = 0;
         while (i < r->nfam && strcmp(r->fam[i], fam) != 0) i++;
         if (i == r->nfam && r->nfam < MAX_FAMILIES) r->fam[r->nfam++] = fam;
     }
-    return r->ref ? 0 : fio_fail(err, errlen, "%s: no model of family \"sft\" (the reference)", path);
+    /* the reference by its family's name when that is known and no other model shares it, else by its own */
+    const char *rf = family(r->ref);
+    int shared = 0;
+    for (int i = 0; i < r->nfam; i++) shared |= strcmp(r->fam[i], rf) == 0;
+    snprintf(r->ref_label, sizeof r->ref_label, "%s", family_get(rf) && !shared ? family_display(rf) : r->ref_name);
+    return 0;
 }
 
-int report_write(const char *dir, char *plot_err, size_t plot_errlen, char *err, size_t errlen)
+/* a model's training folder, from the input's runs (NULL: none) */
+static const char *run_dir(const report_input *in, const char *name)
+{
+    for (int i = 0; i < in->n_runs; i++)
+        if (strcmp(in->runs[i].name, name) == 0) return in->runs[i].dir;
+    return NULL;
+}
+
+/* the stages in order: a demo's head stages (corpus ... rm, the reference among them), every model's
+ * run, a demo's eval stage */
+static void add_stages(report *r)
+{
+    static const char *const head[] = {"corpus", "tokenizer", "pretrain", "sft", "prefs", "rm"};
+    const char *pl = r->in->pipeline;
+    char p[PATHN];
+    for (size_t i = 0; pl && i < sizeof head / sizeof *head; i++) {
+        const json_t *m = json_object_get(r->models, head[i]);
+        add_stage(r, head[i], m ? family(m) : NULL, fio_join(p, sizeof p, pl, head[i]));
+    }
+    const char *k;
+    json_t *m;
+    json_object_foreach(r->models, k, m)
+    {
+        int seen = 0;
+        for (int i = 0; i < r->nst; i++) seen |= strcmp(r->st[i].name, k) == 0;
+        if (!seen) add_stage(r, k, family(m), run_dir(r->in, k));
+    }
+    if (pl) add_stage(r, "eval", NULL, fio_join(p, sizeof p, pl, "eval"));
+}
+
+int report_build(const report_input *in, char *plot_err, size_t plot_errlen, char *err, size_t errlen)
 {
     report r;
     memset(&r, 0, sizeof r);
-    r.dir = dir;
+    r.in = in;
+    r.dir = in->out;
     if (plot_err && plot_errlen) plot_err[0] = 0;
     if (err && errlen) err[0] = 0;
     char p[PATHN];
-    snprintf(p, sizeof p, "%s/eval/results.json", dir);
-    if (!(r.res = load_json(p, err, errlen))) return -1;
-    static const char *const head[] = {"corpus", "tokenizer", "pretrain", "sft", "prefs", "rm"};
-    for (size_t i = 0; i < sizeof head / sizeof *head; i++) add_stage(&r, head[i], NULL);
+    if (!(r.res = load_json(fio_join(p, sizeof p, in->eval, "results.json"), err, errlen))) return -1;
     int rc = read_models(&r, p, err, errlen);
-    add_stage(&r, "eval", NULL);
+    if (rc == 0) add_stages(&r);
     figs fg = {NULL, plot_err, plot_errlen};
-    if (rc == 0) rc = fio_mkdirs(fio_join(p, sizeof p, dir, "figures"), err, errlen);
+    if (rc == 0) rc = fio_mkdirs(fio_join(p, sizeof p, in->out, "figures"), err, errlen);
     if (rc == 0) rc = write_report_json(&r, err, errlen);
     if (rc == 0) rc = write_samples(&r, err, errlen);
     if (rc == 0) rc = write_md(&r, &fg, err, errlen);
     for (int i = 0; i < r.nst; i++) json_decref(r.st[i].stage);
     json_decref(r.res);
+    return rc;
+}
+
+int report_write(const char *dir, char *plot_err, size_t plot_errlen, char *err, size_t errlen)
+{
+    char ev[PATHN], p[PATHN];
+    fio_join(ev, sizeof ev, dir, "eval");
+    json_t *res = load_json(fio_join(p, sizeof p, ev, "results.json"), err, errlen);
+    if (!res) return -1;
+    const size_t n = json_object_size(json_object_get(res, "models"));
+    report_run *runs = calloc(n + 1, sizeof *runs);
+    char(*dirs)[PATHN] = calloc(n + 1, sizeof *dirs);
+    int rc = runs && dirs ? 0 : fio_fail(err, errlen, "out of memory");
+    const char *k;
+    json_t *m;
+    int i = 0;
+    json_object_foreach(json_object_get(res, "models"), k, m)
+    {
+        if (rc) break;
+        runs[i] = (report_run){k, fio_join(dirs[i], PATHN, dir, k)};
+        i++;
+    }
+    report_input in = {dir, ev, dir, runs, i};
+    if (rc == 0) rc = report_build(&in, plot_err, plot_errlen, err, errlen);
+    free(runs);
+    free(dirs);
+    json_decref(res);
     return rc;
 }
