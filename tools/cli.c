@@ -194,6 +194,21 @@ void cli_parse(const char *cmd, const char *summary, int argc, char **argv, cons
     free(seen);
 }
 
+int cli_leading(int argc, char **argv, cli_list *l)
+{
+    int n = 0;
+    while (n + 1 < argc && strncmp(argv[n + 1], "--", 2) != 0 && strcmp(argv[n + 1], "-h") != 0) {
+        const char **nv = realloc(l->v, (l->n + 1) * sizeof *nv);
+        if (!nv) {
+            fprintf(stderr, "rlhf: out of memory\n");
+            exit(1);
+        }
+        l->v = nv;
+        l->v[l->n++] = argv[++n];
+    }
+    return n;
+}
+
 void cli_opts_add(cli_opt *opts, size_t *k, const cli_opt *more)
 {
     for (; more->name; more++) {

@@ -61,6 +61,10 @@ typedef struct {
  * exits 0; on error prints one line and exits 1. cmd is the full command name ("tokenizer train"). */
 void cli_parse(const char *cmd, const char *summary, int argc, char **argv, const cli_opt *opts);
 
+/* The arguments before the first option (`rlhf compare RUN_DIR... --out DIR`), appended to l; returns
+ * their count n, so that cli_parse(cmd, summary, argc - n, argv + n, opts) parses the rest. */
+int cli_leading(int argc, char **argv, cli_list *l);
+
 /* Append the options of a table (terminated by a NULL name) to opts at *k (at most CLI_MAX_OPTS). */
 void cli_opts_add(cli_opt *opts, size_t *k, const cli_opt *more);
 

@@ -26,7 +26,8 @@ static void put_quoted(FILE *f, const char *s)
     fputc('\'', f);
 }
 
-static int write_files(const char *tmp, const plot_opts *o, const plot_series *s, int ns, char *err, size_t errlen)
+static int write_files(const char *tmp, const plot_opts *o, const plot_series *s, const char *const *styles, int ns,
+                       char *err, size_t errlen)
 {
     char path[4096];
     FILE *d = fopen(fio_join(path, sizeof path, tmp, "data.txt"), "w");
@@ -62,7 +63,7 @@ static int write_files(const char *tmp, const plot_opts *o, const plot_series *s
     for (int k = 0; k < ns; k++) {
         if (k) fputs(", ", g);
         put_quoted(g, fio_join(path, sizeof path, tmp, "data.txt"));
-        fprintf(g, " index %d using 1:2 with lines linewidth 2 title ", k);
+        fprintf(g, " index %d using 1:2 with %s title ", k, styles && styles[k] ? styles[k] : "lines linewidth 2");
         put_quoted(g, s[k].title);
     }
     fputs("\nset output\n", g);
@@ -107,6 +108,12 @@ static int run_gnuplot(const char *tmp, char *err, size_t errlen)
 
 int plot_lines(const char *png_path, const plot_opts *o, const plot_series *s, int ns, char *err, size_t errlen)
 {
+    return plot_styled(png_path, o, s, NULL, ns, err, errlen);
+}
+
+int plot_styled(const char *png_path, const plot_opts *o, const plot_series *s, const char *const *styles, int ns,
+                char *err, size_t errlen)
+{
     /* the temporary folder sits beside the target, so the final rename stays on one file system */
     char tmp[4096], path[4096];
     const char *slash = strrchr(png_path, '/');
@@ -115,7 +122,7 @@ int plot_lines(const char *png_path, const plot_opts *o, const plot_series *s, i
     else
         snprintf(tmp, sizeof tmp, ".plot-XXXXXX");
     if (!mkdtemp(tmp)) return fio_fail(err, errlen, "%s: %s", tmp, strerror(errno));
-    int rc = write_files(tmp, o, s, ns, err, errlen);
+    int rc = write_files(tmp, o, s, styles, ns, err, errlen);
     if (!rc) rc = run_gnuplot(tmp, err, errlen);
     if (!rc && rename(fio_join(path, sizeof path, tmp, "plot.png"), png_path))
         rc = fio_fail(err, errlen, "%s: %s", png_path, strerror(errno));

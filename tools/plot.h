@@ -24,4 +24,9 @@ typedef struct {
  * fails (its first error line quoted), or a file cannot be written. */
 int plot_lines(const char *png_path, const plot_opts *o, const plot_series *s, int ns, char *err, size_t errlen);
 
+/* plot_lines with gnuplot's "with" clause per series (styles[k], e.g. "points pointtype 7"; styles
+ * NULL or styles[k] NULL: lines of width 2) */
+int plot_styled(const char *png_path, const plot_opts *o, const plot_series *s, const char *const *styles, int ns,
+                char *err, size_t errlen);
+
 #endif

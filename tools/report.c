@@ -113,7 +113,7 @@ static const char *best_run(const report *r, const char *fam)
     return best;
 }
 
-static int write_json(const char *path, json_t *j, char *err, size_t errlen)
+int report_json_write(const char *path, json_t *j, char *err, size_t errlen)
 {
     char *s = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6));
     if (!s) return fio_fail(err, errlen, "%s: out of memory", path);
@@ -146,7 +146,7 @@ static int write_report_json(const report *r, char *err, size_t errlen)
                                       json_object_get(rm, "pairs")));
     if (pf) json_object_set_new(j, "labels", json_deep_copy(pf));
     char p[PATHN];
-    int rc = write_json(fio_join(p, sizeof p, r->dir, "report.json"), j, err, errlen);
+    int rc = report_json_write(fio_join(p, sizeof p, r->dir, "report.json"), j, err, errlen);
     json_decref(j);
     return rc;
 }
@@ -717,29 +717,44 @@ int report_build(const report_input *in, char *plot_err, size_t plot_errlen, cha
     return rc;
 }
 
-int report_write(const char *dir, char *plot_err, size_t plot_errlen, char *err, size_t errlen)
+int report_demo_runs(const char *dir, report_runs *r, char *err, size_t errlen)
 {
-    char ev[PATHN], p[PATHN];
-    fio_join(ev, sizeof ev, dir, "eval");
-    json_t *res = load_json(fio_join(p, sizeof p, ev, "results.json"), err, errlen);
+    char p[PATHN];
+    memset(r, 0, sizeof *r);
+    json_t *res = load_json(fio_join(p, sizeof p, dir, "eval/results.json"), err, errlen);
     if (!res) return -1;
     const size_t n = json_object_size(json_object_get(res, "models"));
-    report_run *runs = calloc(n + 1, sizeof *runs);
-    char(*dirs)[PATHN] = calloc(n + 1, sizeof *dirs);
-    int rc = runs && dirs ? 0 : fio_fail(err, errlen, "out of memory");
+    r->v = calloc(n + 1, sizeof *r->v);
+    r->dirs = calloc(n + 1, sizeof *r->dirs);
+    int rc = r->v && r->dirs ? 0 : fio_fail(err, errlen, "out of memory");
     const char *k;
     json_t *m;
-    int i = 0;
     json_object_foreach(json_object_get(res, "models"), k, m)
     {
         if (rc) break;
-        runs[i] = (report_run){k, fio_join(dirs[i], PATHN, dir, k)};
-        i++;
+        fio_join(r->dirs[r->n], PATHN, dir, k);
+        r->v[r->n] = (report_run){r->dirs[r->n] + strlen(dir) + 1, r->dirs[r->n]};
+        r->n++;
     }
-    report_input in = {dir, ev, dir, runs, i};
-    if (rc == 0) rc = report_build(&in, plot_err, plot_errlen, err, errlen);
-    free(runs);
-    free(dirs);
     json_decref(res);
+    if (rc) report_runs_free(r);
+    return rc;
+}
+
+void report_runs_free(report_runs *r)
+{
+    free(r->v);
+    free(r->dirs);
+    memset(r, 0, sizeof *r);
+}
+
+int report_write(const char *dir, char *plot_err, size_t plot_errlen, char *err, size_t errlen)
+{
+    char ev[PATHN];
+    report_runs runs;
+    if (report_demo_runs(dir, &runs, err, errlen)) return -1;
+    report_input in = {dir, fio_join(ev, sizeof ev, dir, "eval"), dir, runs.v, runs.n};
+    const int rc = report_build(&in, plot_err, plot_errlen, err, errlen);
+    report_runs_free(&runs);
     return rc;
 }

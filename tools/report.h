@@ -19,6 +19,7 @@
 #ifndef RLHF_REPORT_H
 #define RLHF_REPORT_H
 
+#include <jansson.h>
 #include <stddef.h>
 
 /* a model's training folder: metrics.jsonl, gold.jsonl, stage.json (dir NULL: none, no curves) */
@@ -42,5 +43,43 @@ int report_build(const report_input *in, char *plot_err, size_t plot_errlen, cha
 /* The report of a finished demo folder: report_build with its eval stage, its pipeline and its runs
  * (dir/<model>). */
 int report_write(const char *dir, char *plot_err, size_t plot_errlen, char *err, size_t errlen);
+
+/* the training folders of a demo folder's models (dir/<model>, in results.json's order) */
+typedef struct {
+    report_run *v;
+    int n;
+    char (*dirs)[4096];
+} report_runs;
+
+int report_demo_runs(const char *dir, report_runs *r, char *err, size_t errlen);
+void report_runs_free(report_runs *r);
+
+/* ---- several seeds ------------------------------------------------------------------------------
+ * One replicate per seed: its own evaluation (results.json: its reference first, then its models)
+ * and its own report. report_seeds_build aggregates them by model name (one method, one run per
+ * seed) into out:
+ *   report.json   {"seeds", "reference", "eval", "methods": {"<name>": {"family", "label", "seeds",
+ *                 "gains", "gain_mean", "gain_sd", "gain_ci95" (Student t over seeds, rlhf/seedstats.h),
+ *                 "kls", "kl_mean", "golds", "gold_mean", "collapsed"}}, "best": {"<family>": "<name>"},
+ *                 "comparisons": [{"a", "b", "seeds", "wins", "diff_mean", "diff_ci95", "significant",
+ *                 "text"}]} — the best method of each family (highest mean gain among those that
+ *                 collapsed on fewer than half of their seeds, else among all) against the best of
+ *                 every other family, paired seed by seed; no paths and no timings
+ *   report.md     the table across seeds, the comparisons in words, the frontier with every seed's
+ *                 point and the means, links to each seed's own report
+ *   figures/frontier.png */
+typedef struct {
+    unsigned long long seed;
+    const char *eval;            /* its results.json's folder */
+    const report_run *runs;      /* its models' training folders (their settings name the methods) */
+    int n_runs;
+    const char *report;          /* its report.md relative to out (a link); NULL: none */
+} report_replicate;
+
+int report_seeds_build(const char *out, const report_replicate *reps, int n, char *plot_err, size_t plot_errlen,
+                       char *err, size_t errlen);
+
+/* j as indented JSON (6 significant digits) and a newline, written atomically */
+int report_json_write(const char *path, json_t *j, char *err, size_t errlen);
 
 #endif

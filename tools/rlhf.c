@@ -8,6 +8,8 @@
 
 static const cli_command commands[] = {
     {"demo", "[--out DIR] [--seed S] [--quick]", "the main job: pretrain, SFT, reward model, PPO and DPO sweeps, report", cmd_demo},
+    {"compare", "RUN_DIR... --prompts FILE --out DIR [--ref DIR] [--reward SPEC...]", "evaluate any runs on the same held-out prompts and write the demo's report (several seeds: across-seed intervals)", cmd_compare},
+    {"plot", "RUN_DIR... [--metrics a,b,...] --out DIR", "draw the metrics of one or several runs on shared axes (gnuplot)", cmd_plot},
     {"tokenize", "--tokenizer DIR [--in FILE]", "text -> GPT-2 BPE token ids, one per line", cmd_tokenize},
     {"detokenize", "--tokenizer DIR [--in FILE]", "token ids (whitespace-separated) -> text", cmd_detokenize},
     {"tokenizer", "train|info ...", "train a byte-level BPE on a corpus, or describe one", cmd_tokenizer},
