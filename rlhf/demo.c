@@ -74,6 +74,8 @@ struct demo_stage {
     /* after it ran (ran = 1) or was replaced by the user's files (ran = 0): what it adds to the
      * "data" or "model" that later stages hash (NULL: nothing) */
     int (*join)(demo *d, const demo_stage *s, int ran, char *err, size_t errlen);
+    int seedless;                /* it does not depend on the seed: its settings leave the seed out and it
+                                    runs in demo_opts.shared, once for every seed */
     const char *param;           /* a sweep row's own setting ("kl_coef", "beta"), NULL otherwise */
     double value;
     char hash[STAGE_HASH_LEN];   /* its settings' hash, once it ran */
@@ -107,8 +109,8 @@ static int join_prefs(demo *, const demo_stage *, int, char *, size_t);
 #define HEAD_STAGES 6 /* corpus tokenizer pretrain sft prefs rm */
 static const demo_stage head_rows[HEAD_STAGES] = {
     {.name = "corpus", .run = st_corpus, .fields = "", .inputs = "fortunes", .join = join_corpus,
-     .byo = BYO_MODEL | BYO_SFT_DATA | BYO_PROMPTS | BYO_EVAL_PROMPTS},
-    {.name = "tokenizer", .run = st_tokenizer, .fields = "vocab", .inputs = "corpus", .byo = BYO_MODEL},
+     .byo = BYO_MODEL | BYO_SFT_DATA | BYO_PROMPTS | BYO_EVAL_PROMPTS, .seedless = 1},
+    {.name = "tokenizer", .run = st_tokenizer, .fields = "vocab", .inputs = "corpus", .byo = BYO_MODEL, .seedless = 1},
     {.name = "pretrain", .run = st_pretrain, .fields = "n_layer n_head n_embd n_positions pt_steps pt_batch pt_seq pt_lr",
      .inputs = "corpus tokenizer", .byo = BYO_MODEL, .join = join_pretrain},
     {.name = "sft", .family = "sft", .run = st_sft, .fields = "sft_steps sft_batch sft_lr max_prompt_len sft_max_completion",
@@ -867,15 +869,18 @@ static void user_or(char dst[PATHN], const char *user, const char *dir, const ch
     else fio_join(dst, PATHN, dir, name);
 }
 
+/* where the stages that do not depend on the seed run */
+static const char *shared_dir(const demo_opts *o) { return o->shared ? o->shared : o->out; }
+
 static void demo_paths(demo *d)
 {
     const demo_opts *o = d->o;
-    fio_join(d->corpus, sizeof d->corpus, o->out, "corpus");
+    fio_join(d->corpus, sizeof d->corpus, shared_dir(o), "corpus");
     user_or(d->sft_data, o->sft_data, d->corpus, "sft_train.jsonl");
     user_or(d->prompts, o->prompts, d->corpus, "prompts_train.jsonl");
     user_or(d->eval_prompts, o->eval_prompts, d->corpus, "prompts_heldout.jsonl");
     if (!o->sft_data) fio_join(d->sft_eval, sizeof d->sft_eval, d->corpus, "sft_heldout.jsonl");
-    user_or(d->tokdir, o->model, o->out, "tokenizer");
+    user_or(d->tokdir, o->model, shared_dir(o), "tokenizer");
     user_or(d->base, o->model, o->out, "pretrain/model");
     fio_join(d->sft, sizeof d->sft, o->out, "sft/model");
     fio_join(d->rmdir, sizeof d->rmdir, o->out, "rm/model");
@@ -889,7 +894,7 @@ static int demo_open(demo *d, const demo_opts *o, char *err, size_t errlen)
     d->o = o;
     d->c = c;
     d->run = (stage_runner){.out = o->out, .on_event = o->on_event, .ud = o->ud};
-    if (fio_mkdirs(o->out, err, errlen)) return -1;
+    if (fio_mkdirs(o->out, err, errlen) || fio_mkdirs(shared_dir(o), err, errlen)) return -1;
     if (o->lexicon) snprintf(d->lexicon, sizeof d->lexicon, "%s", o->lexicon);
     else judge_default_lexicon(d->lexicon, sizeof d->lexicon);
     if (!fio_exists(d->lexicon))
@@ -969,8 +974,9 @@ static json_t *input(const demo *d, const char *name, size_t n)
  * its inputs, the demo's version. NULL and one line in err when an input is missing. */
 static json_t *row_settings(const demo *d, const demo_stage *s, char *err, size_t errlen)
 {
-    json_t *j = json_pack("{s:I, s:i, s:s}", "seed", (json_int_t)d->o->seed, "threads", d->o->threads, "precision",
+    json_t *j = json_pack("{s:i, s:s}", "threads", d->o->threads, "precision",
                           gpt2_precision_name(trainer_precision_resolve(d->o->precision)));
+    if (j && !s->seedless) json_object_set_new(j, "seed", json_integer((json_int_t)d->o->seed));
     if (j) set_fields(j, d->c, s->fields);
     if (j && s->param) json_object_set_new(j, s->param, json_real(s->value));
     for (const char *f = s->inputs; j && *f;) {
@@ -1069,6 +1075,7 @@ static int run_row(demo *d, demo_stage *s, char *err, size_t errlen)
     if (ran) {
         json_t *settings = row_settings(d, s, err, errlen);
         row_call a = {d, s};
+        d->run.out = s->seedless ? shared_dir(o) : o->out;
         if (!settings || stage_run(&d->run, s->name, settings, call_row, &a, s->hash, err, errlen)) return -1;
     }
     return s->join ? s->join(d, s, ran, err, errlen) : 0;

@@ -24,7 +24,8 @@
  *   eval        every model (sft, ppo-*, dpo-*) on the same held-out prompts with the same sampling
  *               seed (common random numbers: the gain over SFT is measured per sample, pairwise):
  *               gold reward, reward-model score, KL to SFT, distinct-1/2, "collapsed" (distinct-2 below
- *               DEMO_COLLAPSE_RATIO x SFT's); samples-<model>.jsonl and results.json
+ *               DEMO_COLLAPSE_RATIO x SFT's); <model>/samples.jsonl and results.json — through
+ *               rlhf/compare.h, the code `rlhf compare` runs on any runs
  *
  * ---- Families ---------------------------------------------------------------------------------
  * Every model carries its family as data: results.json (and the report's report.json) hold
@@ -41,6 +42,16 @@
  * stage is either complete or absent, and a rerun skips every stage whose stage.json has the same
  * hash (changing one setting reruns that stage and everything downstream). Trainers' step-N
  * checkpoints are removed once their stage is complete (the final model and metrics stay).
+ *
+ * ---- Several seeds ----------------------------------------------------------------------------
+ * The corpus and the tokenizer do not depend on the seed (no random draw: corpus_build is a pure
+ * function of the fortunes, the BPE of its text); their settings leave the seed out and they run in
+ * demo_opts.shared, once for all seeds. Every other stage depends on it — pretraining too (its
+ * initial weights and data order): a seed repeats the whole pipeline a user would rerun, so the
+ * spread across seeds includes the base model's, and OUT/seed-<S>/ of `rlhf demo --seeds` holds the
+ * same numbers as `rlhf demo --seed S` alone. (With --model the base is the user's, shared by all.)
+ * The report across seeds (tools/report.h) gives each method's mean gain with a Student-t interval
+ * over seeds and pairs the best methods seed by seed.
  *
  * ---- Determinism ------------------------------------------------------------------------------
  * Every random draw derives from `seed` (tokenizer/rng.h streams per stage), and the thread counts
@@ -121,6 +132,8 @@ int demo_config_set(demo_config *c, const char *key, const char *value, char *er
 
 typedef struct {
     const char *out;           /* the demo folder */
+    const char *shared;        /* the stages that do not depend on the seed (corpus, tokenizer); NULL: out.
+                                  `rlhf demo --seeds` runs every seed in out/seed-<S> with shared = out */
     uint64_t seed;
     int threads;               /* fixed thread count (results depend on it): 2 */
     int precision;             /* the trainers' (a trainer_precision): auto, bf16 where the CPU has it */

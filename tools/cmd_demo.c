@@ -57,16 +57,56 @@ static void on_event(void *ud, const stage_event *e)
     }
 }
 
+/* --seeds S1,S2,...: the demo once per seed in out/seed-<S> (the seedless stages in out), each with
+ * its report, then the report across seeds in out (tools/report.h) */
+static void run_seeds(demo_opts *o, const char *out, const char *list)
+{
+    enum { MAX_SEEDS = 32 };
+    unsigned long long seed[MAX_SEEDS];
+    int n = 0;
+    for (const char *s = list; *s;) {
+        char *end;
+        if (n == MAX_SEEDS || *s == '-') cli_die("demo", "--seeds '%s': at most %d seeds, separated by commas", list, MAX_SEEDS);
+        seed[n] = strtoull(s, &end, 10);
+        if (end == s || (*end && *end != ',')) cli_die("demo", "--seeds '%s': expected seeds separated by commas", list);
+        for (int i = 0; i < n; i++)
+            if (seed[i] == seed[n]) cli_die("demo", "--seeds '%s': seed %llu twice", list, seed[n]);
+        n++;
+        s = *end ? end + 1 : end;
+    }
+    if (n == 0) cli_die("demo", "--seeds: no seeds");
+    char dirs[MAX_SEEDS][4096], links[MAX_SEEDS][64], evs[MAX_SEEDS][4096], err[1024], perr[512];
+    report_runs runs[MAX_SEEDS];
+    report_replicate rep[MAX_SEEDS];
+    o->shared = out;
+    for (int i = 0; i < n; i++) {
+        snprintf(dirs[i], sizeof dirs[i], "%s/seed-%llu", out, seed[i]);
+        snprintf(links[i], sizeof links[i], "seed-%llu/report.md", seed[i]);
+        snprintf(evs[i], sizeof evs[i], "%s/eval", dirs[i]);
+        fprintf(stderr, "== seed %llu (%d of %d) -> %s\n", seed[i], i + 1, n, dirs[i]);
+        o->seed = seed[i];
+        o->out = dirs[i];
+        if (demo_run(o, err, sizeof err)) cli_die("demo", "seed %llu: %s", seed[i], err);
+        if (report_write(dirs[i], perr, sizeof perr, err, sizeof err) || report_demo_runs(dirs[i], &runs[i], err, sizeof err))
+            cli_die("demo", "seed %llu: report: %s", seed[i], err);
+        rep[i] = (report_replicate){seed[i], evs[i], runs[i].v, runs[i].n, links[i]};
+    }
+    if (report_seeds_build(out, rep, n, perr, sizeof perr, err, sizeof err)) cli_die("demo", "report across seeds: %s", err);
+    if (perr[0]) fprintf(stderr, "rlhf demo: some figures were not drawn: %s\n", perr);
+    for (int i = 0; i < n; i++) report_runs_free(&runs[i]);
+}
+
 int cmd_demo(int argc, char **argv)
 {
     demo_opts o = demo_defaults();
-    const char *out = "out/demo", *ppo_kl = NULL, *dpo_beta = NULL;
+    const char *out = "out/demo", *ppo_kl = NULL, *dpo_beta = NULL, *seeds = NULL;
     int quick = 0;
     cli_enum prec = {&o.precision, trainer_precision_names};
     cli_list set = {0};
     const cli_opt opts[] = {
         {"--out", OPT_STR, &out, "DIR", "demo folder: one subfolder per stage, report.md, report.json", 0},
         {"--seed", OPT_U64, &o.seed, "S", "seed of every random draw (same seed and threads: same report.json)", 0},
+        {"--seeds", OPT_STR, &seeds, "S1,S2,...", "several seeds: each in DIR/seed-<S> (corpus and tokenizer shared), then a report across seeds", 0},
         {"--quick", OPT_FLAG, &quick, NULL, "a very small run (seconds): smoke tests", 0},
         {"--precision", OPT_ENUM, &prec, NULL, "the trainers' products: auto (bf16 where the CPU has it), fp32 or bf16", 0},
         {"--threads", OPT_INT, &o.threads, "N", "threads of the training stages (the decoding ones use one); part of each stage's settings", 0},
@@ -106,9 +146,12 @@ int cmd_demo(int argc, char **argv)
     o.on_event = on_event;
     o.ud = &ui;
     const double t0 = clk_now();
-    if (demo_run(&o, err, sizeof err)) cli_die("demo", "%s", err);
-    if (report_write(out, perr, sizeof perr, err, sizeof err)) cli_die("demo", "report: %s", err);
-    if (perr[0]) fprintf(stderr, "rlhf demo: some figures were not drawn: %s\n", perr);
+    if (seeds) run_seeds(&o, out, seeds);
+    else {
+        if (demo_run(&o, err, sizeof err)) cli_die("demo", "%s", err);
+        if (report_write(out, perr, sizeof perr, err, sizeof err)) cli_die("demo", "report: %s", err);
+        if (perr[0]) fprintf(stderr, "rlhf demo: some figures were not drawn: %s\n", perr);
+    }
     char t[32];
     fmt_secs(t, sizeof t, clk_now() - t0);
     fprintf(stderr, "demo done in %s -> %s/report.md (report.json, samples.jsonl, figures/)\n", t, out);

@@ -235,7 +235,7 @@ static int frontier(const seeds *s, FILE *md, char *plot_err, size_t plot_errlen
     series sv[2 * MAX_FAMILIES + 1] = {{0}};
     plot_series ps[2 * MAX_FAMILIES + 1];
     const char *styles[2 * MAX_FAMILIES + 1] = {0};
-    char names[2 * MAX_FAMILIES][96];
+    char names[2 * MAX_FAMILIES][96], style[2 * MAX_FAMILIES][64];
     int k = 0;
     double kmax = 0, g0 = 0;
     for (int f = 0; f < s->nfam; f++, k += 2) {
@@ -258,7 +258,11 @@ static int frontier(const seeds *s, FILE *md, char *plot_err, size_t plot_errlen
         snprintf(names[k + 1], sizeof names[k + 1], "%s: each seed", family_display(s->fam[f]));
         ps[k] = (plot_series){names[k], sv[k].x, sv[k].y, sv[k].n};
         ps[k + 1] = (plot_series){names[k + 1], sv[k + 1].x, sv[k + 1].y, sv[k + 1].n};
-        styles[k + 1] = "points pointtype 7 pointsize 1.2";
+        /* a family's points in its line's colour */
+        snprintf(style[k], sizeof style[k], "lines linewidth 2 linecolor %d", f + 1);
+        snprintf(style[k + 1], sizeof style[k + 1], "points pointtype 7 pointsize 1.2 linecolor %d", f + 1);
+        styles[k] = style[k];
+        styles[k + 1] = style[k + 1];
     }
     for (int r = 0; r < s->n; r++) g0 += num(json_object_get(json_object_get(s->res[r], "models"), s->ref), "gold_reward") / s->n;
     series_push(&sv[k], 0, g0);
