@@ -209,6 +209,18 @@ int cli_leading(int argc, char **argv, cli_list *l)
     return n;
 }
 
+void cli_name_dir(const char *arg, char *name, size_t name_len, char *dir, size_t dir_len)
+{
+    const char *eq = strchr(arg, '='), *slash = strchr(arg, '/');
+    const char *d = eq && (!slash || eq < slash) ? eq + 1 : arg;
+    snprintf(dir, dir_len, "%s", d);
+    size_t n = strlen(dir);
+    while (n > 1 && dir[n - 1] == '/') dir[--n] = 0;
+    const char *base = strrchr(dir, '/');
+    if (d != arg) snprintf(name, name_len, "%.*s", (int)(d - arg - 1), arg);
+    else snprintf(name, name_len, "%s", base ? base + 1 : dir);
+}
+
 void cli_opts_add(cli_opt *opts, size_t *k, const cli_opt *more)
 {
     for (; more->name; more++) {

@@ -65,6 +65,9 @@ void cli_parse(const char *cmd, const char *summary, int argc, char **argv, cons
  * their count n, so that cli_parse(cmd, summary, argc - n, argv + n, opts) parses the rest. */
 int cli_leading(int argc, char **argv, cli_list *l);
 
+/* A run argument NAME=DIR, or DIR named by its last component (trailing slashes dropped). */
+void cli_name_dir(const char *arg, char *name, size_t name_len, char *dir, size_t dir_len);
+
 /* Append the options of a table (terminated by a NULL name) to opts at *k (at most CLI_MAX_OPTS). */
 void cli_opts_add(cli_opt *opts, size_t *k, const cli_opt *more);
 

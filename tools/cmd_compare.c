@@ -58,16 +58,7 @@ static void on_event(void *ud, const stage_event *e)
 /* NAME=DIR or DIR (named by its last component), opened */
 static void open_run(const char *arg, run_arg *r)
 {
-    const char *eq = strchr(arg, '='), *slash = strchr(arg, '/');
-    const char *dir = eq && (!slash || eq < slash) ? eq + 1 : arg;
-    snprintf(r->dir, sizeof r->dir, "%s", dir);
-    size_t n = strlen(r->dir);
-    while (n > 1 && r->dir[n - 1] == '/') r->dir[--n] = 0;
-    if (dir != arg) snprintf(r->name, sizeof r->name, "%.*s", (int)(dir - arg - 1), arg);
-    else {
-        const char *slash = strrchr(r->dir, '/');
-        snprintf(r->name, sizeof r->name, "%s", slash ? slash + 1 : r->dir);
-    }
+    cli_name_dir(arg, r->name, sizeof r->name, r->dir, sizeof r->dir);
     char err[1024];
     if (compare_run_open(r->dir, &r->run, err, sizeof err)) cli_die(CMD, "%s", err);
 }
