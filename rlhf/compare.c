@@ -253,13 +253,17 @@ static int cmp_open(cmp *c, char *err, size_t errlen)
     return ds_prompts_make(&c->ho, NULL, (size_t)c->np, &c->pp, err, errlen);
 }
 
+/* a number, or null for NaN (a measure without its scorer or reference; JSON has no NaN) */
+static json_t *jreal(double v) { return isnan(v) ? json_null() : json_real(v); }
+
 /* eval_result as JSON: every field, doubles to 17 digits (a cached result gives the same numbers) */
 static int write_result(const char *dir, const eval_result *r, char *err, size_t errlen)
 {
-    json_t *j = json_pack("{s:I, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f}", "n", (json_int_t)r->n, "score",
-                          r->score, "score_std", r->score_std, "kl", r->kl, "kl_std", r->kl_std, "distinct1", r->distinct1,
-                          "distinct2", r->distinct2, "extra", r->extra, "extra_std", r->extra_std, "completion_length",
-                          r->completion_length, "eos_rate", r->eos_rate);
+    json_t *j = json_pack("{s:I, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "n", (json_int_t)r->n, "score",
+                          jreal(r->score), "score_std", jreal(r->score_std), "kl", jreal(r->kl), "kl_std", jreal(r->kl_std),
+                          "distinct1", jreal(r->distinct1), "distinct2", jreal(r->distinct2), "extra", jreal(r->extra),
+                          "extra_std", jreal(r->extra_std), "completion_length", jreal(r->completion_length), "eos_rate",
+                          jreal(r->eos_rate));
     char p[PATHN], *s = j ? json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17)) : NULL;
     json_decref(j);
     int rc = s ? fio_write_atomic(fio_join(p, sizeof p, dir, "result.json"), s, strlen(s), err, errlen)
@@ -372,15 +376,15 @@ static json_t *entry(const compare_opts *o, const char *family, const eval_resul
                      int is_ref, double d2_ref)
 {
     const double gain = stats_mean(diff, np), half = 1.96 * stats_sd(diff, np, 1) / sqrt((double)np);
-    json_t *m = json_pack("{s:s, s:f, s:f, s:f, s:f}", "family", family, "gold_reward", er->extra, "rm_reward", er->score,
-                          "kl", er->kl, "distinct2", er->distinct2);
+    json_t *m = json_pack("{s:s, s:o, s:o, s:o, s:o}", "family", family, "gold_reward", jreal(er->extra), "rm_reward",
+                          jreal(er->score), "kl", jreal(er->kl), "distinct2", jreal(er->distinct2));
     if (!m) return NULL;
-    json_object_set_new(m, "gold_std", json_real(er->extra_std));
-    json_object_set_new(m, "gain", json_real(gain));
+    json_object_set_new(m, "gold_std", jreal(er->extra_std));
+    json_object_set_new(m, "gain", jreal(gain));
     json_object_set_new(m, "gain_ci95", is_ref ? json_pack("[f, f]", 0.0, 0.0) : json_pack("[f, f]", gain - half, gain + half));
-    json_object_set_new(m, "distinct1", json_real(er->distinct1));
-    json_object_set_new(m, "completion_length", json_real(er->completion_length));
-    json_object_set_new(m, "eos_rate", json_real(er->eos_rate));
+    json_object_set_new(m, "distinct1", jreal(er->distinct1));
+    json_object_set_new(m, "completion_length", jreal(er->completion_length));
+    json_object_set_new(m, "eos_rate", jreal(er->eos_rate));
     json_object_set_new(m, "collapsed", json_boolean(er->distinct2 < o->collapse_ratio * d2_ref));
     return m;
 }

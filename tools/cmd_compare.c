@@ -238,8 +238,10 @@ int cmd_compare(int argc, char **argv)
         run_arg *a = &r[refs.n + i];
         open_run(runs.v[i], a);
         a->is_ref = !refs.n && strcmp(a->run.family, "sft") == 0;
-        fprintf(stderr, "%-12s %s (family %s, model %s)\n", a->name, a->dir, a->run.family, a->run.model);
     }
+    for (int i = 0; i < n; i++)
+        fprintf(stderr, "%-12s %s (family %s%s, model %s)\n", r[i].name, r[i].dir, r[i].run.family,
+                r[i].is_ref ? ", reference" : "", r[i].run.model);
     int nref = 0;
     for (int i = 0; i < n; i++) nref += r[i].is_ref;
     if (!nref) cli_die(CMD, "no reference: give --ref DIR (e.g. the SFT model) or a run of family sft");

@@ -403,7 +403,9 @@ static void results_table(const report *r, FILE *f)
         else
             fprintf(f, "%+.4f [%+.4f, %+.4f] | ", num(m, "gain"), json_number_value(json_array_get(ci, 0)),
                     json_number_value(json_array_get(ci, 1)));
-        fprintf(f, "%.3f | %.2f | %.3f | ", num(m, "rm_reward"), num(m, "kl"), num(m, "distinct2"));
+        if (isnan(num(m, "rm_reward"))) fputs("— | ", f); /* no reward model given */
+        else fprintf(f, "%.3f | ", num(m, "rm_reward"));
+        fprintf(f, "%.2f | %.3f | ", num(m, "kl"), num(m, "distinct2"));
         if (json_is_true(json_object_get(m, "collapsed")))
             fprintf(f, "**collapsed** (distinct-2 < %g × %s's %.3f)", DEMO_COLLAPSE_RATIO, r->ref_label, d2);
         else if (m != r->ref && json_number_value(json_array_get(ci, 0)) > 0)
