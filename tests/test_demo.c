@@ -141,7 +141,7 @@ Test(demo, quick_end_to_end_cached_and_reproducible, .timeout = 300)
         "pretrain/model/model.safetensors", "sft/model/model.safetensors", "prefs/prefs_train.jsonl",
         "prefs/prefs_heldout.jsonl", "rm/model/reward.json", "ppo-kl0.01/model/model.safetensors",
         "ppo-kl0.01/gold.jsonl", "ppo-kl0.1/metrics.jsonl", "dpo-b0.1/model/model.safetensors",
-        "dpo-b0.5/metrics.jsonl", "eval/results.json", "eval/samples-sft.jsonl"};
+        "dpo-b0.5/metrics.jsonl", "eval/results.json", "eval/sft/samples.jsonl"};
     for (size_t i = 0; i < sizeof files / sizeof *files; i++) assert_exists(a, files[i]);
     char p[4096];
     snprintf(p, sizeof p, "%s/sft/step-10", a);

@@ -151,7 +151,7 @@ static int write_report_json(const report *r, char *err, size_t errlen)
     return rc;
 }
 
-/* samples-<model>.jsonl of the eval stage, every line parsed (NULL-terminated array; caller frees) */
+/* <model>/samples.jsonl of the evaluation, every line parsed (NULL-terminated array; caller frees) */
 static json_t **read_samples(const report *r, const char *model, long *n, char *err, size_t errlen)
 {
     char p[PATHN];
