@@ -474,7 +474,5 @@ int compare_evaluate(const compare_opts *o, char *err, size_t errlen)
     if (rc == 0) rc = models ? collect(o, models, &np, err, errlen) : fio_fail(err, errlen, "out of memory");
     if (rc == 0) rc = write_results(o, models, np, err, errlen);
     json_decref(models);
-    json_decref(o->gold_id);
-    json_decref(o->score_id);
     return rc;
 }

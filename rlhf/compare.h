@@ -5,7 +5,7 @@
  *     compare_model m[3] = {{"sft", "sft", "out/sft/model"}, {"dpo", "dpo", "out/dpo/model"}, ...};
  *     compare_opts o = compare_defaults();
  *     o.out = "cmp/eval"; o.models = m; o.n_models = 3; o.prompts = "heldout.jsonl";
- *     o.gold = scorer_judge_make(&g); o.gold_id = json_string("judge:...");   (consumed)
+ *     o.gold = scorer_judge_make(&g); o.gold_id = id;   (the caller's: json_decref(id) after)
  *     if (compare_evaluate(&o, err, sizeof err)) ...
  *
  * ---- What it writes into OUT --------------------------------------------------------------------
@@ -66,9 +66,9 @@ typedef struct {
     int threads;                 /* decoding threads (results do not depend on them): 1 */
     double collapse_ratio;       /* 0.7 */
     scorer gold;                 /* the measured reward (required) */
-    json_t *gold_id;             /* what identifies it in the cache key (consumed by compare_evaluate) */
+    json_t *gold_id;             /* what identifies it in the cache key (the caller's) */
     scorer score;                /* a second reward, e.g. the reward model (fn NULL: none) */
-    json_t *score_id;            /* consumed; NULL without a second reward */
+    json_t *score_id;            /* the caller's; NULL without a second reward */
     /* each model's stage events (begin, cached, end, progress); may be NULL */
     void (*on_event)(void *ud, const stage_event *e);
     void *ud;

@@ -833,6 +833,8 @@ static int st_eval(demo *d, const demo_stage *s, const char *dir, json_t *sum, c
     o.score_id = json_pack("{s:s}", "rm", d->rmdir);
     o.progress = &d->run;
     rc = compare_evaluate(&o, err, errlen);
+    json_decref(o.gold_id);
+    json_decref(o.score_id);
     if (rc == 0) json_object_set_new(sum, "models", json_integer(nm));
 done:
     rm_free(rm);

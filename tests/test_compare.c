@@ -282,6 +282,24 @@ Test(seeds, demo_three_seeds_aggregated_and_reproducible, .timeout = 600)
     cr_assert_eq(run(&err, "demo --quick --threads 1 --seeds 1,2,3 --out '%s'", b), 0, "%s", err);
     free(err);
     tu_same_file(a, b, "report.json");
+    /* rlhf compare over the three seeds' runs: one replicate per seed (the demo seed in each stage.json),
+     * each against its own sft, aggregated by name */
+    char args[8192], out[4200];
+    size_t at = 0;
+    static const char *const names[] = {"sft", "ppo-kl0.01", "ppo-kl0.1", "dpo-b0.1", "dpo-b0.5"};
+    for (int s = 1; s <= 3; s++)
+        for (int i = 0; i < 5; i++) at += (size_t)snprintf(args + at, sizeof args - at, " '%s/seed-%d/%s'", a, s, names[i]);
+    snprintf(out, sizeof out, "%s/cmp", b);
+    cr_assert_eq(run(&err, "compare%s --prompts '%s/corpus/prompts_heldout.jsonl' --out '%s' --n-prompts 8 --max-new-tokens 12 "
+                           "--threads 1",
+                     args, a, out),
+                 0, "%s", err);
+    free(err);
+    r = load(out, "report.json");
+    cr_assert_eq(json_object_size(json_object_get(r, "methods")), 4);
+    cr_assert_eq(json_integer_value(json_object_get(json_object_get(json_object_get(r, "methods"), "dpo-b0.5"), "seeds")), 3);
+    json_decref(r);
+    cr_assert(fio_exists(fio_join(p, sizeof p, out, "seed-3/report.md")));
     cr_assert_neq(run(&err, "demo --quick --seeds 1,x --out '%s'", b), 0);
     cr_assert(strstr(err, "--seeds") && tu_lines(err) == 1, "%s", err);
     free(err);

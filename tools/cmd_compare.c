@@ -265,6 +265,8 @@ int cmd_compare(int argc, char **argv)
     fprintf(stderr, "compare done -> %s/report.md (report.json, samples.jsonl, figures/)\n", out);
     for (int i = 0; i < n; i++) compare_run_free(&r[i].run);
     free(r);
+    json_decref(o.gold_id);
+    json_decref(o.score_id);
     reward_free(&sc.rs);
     rm_free(sc.rm);
     tok_free(sc.t);
