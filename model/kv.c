@@ -560,7 +560,7 @@ int gpt2_sample(gpt2 *m, int B, const int32_t *const *prompts, const int *plen, 
             tok[r] = prompts[b][i];
             want[r] = i == plen[b] - 1;
         }
-        rng[b] = o->seed * 0x9E3779B97F4A7C15ull + (uint64_t)b * 0xD1B54A32D192ED03ull + 1;
+        rng[b] = rng_stream(o->seed, (uint64_t)b); /* row b's stream: a function of (seed, row) only */
         olen[b] = 0;
         active[b] = MN > 0;
     }

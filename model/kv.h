@@ -5,9 +5,10 @@
  * of the rows asked for. Sequences keep their own lengths, so prompts of different lengths share a
  * batch without padding, and each decode step is one batched matrix product per layer.
  *
- * Sampling: temperature (0 = greedy), top-k, top-p, stop at a token, max new tokens. Each sequence
- * draws from its own RNG stream seeded by (seed, index), so a sequence's text does not depend on
- * what else is in the batch, and the same seed gives the same text. */
+ * Sampling: temperature (0 = greedy), top-k, top-p, stop at a token, max new tokens. Sequence b
+ * draws from its own RNG stream rng_stream(seed, b) (tokenizer/rng.h), a function of the seed and
+ * the row's index alone, so a sequence's text does not depend on what else is in the batch, and the
+ * same seed gives the same text. */
 #ifndef RLHF_KV_H
 #define RLHF_KV_H
 
