@@ -106,7 +106,7 @@ typedef struct {
     int top_k;               /* 0: off */
     float top_p;             /* 1: off */
     int max_new_tokens;      /* 32 */
-    gpt2_weights rollout_weights; /* decode weights: fp32 (default) or bf16 */
+    gpt2_weights rollout_weights; /* decode weights: auto (default: bf16 where the CPU has bf16), fp32, bf16 */
     rl_is_mode is_correction;/* none (default), tis, mask */
     float is_cap;            /* C: TRL's 3 */
     int mask_truncated;      /* drop completions without the stop token from the loss (DAPO): 0 */
