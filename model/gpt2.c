@@ -79,6 +79,7 @@ struct gpt2 {
     size_t cap_dlog16_rows;
     int grads_zero;       /* the gradient block is all zero (gpt2_zero_grad, no backward since): bf16's
                            * weight-gradient products then write it (beta 0) instead of adding to it */
+    gpt2_derived decode;  /* the decoder's copy of the weights (model/kv.c) */
 };
 
 int gpt2_config_named(const char *name, int vocab_size, gpt2_config *out)
@@ -191,6 +192,7 @@ void gpt2_free(gpt2 *m)
 {
     if (!m) return;
     free_bf16(m);
+    if (m->decode.free_fn) m->decode.free_fn(m->decode.data);
     free(m->params);
     free(m->grads);
     free(m->actmem);
@@ -251,6 +253,7 @@ gpt2_precision gpt2_precision_of(const gpt2 *m) { return m->prec; }
 const char *gpt2_precision_note(const gpt2 *m) { return m->prec_note; }
 void gpt2_weights_changed(gpt2 *m) { m->wver++; }
 uint64_t gpt2_weights_version(const gpt2 *m) { return m->wver; }
+gpt2_derived *gpt2_decode_copy(gpt2 *m) { return &m->decode; }
 
 static int make_views(gpt2 *m);
 

@@ -109,6 +109,16 @@ const char *gpt2_precision_note(const gpt2 *m);
 void gpt2_weights_changed(gpt2 *m);
 uint64_t gpt2_weights_version(const gpt2 *m);
 
+/* A copy another module derives from the weights (the decoder's bf16 weights, model/kv.h), kept by
+ * the model together with the weights version it was made from, and freed (free_fn) with the model:
+ * the owner module rebuilds it only when version != gpt2_weights_version(m). Zeroed until used. */
+typedef struct {
+    void *data;
+    void (*free_fn)(void *data);
+    uint64_t version;
+} gpt2_derived;
+gpt2_derived *gpt2_decode_copy(gpt2 *m);
+
 /* GPT-2's initialisation: N(0, 0.02), residual projections N(0, 0.02/sqrt(2L)), biases 0, LN 1/0. */
 void gpt2_init_random(gpt2 *m, uint64_t seed);
 

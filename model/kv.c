@@ -5,6 +5,7 @@
 #include "fastmath.h"
 #include "fileio.h"
 #include "mm.h"
+#include "cpu.h"
 #include "ops.h"
 
 #include <math.h>
@@ -23,9 +24,15 @@ struct gpt2_kv {
     float *x, *ln, *mean, *rstd, *qkv, *atty, *tmp, *fch, *lnsel, *attbuf;
     int *pos, *sel;
     int att_threads;  /* attbuf holds maxT floats for this many threads */
-    uint16_t *w16;    /* bf16 copy of the matrices for decode steps, or NULL (fp32) */
-    mm_weight *wd;    /* (L * 4 + 1): qkv, attproj, fc, fcproj per layer, then the LM head; NULL: fp32 */
+    gpt2_weights w;   /* decode weights, resolved: GPT2_W_F32 or GPT2_W_BF16 */
+    const mm_weight *wd; /* this step's: the model's bf16 copy (kv_dw.wd), or NULL (fp32 parameters) */
 };
+
+/* the bf16 decode weights, one copy per model and weights version (kept in gpt2_decode_copy) */
+typedef struct {
+    uint16_t *w16;  /* the matrices, each as the decode kernels read it */
+    mm_weight *wd;  /* (L * 4 + 1): qkv, attproj, fc, fcproj per layer, then the LM head */
+} kv_dw;
 
 int gpt2_kv_create(gpt2_kv **out, const gpt2 *m, int B, int maxT, char *err, size_t errlen)
 {
@@ -72,8 +79,6 @@ static void free_rows(gpt2_kv *kv)
 void gpt2_kv_free(gpt2_kv *kv)
 {
     if (!kv) return;
-    free(kv->w16);
-    free(kv->wd);
     free(kv->k);
     free(kv->v);
     free(kv->len);
@@ -89,7 +94,7 @@ static int ensure_rows(gpt2_kv *kv, int R, int nthreads)
     if (R <= kv->cap_rows && nthreads <= kv->att_threads) return 0;
     free_rows(kv);
     size_t r = (size_t)R, C = (size_t)kv->C;
-    int nt = omp_get_max_threads() > nthreads ? omp_get_max_threads() : nthreads;
+    const int nt = nthreads;
     kv->x = malloc(r * C * 4);
     kv->ln = malloc(r * C * 4);
     kv->mean = malloc(r * 4);
@@ -118,7 +123,9 @@ static int ensure_rows(gpt2_kv *kv, int R, int nthreads)
  * (mm_decode_nn / _nt), the other ops are shared out by rows or (row, head), with a barrier
  * between ops; that saves ~170 fork/joins per step, which matter at 2 threads. Larger calls
  * (prompts) run the same sequence of ops, each op its own parallel region, the products in BLIS. */
-#define KV_DECODE_ROWS 16
+#define KV_DECODE_ROWS 64 /* the decode kernels take rows in groups of 8 against weights in L1/L2; up to
+                           * here they beat an op-by-op step (a fork/join per op, fp32 weights in BLIS),
+                           * which at 2 threads was slower than 1 thread for 17-64 rows */
 
 enum { KV_QKV, KV_ATTPROJ, KV_FC, KV_FCPROJ, KV_MATS };
 static const int kv_mat_tensor[KV_MATS] = {GPT2_QKVW, GPT2_ATTPROJW, GPT2_FCW, GPT2_FCPROJW};
@@ -160,46 +167,88 @@ static void *alloc_big(size_t bytes)
 
 int gpt2_weights_parse(const char *name, gpt2_weights *out)
 {
-    if (strcmp(name, "fp32") == 0) *out = GPT2_W_F32;
-    else if (strcmp(name, "bf16") == 0) *out = GPT2_W_BF16;
-    else return -1;
+    for (int w = 0; gpt2_weights_names[w]; w++)
+        if (strcmp(name, gpt2_weights_names[w]) == 0) {
+            *out = (gpt2_weights)w;
+            return 0;
+        }
+    return -1;
+}
+
+const char *const gpt2_weights_names[] = {[GPT2_W_F32] = "fp32", [GPT2_W_BF16] = "bf16", [GPT2_W_AUTO] = "auto", NULL};
+
+const char *gpt2_weights_name(gpt2_weights w)
+{
+    return w == GPT2_W_BF16 || w == GPT2_W_AUTO ? gpt2_weights_names[w] : "fp32";
+}
+
+gpt2_weights gpt2_weights_resolve(gpt2_weights w)
+{
+    if (w != GPT2_W_AUTO) return w;
+    const cpu_info *c = cpu_features();
+    return c->avx512_bf16 || c->amx_usable ? GPT2_W_BF16 : GPT2_W_F32;
+}
+
+static void dw_free(void *p)
+{
+    kv_dw *d = p;
+    if (!d) return;
+    free(d->w16);
+    free(d->wd);
+    free(d);
+}
+
+/* the bf16 copy of m's matrices: the blocks' four, then the LM head (wte, read transposed) */
+static kv_dw *dw_make(const gpt2 *m)
+{
+    const gpt2_config *c = gpt2_cfg(m);
+    const int L = c->n_layer, C = c->n_embd, V = c->vocab_size, nt = gpt2_threads(m) > 0 ? gpt2_threads(m) : 1;
+    const float *P = gpt2_params_const(m);
+    const gpt2_tensor *tb = gpt2_param_table(m);
+    size_t total = mm_bf16_size(C, V);
+    for (int l = 0; l < L; l++)
+        for (int q = 0; q < KV_MATS; q++) total += mm_bf16_size(tb[kv_mat_tensor[q]].shape[0], tb[kv_mat_tensor[q]].shape[1]);
+    kv_dw *d = calloc(1, sizeof *d);
+    if (d) d->w16 = alloc_big(total * sizeof *d->w16);
+    if (d) d->wd = malloc(((size_t)L * KV_MATS + 1) * sizeof *d->wd);
+    if (!d || !d->w16 || !d->wd) {
+        dw_free(d);
+        return NULL;
+    }
+    size_t at = 0;
+    for (int l = 0; l < L; l++)
+        for (int q = 0; q < KV_MATS; q++) {
+            const gpt2_tensor *t = &tb[kv_mat_tensor[q]];
+            d->wd[l * KV_MATS + q] = mm_bf16_pack_nn(d->w16 + at, P + gpt2_off(tb, kv_mat_tensor[q], l), t->shape[1],
+                                                     t->shape[0], t->shape[1], nt);
+            at += mm_bf16_size(t->shape[0], t->shape[1]);
+        }
+    d->wd[L * KV_MATS] = mm_bf16_pack_nt(d->w16 + at, P + tb[GPT2_WTE].offset, C, V, C, nt);
+    return d;
+}
+
+int gpt2_decode_weights_ready(gpt2 *m, char *err, size_t errlen)
+{
+    gpt2_derived *slot = gpt2_decode_copy(m);
+    if (slot->data && slot->version == gpt2_weights_version(m)) return 0;
+    if (slot->data) dw_free(slot->data); /* before the new one: never two copies at once */
+    slot->data = NULL;
+    slot->free_fn = dw_free;
+    if (!(slot->data = dw_make(m)))
+        return fio_fail(err, errlen, "decode weights: out of memory for the bf16 copy (%zu MB)",
+                        gpt2_num_params(m) * 2 >> 20);
+    slot->version = gpt2_weights_version(m);
     return 0;
 }
 
 int gpt2_kv_set_weights(gpt2_kv *kv, const gpt2 *m, gpt2_weights w, char *err, size_t errlen)
 {
-    free(kv->w16);
-    free(kv->wd);
-    kv->w16 = NULL;
-    kv->wd = NULL;
-    if (w == GPT2_W_F32) return 0;
-    if (w != GPT2_W_BF16) return fio_fail(err, errlen, "kv cache: unknown weight type %d", (int)w);
+    if (w != GPT2_W_F32 && w != GPT2_W_BF16 && w != GPT2_W_AUTO)
+        return fio_fail(err, errlen, "kv cache: unknown weight type %d", (int)w);
     const gpt2_config *c = gpt2_cfg(m);
     if (c->n_layer != kv->L || c->n_embd != kv->C || c->vocab_size != kv->V)
         return fio_fail(err, errlen, "kv cache: the cache was made for another model shape");
-    const float *P = gpt2_params_const(m);
-    const gpt2_tensor *tb = gpt2_param_table(m);
-    size_t total = (size_t)kv->V * kv->C;
-    for (int l = 0; l < kv->L; l++)
-        for (int q = 0; q < KV_MATS; q++) total += mm_bf16_nn_size(tb[kv_mat_tensor[q]].shape[0], tb[kv_mat_tensor[q]].shape[1]);
-    kv->w16 = alloc_big(total * sizeof *kv->w16);
-    kv->wd = malloc(((size_t)kv->L * KV_MATS + 1) * sizeof *kv->wd);
-    if (!kv->w16 || !kv->wd) {
-        free(kv->w16);
-        free(kv->wd);
-        kv->w16 = NULL;
-        kv->wd = NULL;
-        return fio_fail(err, errlen, "kv cache: out of memory for the bf16 weights (%zu MB)", total * 2 >> 20);
-    }
-    size_t at = 0;
-    for (int l = 0; l < kv->L; l++)
-        for (int q = 0; q < KV_MATS; q++) {
-            const gpt2_tensor *t = &tb[kv_mat_tensor[q]];
-            kv->wd[l * KV_MATS + q] = mm_bf16_pack_nn(kv->w16 + at, P + gpt2_off(tb, kv_mat_tensor[q], l), t->shape[1],
-                                                      t->shape[0], t->shape[1]);
-            at += mm_bf16_nn_size(t->shape[0], t->shape[1]);
-        }
-    kv->wd[kv->L * KV_MATS] = mm_bf16_pack_nt(kv->w16 + at, P + tb[GPT2_WTE].offset, kv->C, kv->V, kv->C);
+    kv->w = gpt2_weights_resolve(w);
     return 0;
 }
 
@@ -307,8 +356,16 @@ static void kv_linear(const kv_step *s, int R, int w, float *out, int ldo, const
     }
     float *dst = mode == KV_RESID ? s->kv->tmp : out;
     op_matmul_fwd(dst, inp, W.f32, bias, R, k, n, s->nt);
-    if (mode == KV_GELU) op_gelu_fwd(out, out, (long)R * n);
-    if (mode == KV_RESID) op_residual_fwd(out, out, dst, (long)R * n);
+    if (mode == KV_PLAIN) return;
+#pragma omp parallel for schedule(static) num_threads(s->nt)
+    for (int r = 0; r < R; r++) { /* the step's thread count, not OpenMP's global one */
+        float *o = out + (size_t)r * n;
+        const float *d = dst + (size_t)r * n;
+        if (mode == KV_GELU)
+            for (int j = 0; j < n; j++) o[j] = fm_gelu(o[j]);
+        else
+            for (int j = 0; j < n; j++) o[j] += d[j];
+    }
 }
 
 /* the rows' way through the blocks and the LM head; run by every thread of the step's region */
@@ -362,6 +419,11 @@ int gpt2_kv_forward(gpt2 *m, gpt2_kv *kv, int R, const int *seq, const int32_t *
             for (int q = 0; q <= r; q++) kv->len[seq[q]]--;
             return fio_fail(err, errlen, "kv forward: sequence %d is full (%d tokens)", seq[r], kv->maxT);
         }
+    }
+    kv->wd = NULL;
+    if (kv->w == GPT2_W_BF16 && R <= KV_DECODE_ROWS) {
+        if (gpt2_decode_weights_ready(m, err, errlen)) return -1;
+        kv->wd = ((const kv_dw *)gpt2_decode_copy(m)->data)->wd;
     }
     /* the rows whose logits are wanted, in row order (kv->sel: R ints) */
     int S = 0;
@@ -560,7 +622,7 @@ int gpt2_sample(gpt2 *m, int B, const int32_t *const *prompts, const int *plen, 
             tok[r] = prompts[b][i];
             want[r] = i == plen[b] - 1;
         }
-        rng[b] = o->seed * 0x9E3779B97F4A7C15ull + (uint64_t)b * 0xD1B54A32D192ED03ull + 1;
+        rng[b] = rng_stream(o->seed, (uint64_t)b); /* row b's stream: a function of (seed, row) only */
         olen[b] = 0;
         active[b] = MN > 0;
     }

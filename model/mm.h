@@ -28,7 +28,7 @@ void mm_sgemm(int ta, int tb, int m, int n, int k, float alpha, const float *A, 
 #define MM_DECODE_M 8
 
 /* A weight as the decode kernels read it: fp32 as stored (f32, row stride ld), or a bf16 copy made
- * by mm_bf16_pack_nn / mm_bf16_pack_nt (bf16, f32 NULL; ld as those set it). */
+ * by mm_bf16_pack_nn / mm_bf16_pack_nt (bf16, f32 NULL; ld: the panel stride those set). */
 typedef struct {
     const float *f32;
     const uint16_t *bf16;
@@ -66,13 +66,25 @@ static inline float mm_bf16_f32(uint16_t h)
     return v.f;
 }
 
-/* bf16 copies of weights, halving the bytes a decode step reads. For mm_decode_nn, W (k, n) with
- * row stride ld is stored with rows interleaved in pairs (one 64-byte load gives two rows of 16
- * columns; an odd k gets a zero row): mm_bf16_nn_size(k, n) uint16_t. For mm_decode_nt, W (n, k)
- * is stored as plain rows: n * k uint16_t. Both return the mm_weight that reads the copy. */
-size_t mm_bf16_nn_size(int k, int n);
-mm_weight mm_bf16_pack_nn(uint16_t *dst, const float *W, int ld, int k, int n);
-mm_weight mm_bf16_pack_nt(uint16_t *dst, const float *W, int ld, int n, int k);
+/* bf16 copies of weights, halving the bytes a decode step reads. W (k, n) is cut into panels of 16
+ * columns, each panel contiguous with k in pairs inside it: element (i, j) at panel j / 16, offset
+ * ((i / 2) * 16 + j % 16) * 2 + i % 2 (k padded to even and n to a multiple of 16 with zeros) —
+ * mm_bf16_size(k, n) uint16_t. So a thread's share of columns is one contiguous stream of memory
+ * (the hardware prefetchers' best case; rows of a row-major copy are short streams that restart at
+ * every row), one 64-byte load gives two k of 16 columns, and 16 pairs of a panel are exactly an AMX
+ * B tile. pack_nn reads W stored (k, n) with row stride ld, pack_nt W stored (n, k) (the tied LM
+ * head); both return the mm_weight that reads the copy, which mm_decode_nn and mm_decode_nt both
+ * take (the orientation is in the copy). nthreads threads pack.
+ *
+ * With bf16 weights the kernels keep the activations in fp32 (bf16 weights widened exactly, fp32
+ * FMAs) — except on CPUs with AMX, where calls with m >= MM_AMX_MIN_ROWS and k % 32 == 0 round the
+ * activations to bf16 (nearest even) and multiply in tiles (TDPBF16PS: exact products, fp32 sums);
+ * mm_decode_amx says whether a call takes that path. */
+#define MM_AMX_MIN_ROWS 4
+size_t mm_bf16_size(int k, int n);
+mm_weight mm_bf16_pack_nn(uint16_t *dst, const float *W, int ld, int k, int n, int nthreads);
+mm_weight mm_bf16_pack_nt(uint16_t *dst, const float *W, int ld, int n, int k, int nthreads);
+int mm_decode_amx(int m, int k, mm_weight W);
 
 /* ---- bf16 products: bf16 operands, fp32 accumulation, fp32 output --------------------------------
  * For mixed-precision training (model/gpt2.h's GPT2_PREC_BF16): every product of the forward and

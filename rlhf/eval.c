@@ -22,6 +22,7 @@ eval_opts eval_defaults(void)
     o.temperature = 1.0f;
     o.stop_token = -1;
     o.seed = 1234;
+    o.weights = GPT2_W_AUTO;
     return o;
 }
 

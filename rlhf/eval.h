@@ -42,7 +42,7 @@ typedef struct {
     float temperature;       /* > 0: 1 */
     int32_t stop_token;      /* -1: none (callers pass the tokenizer's EOS) */
     uint64_t seed;           /* 1234 */
-    gpt2_weights weights;    /* decode weights: fp32 */
+    gpt2_weights weights;    /* decode weights: auto (bf16 where the CPU has bf16) */
     scorer score;            /* the score (the reward model's); fn NULL: none */
     scorer extra;            /* a second scorer (the gold judge); fn NULL: none */
     const tok_tokenizer *tok;    /* decodes the samples file (required with samples_path) */

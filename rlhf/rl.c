@@ -41,6 +41,7 @@ rl_opts rl_opts_defaults(void)
     o.is_cap = 3.0f;
     o.epochs = 1;
     o.epsilon = 0.2f;
+    o.rollout_weights = GPT2_W_AUTO;
     return o;
 }
 
@@ -201,7 +202,7 @@ static json_t *settings_json(const rl *c)
                      "family", c->m->name, "policy", o->policy ? o->policy : "", "ref", o->ref, "prompts", o->prompts,
                      "reward", rw, "num_generations", c->G, "temperature", (double)o->temperature, "top_k", o->top_k,
                      "top_p", (double)o->top_p, "max_new_tokens", o->max_new_tokens, "max_prompt_len", o->max_prompt_len,
-                     "rollout_weights", o->rollout_weights == GPT2_W_BF16 ? "bf16" : "fp32", "is_correction",
+                     "rollout_weights", gpt2_weights_name(gpt2_weights_resolve(o->rollout_weights)), "is_correction",
                      rl_is_names[o->is_correction], "is_cap", (double)o->is_cap, "mask_truncated", o->mask_truncated,
                      "epochs", o->epochs, "minibatch", o->minibatch, "epsilon", (double)o->epsilon, "epsilon_high",
                      (double)o->epsilon_high, "loss_aggregation", agg_names[c->agg], "kl_beta", c->kl_beta);

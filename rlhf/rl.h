@@ -6,8 +6,9 @@
  * ---- One step (rl_fit's recipe; the loop's step = one batch of prompts) -------------------------
  *  1. Rollout. The step's B prompts (run.batch) are each continued G times (num_generations; PPO:
  *     1), row b·G + g, by batched KV-cache sampling (model/kv.h) at temperature τ with optional
- *     top-k / top-p, decode weights fp32 or bf16 (rollout_weights; model/kv.h reads the bf16 copy
- *     in decode steps of at most 16 rows, the prompt pass is fp32), at most max_new_tokens, cut
+ *     top-k / top-p, decode weights auto, fp32 or bf16 (rollout_weights, default auto: bf16 where
+ *     the CPU has bf16; model/kv.h reads the model's cached bf16 copy in calls of at most 64 rows,
+ *     longer prompt passes are fp32), at most max_new_tokens, cut
  *     after the stop token (EOS, kept). Every row draws from its own RNG stream (seed of the step,
  *     row index), so its text does not depend on the rest of the batch or the thread count. The
  *     sampler records each token's log-prob under the distribution it was drawn from, μ(y_t)
@@ -106,7 +107,7 @@ typedef struct {
     int top_k;               /* 0: off */
     float top_p;             /* 1: off */
     int max_new_tokens;      /* 32 */
-    gpt2_weights rollout_weights; /* decode weights: fp32 (default) or bf16 */
+    gpt2_weights rollout_weights; /* decode weights: auto (default: bf16 where the CPU has bf16), fp32, bf16 */
     rl_is_mode is_correction;/* none (default), tis, mask */
     float is_cap;            /* C: TRL's 3 */
     int mask_truncated;      /* drop completions without the stop token from the loss (DAPO): 0 */

@@ -1,6 +1,6 @@
 /* test_kv.c — KV-cache inference equals full recomputation (prefill through BLIS and through the
  * one-region decode path, decode, ragged batches, one and two threads), bf16 decode weights stay
- * close to fp32 and sample deterministically, and
+ * close to fp32 and sample deterministically, their copy is cached per weights version, and
  * sampling is reproducible: the same seed gives the same tokens, a sequence's tokens do not depend
  * on the rest of the batch, greedy decoding follows the argmax of the full forward, the stop token
  * ends a sequence, and top-k 1 is greedy. */
@@ -222,26 +222,26 @@ Test(kv, sampling_frequencies_follow_the_distribution)
     gpt2_free(m);
 }
 
-/* prompts of 20 + 7 + 13 = 40 rows in one call (BLIS, an op per region), then decode steps (the
- * decode kernels in one region), at one and two threads: the logits of every row equal the full
- * forward's */
+/* prompts of 36 + 15 + 22 = 73 rows in one call (more than the decode path's 64: BLIS, an op per
+ * region), then decode steps (the decode kernels in one region), at one and two threads: the logits
+ * of every row equal the full forward's */
 Test(kv, prefill_of_many_rows_then_decode_equals_full_recomputation)
 {
     gpt2 *m = model();
     const int V = 50, B = 3;
-    int32_t seqs[3][24];
-    int lens[3] = {20, 7, 13};
+    int32_t seqs[3][40];
+    int lens[3] = {36, 15, 22};
     for (int b = 0; b < B; b++)
-        for (int i = 0; i < 24; i++) seqs[b][i] = (int32_t)((b * 13 + i * 7 + i * i * 3) % V);
+        for (int i = 0; i < 40; i++) seqs[b][i] = (int32_t)((b * 13 + i * 7 + i * i * 3) % V);
     float *ref[3];
     for (int b = 0; b < B; b++) ref[b] = full_logits(m, seqs[b], lens[b] + 4);
     for (int nt = 1; nt <= 2; nt++) {
         gpt2_set_threads(m, nt);
         gpt2_kv *kv;
         char err[GPT2_ERR_LEN];
-        cr_assert(gpt2_kv_create(&kv, m, B, 24, err, sizeof err) == 0, "%s", err);
-        int seq[40];
-        int32_t tok[40];
+        cr_assert(gpt2_kv_create(&kv, m, B, 40, err, sizeof err) == 0, "%s", err);
+        int seq[73];
+        int32_t tok[73];
         int R = 0;
         for (int b = 0; b < B; b++)
             for (int i = 0; i < lens[b]; i++, R++) {
@@ -274,22 +274,27 @@ Test(kv, prefill_of_many_rows_then_decode_equals_full_recomputation)
 
 /* bf16 decode weights: the same decode steps' logits stay within 2% of the logits' spread of the
  * fp32 ones (bf16 keeps 8 significant bits: each weight is off by up to 2^-9 relatively, and those
- * errors average out in the dot products), yet differ (the copy is really used); sampling with
- * them is deterministic */
-Test(kv, bf16_weights_stay_close_to_fp32_and_sample_deterministically)
+ * errors average out in the dot products; on CPUs with AMX, steps of >= 4 rows also round the
+ * activations, which the same bound covers), yet differ (the copy is really used), at 2 rows and at
+ * 6 (AMX's path where it exists: n_embd 32 is a multiple of its 32-deep tiles); sampling with them
+ * is deterministic */
+static double bf16_worst(gpt2 *m, int B, double *spread)
 {
-    gpt2 *m = model();
-    const int V = 50, B = 2, N = 12;
+    const int V = 50, N = 12;
     char err[GPT2_ERR_LEN];
     gpt2_kv *k32, *k16;
     cr_assert(gpt2_kv_create(&k32, m, B, N, err, sizeof err) == 0, "%s", err);
     cr_assert(gpt2_kv_create(&k16, m, B, N, err, sizeof err) == 0, "%s", err);
     cr_assert(gpt2_kv_set_weights(k16, m, GPT2_W_BF16, err, sizeof err) == 0, "%s", err);
-    float l32[2 * 50], l16[2 * 50];
+    float l32[8 * 50], l16[8 * 50];
     double worst = 0, lo = 1e30, hi = -1e30;
     for (int i = 0; i < N; i++) {
-        int seq[2] = {0, 1};
-        int32_t tok[2] = {(int32_t)((i * 7 + 3) % V), (int32_t)((i * i + 11) % V)};
+        int seq[8];
+        int32_t tok[8];
+        for (int b = 0; b < B; b++) {
+            seq[b] = b;
+            tok[b] = (int32_t)((i * 7 + 3 + b * (i * i + 11)) % V);
+        }
         cr_assert(gpt2_kv_forward(m, k32, B, seq, tok, NULL, l32, err, sizeof err) == 0, "%s", err);
         cr_assert(gpt2_kv_forward(m, k16, B, seq, tok, NULL, l16, err, sizeof err) == 0, "%s", err);
         for (int v = 0; v < B * V; v++) {
@@ -298,10 +303,21 @@ Test(kv, bf16_weights_stay_close_to_fp32_and_sample_deterministically)
             hi = fmax(hi, l32[v]);
         }
     }
-    cr_assert(worst > 0, "bf16 weights gave exactly the fp32 logits: the copy is not used");
-    cr_assert(worst < 0.02 * (hi - lo), "bf16 logits differ by %g, spread of the logits %g", worst, hi - lo);
     gpt2_kv_free(k32);
     gpt2_kv_free(k16);
+    *spread = hi - lo;
+    return worst;
+}
+
+Test(kv, bf16_weights_stay_close_to_fp32_and_sample_deterministically)
+{
+    gpt2 *m = model();
+    char err[GPT2_ERR_LEN];
+    for (int B = 2; B <= 6; B += 4) {
+        double spread, worst = bf16_worst(m, B, &spread);
+        cr_assert(worst > 0, "%d rows: bf16 weights gave exactly the fp32 logits: the copy is not used", B);
+        cr_assert(worst < 0.02 * spread, "%d rows: bf16 logits differ by %g, spread of the logits %g", B, worst, spread);
+    }
     /* sampling */
     int32_t p0[] = {1, 2}, p1[] = {9};
     const int32_t *pr[] = {p0, p1};
@@ -318,4 +334,47 @@ Test(kv, bf16_weights_stay_close_to_fp32_and_sample_deterministically)
     cr_assert(gpt2_sample(m, 2, pr, pl, &o, a, la, NULL, err, sizeof err) != 0);
     cr_assert(strstr(err, "weight"), "%s", err);
     gpt2_free(m);
+}
+
+/* The bf16 decode copy belongs to the model and follows its weights version: weights written
+ * without gpt2_weights_changed still decode from the cached copy (it is not rebuilt per call), and
+ * after gpt2_weights_changed (what the training loop calls after each optimizer step) the next
+ * decode reads the new weights: its logits equal those of a fresh model holding them. */
+static void step_logits(gpt2 *m, float *out)
+{
+    char err[GPT2_ERR_LEN];
+    gpt2_kv *kv;
+    cr_assert(gpt2_kv_create(&kv, m, 2, 4, err, sizeof err) == 0, "%s", err);
+    cr_assert(gpt2_kv_set_weights(kv, m, GPT2_W_BF16, err, sizeof err) == 0, "%s", err);
+    int seq[2] = {0, 1};
+    int32_t tok[2] = {3, 17};
+    cr_assert(gpt2_kv_forward(m, kv, 2, seq, tok, NULL, out, err, sizeof err) == 0, "%s", err);
+    gpt2_kv_free(kv);
+}
+
+Test(kv, bf16_copy_is_cached_until_the_weights_change)
+{
+    gpt2 *m = model(), *fresh = model();
+    float a[100], b[100], c[100], d[100];
+    step_logits(m, a);
+    const gpt2_derived *slot = gpt2_decode_copy(m);
+    cr_assert(slot->data && slot->version == gpt2_weights_version(m), "no bf16 copy kept after a decode step");
+    /* an "optimizer step" on the blocks' matrices (the copy holds those and the LM head; LayerNorms,
+     * biases and the embeddings are read in fp32), not announced yet */
+    float *p = gpt2_params(m), *q = gpt2_params(fresh);
+    const gpt2_tensor *tb = gpt2_param_table(m);
+    const int mats[] = {GPT2_QKVW, GPT2_ATTPROJW, GPT2_FCW, GPT2_FCPROJW};
+    for (int k = 0; k < 4; k++)
+        for (size_t i = tb[mats[k]].offset; i < tb[mats[k]].offset + tb[mats[k]].numel; i++) q[i] = p[i] = p[i] * 0.5f + 0.01f;
+    gpt2_weights_changed(fresh);
+    step_logits(m, b);
+    cr_assert(memcmp(a, b, sizeof a) == 0, "the copy was rebuilt although the weights version did not change");
+    gpt2_weights_changed(m);
+    step_logits(m, c);
+    step_logits(fresh, d);
+    cr_assert(slot->version == gpt2_weights_version(m), "the copy did not follow the new weights version");
+    cr_assert(memcmp(c, d, sizeof c) == 0, "after gpt2_weights_changed the decode does not read the new weights");
+    cr_assert(memcmp(a, c, sizeof a) != 0, "new weights, same logits");
+    gpt2_free(m);
+    gpt2_free(fresh);
 }

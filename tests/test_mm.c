@@ -3,6 +3,7 @@
  * combinations, strided operands, alpha/beta, and one or two threads; the decode kernels called
  * directly on column ranges with fp32 and bf16 weights; bf16 rounding. The release build tests the
  * AVX-512 kernels, the sanitizer build (no -march=native) the portable loops. */
+#include "cpu.h"
 #include "mm.h"
 
 #include <criterion/criterion.h>
@@ -71,13 +72,14 @@ static void check_decode(int nt_form, int bf, int m, int n, int k, int j0, int j
     const int lda = k + 1, ldw = (nt_form ? k : n) + 3, ldc = n + 2, wrows = nt_form ? n : k;
     float *A = malloc((size_t)m * lda * 4), *W = malloc((size_t)wrows * ldw * 4), *b = malloc((size_t)n * 4);
     float *C = malloc((size_t)m * ldc * 4), *C0 = malloc((size_t)m * ldc * 4);
-    uint16_t *W16 = malloc((nt_form ? (size_t)n * k : mm_bf16_nn_size(k, n)) * 2);
+    uint16_t *W16 = malloc(mm_bf16_size(k, n) * 2);
     for (long i = 0; i < (long)m * lda; i++) A[i] = frand(&s);
     for (long i = 0; i < (long)wrows * ldw; i++) W[i] = frand(&s);
     for (int j = 0; j < n; j++) b[j] = frand(&s);
     for (long i = 0; i < (long)m * ldc; i++) C[i] = C0[i] = frand(&s);
     mm_weight w = {W, NULL, ldw};
-    if (bf) w = nt_form ? mm_bf16_pack_nt(W16, W, ldw, n, k) : mm_bf16_pack_nn(W16, W, ldw, k, n);
+    if (bf) w = nt_form ? mm_bf16_pack_nt(W16, W, ldw, n, k, 1) : mm_bf16_pack_nn(W16, W, ldw, k, n, 1);
+    const int amx = mm_decode_amx(m, k, w); /* AMX tiles round the activations to bf16 as well */
     (nt_form ? mm_decode_nt : mm_decode_nn)(m, k, j0, j1, alpha, A, lda, w, beta, bias ? b : NULL, C, ldc);
     for (int i = 0; i < m; i++)
         for (int j = 0; j < ldc; j++) {
@@ -89,10 +91,11 @@ static void check_decode(int nt_form, int bf, int m, int n, int k, int j0, int j
             }
             double r = 0, mag = 0;
             for (int q = 0; q < k; q++) {
-                float wv = nt_form ? W[(size_t)j * ldw + q] : W[(size_t)q * ldw + j];
+                float wv = nt_form ? W[(size_t)j * ldw + q] : W[(size_t)q * ldw + j], av = A[(size_t)i * lda + q];
                 if (bf) wv = mm_bf16_f32(mm_bf16(wv));
-                r += (double)A[(size_t)i * lda + q] * wv;
-                mag += fabs((double)A[(size_t)i * lda + q] * wv);
+                if (amx) av = mm_bf16_f32(mm_bf16(av));
+                r += (double)av * wv;
+                mag += fabs((double)av * wv);
             }
             r = alpha * r + (beta != 0 ? beta * c0 : 0) + (bias ? b[j] : 0);
             cr_assert(fabs(got - r) <= 1e-5 * (mag + fabs(c0) + 1) + 1e-6,
@@ -125,6 +128,33 @@ Test(mm, decode_kernels_against_a_plain_loop)
                     check_decode(form, bf, ms[a], n, k, j0, j1, -2.0f, 0.25f, 1);
                     check_decode(form, bf, ms[a], n, k, 5, n - 3 > 5 ? n - 3 : n, 1.0f, 0.0f, 1); /* unaligned */
                 }
+}
+
+/* AMX tiles (Intel CPUs that have them, with the kernel's permission): calls of >= 4 rows with k a
+ * multiple of 32 take them; against the same double loop with the activations rounded to bf16 too
+ * (the tile products of bf16 pairs are exact, the sums fp32: the 1e-5 relative bound holds) */
+Test(mm, decode_amx_tiles_against_a_plain_loop)
+{
+    const cpu_info *c = cpu_features();
+    if (!c->amx_usable) {
+        cr_skip_test("no usable AMX on this CPU (%s): the AMX decode path is tested where it exists", cpu_features_str());
+        return;
+    }
+    const int ms[] = {4, 5, 8, 15, 16, 17, 33};
+    const int nk[][2] = {{64, 32}, {80, 96}, {50, 64}, {200, 768}};
+    for (size_t a = 0; a < sizeof ms / sizeof *ms; a++)
+        for (size_t q = 0; q < sizeof nk / sizeof *nk; q++)
+            for (int form = 0; form < 2; form++) {
+                const int n = nk[q][0], k = nk[q][1];
+                const mm_weight probe = {NULL, (const uint16_t *)c, 0}; /* any non-NULL bf16 pointer */
+                cr_assert(mm_decode_amx(ms[a], k, probe), "m=%d k=%d should take the AMX path", ms[a], k);
+                check_decode(form, 1, ms[a], n, k, 0, n, 1.0f, 0.0f, 0);
+                check_decode(form, 1, ms[a], n, k, 0, n, 0.5f, 1.0f, 1);
+                int j0, j1;
+                mm_cols(n, 1, 2, &j0, &j1);
+                check_decode(form, 1, ms[a], n, k, j0, j1, -2.0f, 0.25f, 1);
+                check_decode(form, 1, ms[a], n, k, 5, n - 3, 1.0f, 0.0f, 1);
+            }
 }
 
 Test(mm, column_shares_cover_n_at_multiples_of_16)

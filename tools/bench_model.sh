@@ -9,7 +9,8 @@
 #   KV-cache sampling, batch 1 and batch 8: rlhf.c (fp32 weights, and bf16 decode weights — a
 #             rounded copy, fp32 activations — reported separately) vs the same PyTorch in fp32
 #             and with the model cast to bfloat16 (the fastest counts).
-# Every peer runs ROUNDS times (default 2), in turn, and its best run counts. Prints each figure,
+#             PyTorch decodes under torch.inference_mode() with a hand-written KV cache.
+# ONLY=decode skips the training benchmark. Every peer runs ROUNDS times (default 2), in turn, and its best run counts. Prints each figure,
 # then per benchmark the best PyTorch variant, ours and the ratio. Run it on a quiet machine:
 # spinning OpenMP threads make every figure meaningless when another process holds a core.
 set -euo pipefail
@@ -38,9 +39,10 @@ torch_run() { # variant, then the benchmark's arguments
 }
 better() { awk -v a="$1" -v b="$2" -v dir="$3" 'BEGIN{exit !(b == "" || (dir == "min" ? a < b : a > b))}'; }
 
-echo "== training step, gpt2-small, batch 4 x 64, $THREADS threads, $ROUNDS rounds"
+ONLY="${ONLY:-}"
 ours=""; ours16=""; best_torch=""; best_var=""
-for ((r = 1; r <= ROUNDS; r++)); do
+[ "$ONLY" = decode ] || echo "== training step, gpt2-small, batch 4 x 64, $THREADS threads, $ROUNDS rounds"
+for ((r = 1; r <= ROUNDS && ${#ONLY} == 0; r++)); do
   t=$("$RLHF" bench train --config gpt2-small --batch 4 --seq 64 --steps 5 --threads "$THREADS" | tee >(cat >&2) | field train_step_ms)
   if better "$t" "$ours" min; then ours=$t; fi
   t=$("$RLHF" bench train --config gpt2-small --batch 4 --seq 64 --steps 5 --threads "$THREADS" --precision bf16 | tee >(cat >&2) | field train_step_ms)
@@ -80,8 +82,10 @@ for b in 1 8; do
 done
 
 echo "== summary (ratio > 1: rlhf.c faster)"
+if [ -z "$ONLY" ]; then
 awk -v o="$ours" -v t="$best_torch" -v l="$best_var" 'BEGIN{printf "train step fp32: rlhf.c %.0f ms, best PyTorch (%s) %.0f ms -> %.2fx\n", o, l, t, t/o}'
 awk -v o="$ours16" -v t="$best_torch" -v l="$best_var" 'BEGIN{printf "train step bf16: rlhf.c %.0f ms, best PyTorch (%s) %.0f ms -> %.2fx\n", o, l, t, t/o}'
+fi
 if [ -n "$llmc" ]; then awk -v o="$ours" -v t="$llmc" 'BEGIN{printf "train step: llm.c %.0f ms -> %.2fx\n", t, t/o}'; fi
 for b in 1 8; do
   awk -v o="${ours_s[$b]}" -v t="${torch_s[$b]}" -v b="$b" -v l="${torch_v[$b]}" \

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # check_logprobs.sh - acceptance check: `rlhf logprobs --model DIR` agrees with a float64 PyTorch
-# GPT-2 (tools/golden/gpt2_ref.py) within 1e-4 (tiny shape) and 2e-4 (124M shape).
+# GPT-2 (tools/golden/gpt2_ref.py) within 1e-4 (tiny shape) and 2e-4 (124M shape) in fp32; with
+# PRECISION=bf16 (`rlhf logprobs --precision bf16`: bf16 products, fp32 accumulation) within 0.05
+# max abs and 0.01 mean abs at every shape.
 #
-# Usage: tools/check_logprobs.sh [tiny|124m|all]      (default all)
+# Usage: [PRECISION=fp32|bf16] tools/check_logprobs.sh [tiny|124m|all]      (default fp32, all)
 #   RLHF_BIN   the rlhf binary (default: build/rlhf in the repo)
 #   PYTHON     a Python with PyTorch and numpy (default: /usr/bin/python3)
 #   KEEP=1     keep the temporary folder (printed) instead of deleting it
@@ -28,6 +30,8 @@ PY="${PYTHON:-/usr/bin/python3}"
 REF="$ROOT/tools/golden/gpt2_ref.py"
 CHK="$ROOT/tools/golden/check_logprobs.py"
 WHICH="${1:-all}"
+PRECISION="${PRECISION:-fp32}"
+case "$PRECISION" in fp32|bf16) ;; *) echo "check_logprobs.sh: PRECISION must be fp32 or bf16" >&2; exit 2 ;; esac
 
 case "$WHICH" in tiny|124m|all) ;; *) echo "usage: tools/check_logprobs.sh [tiny|124m|all]" >&2; exit 2 ;; esac
 [[ -x "$RLHF" ]] || { echo "check_logprobs.sh: $RLHF not found or not executable (build it, or set RLHF_BIN)" >&2; exit 2; }
@@ -39,18 +43,19 @@ if [[ "${KEEP:-0}" == 1 ]]; then echo "check_logprobs.sh: keeping $WORK"; else t
 fail=0
 # run_case NAME DIR VOCAB NPOS TOL SEED
 run_case() {
-    local name=$1 dir=$2 vocab=$3 npos=$4 tol=$5 seed=$6 n k=0
+    local name=$1 dir=$2 vocab=$3 npos=$4 tol=$5 seed=$6 n k=0 mean=()
+    if [[ "$PRECISION" == bf16 ]]; then tol=0.05; mean=(--mean-tol 0.01); fi
     for n in 64 200; do
         ((n > npos)) && n=$npos
         k=$((k + 1))
         "$PY" "$CHK" ids --n "$n" --vocab "$vocab" --seed $((seed * 10 + k)) >"$WORK/ids"
-        if ! "$RLHF" logprobs --model "$dir" <"$WORK/ids" >"$WORK/got" 2>"$WORK/err"; then
+        if ! "$RLHF" logprobs --model "$dir" --precision "$PRECISION" <"$WORK/ids" >"$WORK/got" 2>"$WORK/err"; then
             echo "$name [$n tokens]: FAIL (rlhf logprobs exited non-zero: $(head -n 1 "$WORK/err"))"
             fail=1
             continue
         fi
-        "$PY" "$CHK" compare --model "$dir" --ids "$WORK/ids" --got "$WORK/got" --tol "$tol" \
-            --name "$name [$n tokens]" || fail=1
+        "$PY" "$CHK" compare --model "$dir" --ids "$WORK/ids" --got "$WORK/got" --tol "$tol" "${mean[@]}" \
+            --name "$name $PRECISION [$n tokens]" || fail=1
     done
 }
 

@@ -82,8 +82,8 @@ int cmd_eval(int argc, char **argv)
 {
     const char *model = NULL, *refdir = NULL, *rmdir = NULL, *prompts = NULL, *tokdir = NULL, *lex = NULL;
     eval_opts eo = eval_defaults();
-    int threads = 0, maxprompt = 64, gold = 0, nostop = 0, bf16 = 0, prec = TRAINER_PREC_FP32;
-    cli_enum precision = {&prec, trainer_precision_names};
+    int threads = 0, maxprompt = 64, gold = 0, nostop = 0, prec = TRAINER_PREC_FP32;
+    cli_enum precision = {&prec, trainer_precision_names}, weights = {(int *)&eo.weights, gpt2_weights_names};
     cli_list rspec = {0}, rweights = {0};
     double timeout = REWARD_TIMEOUT_DEFAULT;
     const cli_opt opts[] = {
@@ -105,7 +105,7 @@ int cmd_eval(int argc, char **argv)
         {"--max-prompt-len", OPT_INT, &maxprompt, "N", "prompt tokens kept, from the end (0: as many as fit)", 0},
         {"--temperature", OPT_FLOAT, &eo.temperature, "T", "sampling temperature (the KL is taken at it)", 0},
         {"--no-stop", OPT_FLAG, &nostop, NULL, "do not stop completions at <|endoftext|>", 0},
-        {"--sample-bf16", OPT_FLAG, &bf16, NULL, "decode with bf16 weights", 0},
+        {"--weights", OPT_ENUM, &weights, NULL, "decode weights (auto: bf16 where the CPU has bf16)", 0},
         {"--seed", OPT_U64, &eo.seed, "S", "sampling seed", 0},
         {"--precision", OPT_ENUM, &precision, NULL, "the log-probs' products (the KL): fp32, bf16 or auto", 0},
         {"--threads", OPT_INT, &threads, "N", "threads (0: all cores)", 0},
@@ -146,7 +146,6 @@ int cmd_eval(int argc, char **argv)
     if (ds_load(&d, t, prompts, &lo, err, sizeof err) || ds_prompts_make(&d, NULL, d.n, &pp, err, sizeof err))
         cli_die("eval", "%s", err);
     eo.stop_token = nostop ? -1 : tok_eot_id(t);
-    eo.weights = bf16 ? GPT2_W_BF16 : GPT2_W_F32;
     eo.tok = t;
     if (r) eo.score = rm_scorer(r);
     reward_set rs = {0};

@@ -21,15 +21,14 @@ static gpt2 *load_model(const char *cmd, const char *dir, int threads)
     return m;
 }
 
-static const char *const weight_names[] = {[GPT2_W_F32] = "fp32", [GPT2_W_BF16] = "bf16", NULL};
-
 int cmd_sample(int argc, char **argv)
 {
     const char *model = NULL, *tokdir = NULL, *prompt = "";
     int n = 1, threads = 0, nostop = 0;
     gpt2_sample_opts so = gpt2_sample_defaults();
     so.seed = 1234;
-    cli_enum weights = {(int *)&so.weights, weight_names};
+    so.weights = GPT2_W_AUTO;
+    cli_enum weights = {(int *)&so.weights, gpt2_weights_names};
     const cli_opt opts[] = {
         {"--model", OPT_STR, &model, "DIR", "Hugging Face GPT-2 folder (config.json + model.safetensors)", 1},
         {"--tokenizer", OPT_STR, &tokdir, "DIR", "tokenizer folder (default: the model folder)", 0},
@@ -41,7 +40,7 @@ int cmd_sample(int argc, char **argv)
         {"--top-p", OPT_FLOAT, &so.top_p, "P", "keep the smallest set with probability >= P (1: all)", 0},
         {"--seed", OPT_U64, &so.seed, "S", "random seed (same seed, same text)", 0},
         {"--no-stop", OPT_FLAG, &nostop, NULL, "do not stop at <|endoftext|>", 0},
-        {"--weights", OPT_ENUM, &weights, NULL, "decode weights (bf16: a rounded copy, ~2x faster)", 0},
+        {"--weights", OPT_ENUM, &weights, NULL, "decode weights (auto: bf16 where the CPU has bf16 — a rounded copy, ~2x faster)", 0},
         {"--threads", OPT_INT, &threads, "N", "threads (0: all cores)", 0},
         {0}};
     cli_parse("sample", "Generate text with a KV cache.", argc, argv, opts);

@@ -3,12 +3,10 @@
 
 #include <stdlib.h>
 
-static const char *const weight_names[] = {"fp32", "bf16", NULL};
-
 void rl_cli_opts(rl_opts *o, rl_cli *st, cli_opt *opts, size_t *k)
 {
     st->is_enum = (cli_enum){&st->is_mode, rl_is_names};
-    st->w_enum = (cli_enum){&st->rollout_weights, weight_names};
+    st->w_enum = (cli_enum){&st->rollout_weights, gpt2_weights_names};
     st->is_mode = (int)o->is_correction;
     st->rollout_weights = (int)o->rollout_weights;
     const cli_opt shared[] = {
@@ -27,7 +25,7 @@ void rl_cli_opts(rl_opts *o, rl_cli *st, cli_opt *opts, size_t *k)
         {"--max-new-tokens", OPT_INT, &o->max_new_tokens, "N", "completion tokens at most", 0},
         {"--max-prompt-len", OPT_INT, &o->max_prompt_len, "N", "prompt tokens kept, from the end (0: as many as fit)", 0},
         {"--no-stop", OPT_FLAG, &st->nostop, NULL, "do not stop completions at <|endoftext|>", 0},
-        {"--rollout-weights", OPT_ENUM, &st->w_enum, NULL, "decode weights of the rollout (bf16: ~2x faster sampling)", 0},
+        {"--rollout-weights", OPT_ENUM, &st->w_enum, NULL, "decode weights of the rollout (auto: bf16 where the CPU has bf16, ~2x faster sampling; the log-probs stay at --precision)", 0},
         {"--is-correction", OPT_ENUM, &st->is_enum, NULL,
          "weigh token losses by the trainer/sampler ratio: tis min(ratio, C), mask: 0 outside [1/C, C]", 0},
         {"--is-cap", OPT_FLOAT, &o->is_cap, "C", "the importance-sampling cap", 0},
@@ -55,7 +53,7 @@ void rl_cli_weights(const char *cmd, const cli_list *w, double *out)
 void rl_cli_finish(const char *cmd, rl_opts *o, rl_cli *st)
 {
     o->is_correction = (rl_is_mode)st->is_mode;
-    o->rollout_weights = st->rollout_weights ? GPT2_W_BF16 : GPT2_W_F32;
+    o->rollout_weights = (gpt2_weights)st->rollout_weights;
     o->stop_at_eos = !st->nostop;
     if (st->reward.n) {
         o->reward = st->reward.v;

@@ -16,7 +16,8 @@ train:  per iteration: forward on (batch, seq) random tokens, mean cross-entropy
         torch.optim.AdamW step (lr 1e-4, betas (0.9, 0.95), weight decay 0.1 on 2-D tensors, global
         grad-norm clipping to 1.0). 2 warm-up iterations, then --steps timed ones.
         Prints `train_step_ms: X` (median) plus min/max.
-sample: batched decoding with a KV cache: batch prompts of 1 token, --new-tokens tokens each
+sample: batched decoding with a KV cache (a hand-written cached loop: preallocated per-layer K/V
+        tensors written in place, under torch.inference_mode()): batch prompts of 1 token, --new-tokens tokens each
         (greedy when --temperature 0, otherwise sampled), 1 short warm-up generation, then --steps
         timed generations (default 3). Prints `tokens_per_s: X` (median; batch x new tokens per
         generation / its wall time) and `decode_ms_per_step: X`.
@@ -126,7 +127,7 @@ def bench_train(cfg, a):
     print("train_step_ms_max: %.1f" % max(times))
 
 
-@torch.no_grad()
+@torch.inference_mode()  # PyTorch's fastest no-autograd mode (no version counters or views tracking)
 def generate(p, cfg, B, n_new, temperature, g):
     L, NH, C = cfg["n_layer"], cfg["n_head"], cfg["n_embd"]
     hd = C // NH
