@@ -168,8 +168,7 @@ int ckpt_resolve(const char *path, char *dir, size_t dirlen, char *err, size_t e
     if (is_dir(fio_join(p, sizeof p, path, "model")) && fio_exists(fio_join(root, sizeof root, p, "config.json")))
         return set_path(dir, dirlen, p, err, errlen);
     if (fio_exists(fio_join(p, sizeof p, path, "latest"))) return ckpt_latest(path, dir, dirlen, err, errlen);
-    return fio_fail(err, errlen,
-                    "%s: not a model (no config.json), nor a training run's output (no model/ and no latest)", path);
+    return set_path(dir, dirlen, path, err, errlen); /* no model here: the loader names what it lacks */
 }
 
 int ckpt_load(const char *dir, gpt2 **mout, adamw *opt, char **state_json, char *err, size_t errlen)

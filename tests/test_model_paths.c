@@ -1,8 +1,8 @@
 /* test_model_paths.c — model paths as users give them (ckpt_resolve, model/checkpoint.h): a model
  * folder, a checkpoint folder, a training run's output folder (its final model/, else the
  * checkpoint its latest names) and the latest pointer itself all load the intended weights, in the
- * library (hf_load_gpt2, rm_load) and in the CLI (`rlhf sample`, which says which folder it used);
- * paths that name no model are one error line naming them. */
+ * library (hf_load_gpt2) and in the CLI (`rlhf sample`, which says which folder it used); paths
+ * that name no model are one error line naming what is missing. */
 #include "checkpoint.h"
 #include "fileio.h"
 #include "gpt2.h"
@@ -125,7 +125,11 @@ Test(model_paths, paths_that_name_no_model_are_one_line_naming_them)
     run_fixture f;
     make_run(&f, "paths-bad", 0);
     char p[4300], err[ERRN];
-    expect_refused(f.tok, "no config.json");           /* a tokenizer folder is not a model */
+    /* a folder that is no model and no run is itself: the loader names the file it lacks */
+    expect_resolve(f.tok, f.tok);
+    gpt2 *m;
+    cr_assert_eq(hf_load_gpt2(f.tok, &m, err, sizeof err), -1);
+    cr_assert(strstr(err, "tok/config.json") && !strchr(err, '\n'), "%s", err);
     expect_refused(fio_join(p, sizeof p, f.root, "nowhere"), "No such file");
     fio_join(p, sizeof p, f.out, "latest");
     cr_assert_eq(fio_write_atomic(p, "step-9\n", 7, err, sizeof err), 0, "%s", err);
@@ -171,6 +175,10 @@ Test(model_paths, cli_loads_a_run_folder_and_its_latest_and_says_which)
     char args[9000], *out, *err;
     snprintf(args, sizeof args, "sample --model %s --threads 1", f.tok);
     cr_assert_eq(tu_run(args, NULL, &out, &err), 1);
-    cr_assert(strstr(err, "rlhf sample: --model") && strstr(err, "no config.json") && tu_lines(err) == 1, "%s", err);
+    cr_assert(strstr(err, "rlhf sample: ") && strstr(err, "tok/config.json") && tu_lines(err) == 1, "%s", err);
+    free(out), free(err);
+    snprintf(args, sizeof args, "sample --model %s/nowhere --threads 1", f.root);
+    cr_assert_eq(tu_run(args, NULL, &out, &err), 1);
+    cr_assert(strstr(err, "rlhf sample: --model ") && strstr(err, "nowhere: No such file") && tu_lines(err) == 1, "%s", err);
     free(out), free(err);
 }
