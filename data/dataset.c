@@ -6,6 +6,7 @@
 #include "rng.h"
 
 #include <errno.h>
+#include <float.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
@@ -46,8 +47,10 @@ static int kind_of(unsigned f, int *implicit)
 /* ---- streaming reader ------------------------------------------------------------------------ */
 
 struct ds_reader {
-    FILE *f;
+    FILE *f;             /* NULL: reading from mem */
     int own;             /* 1: fclose at the end (not stdin) */
+    const char *mem;     /* ds_reader_open_mem's bytes (not owned) */
+    size_t memlen, mempos;
     char *path;
     char *line;
     size_t cap;
@@ -84,6 +87,39 @@ int ds_reader_open(ds_reader **out, const char *path, char *err, size_t errlen)
     }
     *out = r;
     return 0;
+}
+
+int ds_reader_open_mem(ds_reader **out, const char *data, size_t len, const char *name, char *err, size_t errlen)
+{
+    *out = NULL;
+    ds_reader *r = calloc(1, sizeof *r);
+    if (!r || !(r->path = strdup(name))) {
+        free(r);
+        return fio_fail(err, errlen, "out of memory");
+    }
+    r->mem = data;
+    r->memlen = len;
+    *out = r;
+    return 0;
+}
+
+/* the next line (with its '\n', if any) into r->line, as getline does: its length, or -1 at the end */
+static ssize_t next_line(ds_reader *r)
+{
+    if (r->f) return getline(&r->line, &r->cap, r->f);
+    if (r->mempos >= r->memlen) return -1;
+    const char *s = r->mem + r->mempos, *nl = memchr(s, '\n', r->memlen - r->mempos);
+    const size_t n = nl ? (size_t)(nl - s) + 1 : r->memlen - r->mempos;
+    if (n + 1 > r->cap) {
+        char *b = realloc(r->line, n + 1);
+        if (!b) return -2;
+        r->line = b;
+        r->cap = n + 1;
+    }
+    memcpy(r->line, s, n);
+    r->line[n] = 0;
+    r->mempos += n;
+    return (ssize_t)n;
 }
 
 void ds_reader_close(ds_reader *r)
@@ -154,6 +190,9 @@ static int read_margin(ds_reader *r, const json_t *j, ds_record *rec, char *err,
         return fio_fail(err, errlen, "%s:%ld:1: field \"margin\" is %s (line %ld %s one: margins go in every record or in none)",
                         r->path, r->lineno, v ? "present" : "missing", r->first_line, r->margins ? "has" : "has no");
     if (v && !(json_is_number(v) && isfinite(json_number_value(v)))) return rec_fail(r, err, errlen, "must be a number", "margin");
+    /* kept as a float: a larger double would become infinite */
+    if (v && !(fabs(json_number_value(v)) <= FLT_MAX))
+        return rec_fail(r, err, errlen, "must be a number of at most 3.4e38 in magnitude", "margin");
     rec->has_margin = v != NULL;
     rec->margin = v ? json_number_value(v) : 0;
     return 0;
@@ -165,9 +204,10 @@ int ds_reader_next(ds_reader *r, ds_record *rec, char *err, size_t errlen)
     json_decref(r->cur);
     r->cur = NULL;
     for (;;) {
-        ssize_t got = getline(&r->line, &r->cap, r->f);
+        ssize_t got = next_line(r);
         if (got < 0) {
-            if (ferror(r->f)) return fio_fail(err, errlen, "%s: read error after line %ld", r->path, r->lineno);
+            if (got == -2) return fio_fail(err, errlen, "%s:%ld: out of memory", r->path, r->lineno + 1);
+            if (r->f && ferror(r->f)) return fio_fail(err, errlen, "%s: read error after line %ld", r->path, r->lineno);
             if (r->nrec == 0) return fio_fail(err, errlen, "%s: empty file (no records)", r->path);
             return 0;
         }
@@ -293,15 +333,19 @@ static int pool_append(tok_ids *pool, const int32_t *ids, size_t n, size_t *off)
 
 static int clampi(size_t n, long lim) { return (int)(lim > 0 && (long)n > lim ? (size_t)lim : n); }
 
-int ds_load(ds_dataset *d, const tok_tokenizer *t, const char *path, const ds_load_opts *o, char *err, size_t errlen)
+static int bad_opts(const ds_load_opts *o, char *err, size_t errlen)
 {
-    memset(d, 0, sizeof *d);
+    if (o && o->max_len == 1) return fio_fail(err, errlen, "a maximum sequence length of 1 leaves no token to predict");
+    return 0;
+}
+
+/* read, check and tokenise every record of r (closed here) */
+static int load_records(ds_dataset *d, const tok_tokenizer *t, ds_reader *r, const char *path, const ds_load_opts *o,
+                        char *err, size_t errlen)
+{
     ds_load_opts defs = ds_load_defaults();
     if (!o) o = &defs;
-    if (o->max_len == 1) return fio_fail(err, errlen, "a maximum sequence length of 1 leaves no token to predict");
-    ds_reader *r;
-    if (ds_reader_open(&r, path, err, errlen)) return -1;
-    tok_encoder *e = tok_encoder_create(t);
+    tok_encoder *e = o->encoder ? o->encoder : tok_encoder_create(t);
     tok_ids pool = {0}, p = {0}, a = {0}, b = {0};
     size_t cap = 0;
     int rc = -1;
@@ -371,7 +415,8 @@ int ds_load(ds_dataset *d, const tok_tokenizer *t, const char *path, const ds_lo
         x->np = np, x->na = na, x->nb = nb, x->line = rec.line;
         x->margin = (float)rec.margin;
         d->has_margins = rec.has_margin;
-        if (pool_append(&pool, p.ids + (p.n - (size_t)np), (size_t)np, &x->prompt) ||
+        /* an empty prompt has no ids at all (p.ids NULL: no offset may be added to it) */
+        if (pool_append(&pool, np ? p.ids + (p.n - (size_t)np) : p.ids, (size_t)np, &x->prompt) ||
             pool_append(&pool, a.ids, (size_t)na, &x->a) || pool_append(&pool, b.ids, (size_t)nb, &x->b)) {
             fio_fail(err, errlen, "out of memory");
             goto done;
@@ -391,10 +436,27 @@ done:
     tok_ids_free(&p);
     tok_ids_free(&a);
     tok_ids_free(&b);
-    tok_encoder_free(e);
+    if (e != o->encoder) tok_encoder_free(e);
     ds_reader_close(r);
     if (rc) ds_free(d);
     return rc;
+}
+
+int ds_load(ds_dataset *d, const tok_tokenizer *t, const char *path, const ds_load_opts *o, char *err, size_t errlen)
+{
+    memset(d, 0, sizeof *d);
+    ds_reader *r;
+    if (bad_opts(o, err, errlen) || ds_reader_open(&r, path, err, errlen)) return -1;
+    return load_records(d, t, r, path, o, err, errlen);
+}
+
+int ds_load_mem(ds_dataset *d, const tok_tokenizer *t, const char *data, size_t len, const char *name,
+                const ds_load_opts *o, char *err, size_t errlen)
+{
+    memset(d, 0, sizeof *d);
+    ds_reader *r;
+    if (bad_opts(o, err, errlen) || ds_reader_open_mem(&r, data, len, name, err, errlen)) return -1;
+    return load_records(d, t, r, name, o, err, errlen);
 }
 
 /* ---- order ----------------------------------------------------------------------------------- */

@@ -96,6 +96,9 @@ typedef struct {
 
 /* Open path ("-" is stdin); reads nothing yet. */
 int ds_reader_open(ds_reader **out, const char *path, char *err, size_t errlen);
+/* The same over len bytes in memory (not copied: they must outlive the reader); name is the file
+ * name messages give. */
+int ds_reader_open_mem(ds_reader **out, const char *data, size_t len, const char *name, char *err, size_t errlen);
 /* 1: *rec filled; 0: end of file (an error "empty file" if there was no record at all); -1: error. */
 int ds_reader_next(ds_reader *r, ds_record *rec, char *err, size_t errlen);
 /* the kind (valid after the first record) and whether the prompt was implicit */
@@ -111,6 +114,8 @@ typedef struct {
     int max_len;             /* <= 0: no limit; normally the model's n_positions */
     int add_eos;             /* 1 (default): EOS after completions, chosen, rejected and texts */
     int require_kind;        /* -1 (default): any kind; else a ds_kind the file must have */
+    tok_encoder *encoder;    /* NULL (default): one is made for the load; else this one (of the same
+                              * tokenizer) is used, so a caller loading many files keeps one cache */
 } ds_load_opts;
 
 ds_load_opts ds_load_defaults(void); /* no limits, add_eos 1, require_kind -1 */
@@ -146,6 +151,9 @@ typedef struct {
  * empty (safe to ds_free). */
 int ds_load(ds_dataset *d, const tok_tokenizer *t, const char *path, const ds_load_opts *o, char *err,
             size_t errlen);
+/* The same from len bytes in memory (name: the file name messages give). */
+int ds_load_mem(ds_dataset *d, const tok_tokenizer *t, const char *data, size_t len, const char *name,
+                const ds_load_opts *o, char *err, size_t errlen);
 void ds_free(ds_dataset *d);
 
 /* ---- order ----------------------------------------------------------------------------------- */

@@ -52,6 +52,12 @@ int reward_cmd_start(reward_cmd **out, char *const *argv, const tok_tokenizer *t
 scorer reward_cmd_scorer(reward_cmd *c);
 /* close its input, give it a second, then kill it; NULL is fine */
 void reward_cmd_free(reward_cmd *c);
+/* The protocol's answers: the complete lines of buf[0..len) into scores[*have..B), *have advancing,
+ * *used the bytes of the lines taken (a last line without its '\n' waits for more). Each line is
+ * one finite number (blanks around it allowed). 0; or -1 with the offending line quoted into bad
+ * (nbad bytes, one line) when a line is anything else or comes after the B-th. */
+int reward_cmd_parse_lines(const uint8_t *buf, size_t len, float *scores, int B, int *have, size_t *used, char *bad,
+                           size_t nbad);
 
 /* ---- a set of sources ----------------------------------------------------------------------- */
 

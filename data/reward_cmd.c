@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <float.h>
 #include <math.h>
 #include <poll.h>
 #include <signal.h>
@@ -273,32 +274,42 @@ static int io_round(reward_cmd *c, size_t *sent, double deadline)
     return tok_bytes_append(&c->got, b, (size_t)k) ? IO_ERROR : IO_OK;
 }
 
-/* parse complete lines of c->got into scores[*have..B); -1 (with the bad line in bad) on a
- * non-number or a line beyond B */
-static int take_lines(reward_cmd *c, float *scores, int B, int *have, char *bad, size_t nbad)
+int reward_cmd_parse_lines(const uint8_t *buf, size_t len, float *scores, int B, int *have, size_t *used, char *bad,
+                           size_t nbad)
 {
     size_t at = 0;
-    while (at < c->got.n) {
-        const uint8_t *s = c->got.data + at, *nl = memchr(s, '\n', c->got.n - at);
+    *used = 0;
+    while (at < len) {
+        const uint8_t *s = buf + at, *nl = memchr(s, '\n', len - at);
         if (!nl) break;
-        const size_t len = (size_t)(nl - s);
+        const size_t n = (size_t)(nl - s);
         char line[128];
-        const size_t l = len < sizeof line - 1 ? len : sizeof line - 1;
+        const size_t l = n < sizeof line - 1 ? n : sizeof line - 1;
         memcpy(line, s, l);
         line[l] = 0;
-        at += len + 1;
+        at += n + 1;
         char *end;
         const double v = strtod(line, &end);
         while (*end == ' ' || *end == '\t' || *end == '\r') end++;
-        if (*have >= B || end == line || *end || len >= sizeof line - 1 || !isfinite(v)) {
-            quote(bad, nbad, s, len);
+        /* a NUL would end the line early for strtod; a double beyond FLT_MAX is no float */
+        if (*have >= B || end == line || *end || n >= sizeof line - 1 || memchr(s, 0, n) || !(fabs(v) <= FLT_MAX)) {
+            quote(bad, nbad, s, n);
             return -1;
         }
         scores[(*have)++] = (float)v;
+        *used = at;
     }
-    if (at) memmove(c->got.data, c->got.data + at, c->got.n - at);
-    c->got.n -= at;
     return 0;
+}
+
+/* parse complete lines of c->got into scores[*have..B) and drop them from c->got */
+static int take_lines(reward_cmd *c, float *scores, int B, int *have, char *bad, size_t nbad)
+{
+    size_t used;
+    const int rc = reward_cmd_parse_lines(c->got.data, c->got.n, scores, B, have, &used, bad, nbad);
+    if (used) memmove(c->got.data, c->got.data + used, c->got.n - used);
+    c->got.n -= used;
+    return rc;
 }
 
 static int cmd_rows(void *ud, const int32_t *tokens, const int *lengths, const int *plens, int B, int T, float *scores,

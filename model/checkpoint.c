@@ -114,22 +114,61 @@ int ckpt_clean(const char *root, char *err, size_t errlen)
     return rc;
 }
 
-int ckpt_latest(const char *root, char *dir, size_t dirlen, char *err, size_t errlen)
+/* the checkpoint folder named by the pointer file `file` (a one-line "step-N"), which sits in root */
+static int read_pointer(const char *file, const char *root, char *dir, size_t dirlen, char *err, size_t errlen)
 {
-    char p[4096];
     size_t n;
-    char *s = fio_read_all(fio_join(p, sizeof p, root, "latest"), &n, err, errlen);
+    char *s = fio_read_all(file, &n, err, errlen);
     if (!s) return -1;
     while (n && (s[n - 1] == '\n' || s[n - 1] == '\r' || s[n - 1] == ' ')) s[--n] = 0;
-    if (n == 0 || strchr(s, '/') || strncmp(s, "step-", 5) != 0) {
-        fio_fail(err, errlen, "%s: does not name a checkpoint folder", p);
+    if (n == 0 || strlen(s) != n || strchr(s, '/') || strncmp(s, "step-", 5) != 0) {
+        fio_fail(err, errlen, "%s: does not name a checkpoint folder", file);
         free(s);
         return -1;
     }
     fio_join(dir, dirlen, root, s);
     free(s);
-    if (!fio_exists(dir)) return fio_fail(err, errlen, "%s: named by %s/latest but missing", dir, root);
+    if (!fio_exists(dir)) return fio_fail(err, errlen, "%s: named by %s but missing", dir, file);
     return 0;
+}
+
+int ckpt_latest(const char *root, char *dir, size_t dirlen, char *err, size_t errlen)
+{
+    char p[4096];
+    return read_pointer(fio_join(p, sizeof p, root, "latest"), root, dir, dirlen, err, errlen);
+}
+
+static int is_dir(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+/* copy src into dir, or fail when it does not fit */
+static int set_path(char *dir, size_t dirlen, const char *src, char *err, size_t errlen)
+{
+    if ((size_t)snprintf(dir, dirlen, "%s", src) >= dirlen) return fio_fail(err, errlen, "%s: path too long", src);
+    return 0;
+}
+
+int ckpt_resolve(const char *path, char *dir, size_t dirlen, char *err, size_t errlen)
+{
+    char p[4096], root[4096];
+    struct stat st;
+    if (stat(path, &st) != 0) return fio_fail(err, errlen, "%s: %s", path, strerror(errno));
+    if (S_ISREG(st.st_mode)) { /* a pointer file such as OUT/latest: the folder it names, beside it */
+        if (set_path(root, sizeof root, path, err, errlen)) return -1;
+        char *slash = strrchr(root, '/');
+        if (slash) slash[slash == root] = 0; /* "/latest" -> "/" */
+        else snprintf(root, sizeof root, ".");
+        return read_pointer(path, root, dir, dirlen, err, errlen);
+    }
+    if (!S_ISDIR(st.st_mode)) return fio_fail(err, errlen, "%s: neither a folder nor a pointer file", path);
+    if (fio_exists(fio_join(p, sizeof p, path, "config.json"))) return set_path(dir, dirlen, path, err, errlen);
+    if (is_dir(fio_join(p, sizeof p, path, "model")) && fio_exists(fio_join(root, sizeof root, p, "config.json")))
+        return set_path(dir, dirlen, p, err, errlen);
+    if (fio_exists(fio_join(p, sizeof p, path, "latest"))) return ckpt_latest(path, dir, dirlen, err, errlen);
+    return set_path(dir, dirlen, path, err, errlen); /* no model here: the loader names what it lacks */
 }
 
 int ckpt_load(const char *dir, gpt2 **mout, adamw *opt, char **state_json, char *err, size_t errlen)

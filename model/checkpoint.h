@@ -32,6 +32,14 @@ int ckpt_clean(const char *root, char *err, size_t errlen);
 /* The folder named by ROOT/latest (into dir), 0; or -1 when there is none (err says why). */
 int ckpt_latest(const char *root, char *dir, size_t dirlen, char *err, size_t errlen);
 
+/* A model path as users give it -> the folder to load (into dir): a model or checkpoint folder
+ * (it has config.json) is itself; a training run's output folder OUT gives OUT/model (its final
+ * model) when there is one, else the checkpoint OUT/latest names; a pointer file (OUT/latest)
+ * gives the checkpoint it names; any other folder is itself (the loader then names the file it
+ * lacks). 0, or -1 with one line in err (no such path, a pointer naming no checkpoint). Every model loader resolves
+ * its path through this (hf_load_gpt2, hf_load_gpt2_score); tokenizer folders too, in the CLI. */
+int ckpt_resolve(const char *path, char *dir, size_t dirlen, char *err, size_t errlen);
+
 /* Load a checkpoint folder: the model (new gpt2), the optimizer state into opt (created here when
  * opt->m is NULL; its size must match), and trainer_state.json as a fresh string (caller frees). */
 int ckpt_load(const char *dir, gpt2 **m, adamw *opt, char **state_json, char *err, size_t errlen);

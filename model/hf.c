@@ -5,6 +5,7 @@
  */
 #include "hf.h"
 
+#include "checkpoint.h"
 #include "fileio.h"
 #include "safetensors.h"
 
@@ -88,9 +89,15 @@ int hf_read_config(const char *path, gpt2_config *cfg, char *err, size_t errlen)
     size_t len;
     char *buf = fio_read_all(path, &len, err, errlen);
     if (!buf) return -1;
-    json_error_t je;
-    json_t *root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &je);
+    int rc = hf_parse_config(buf, len, path, cfg, err, errlen);
     free(buf);
+    return rc;
+}
+
+int hf_parse_config(const char *text, size_t len, const char *path, gpt2_config *cfg, char *err, size_t errlen)
+{
+    json_error_t je;
+    json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
     if (!root) {
         /* jansson's text may quote the offending bytes: keep the message on one line */
         for (char *p = je.text; *p; p++)
@@ -292,10 +299,11 @@ done:
 }
 
 /* the trunk (and, with score_w, the score head) of dir into a new gpt2 */
-static int load_dir(const char *dir, gpt2 **out, float *score_w, char *err, size_t errlen)
+static int load_dir(const char *path, gpt2 **out, float *score_w, char *err, size_t errlen)
 {
     *out = NULL;
-    char cpath[4096], wpath[4096], e2[GPT2_ERR_LEN];
+    char dir[4096], cpath[4096], wpath[4096], e2[GPT2_ERR_LEN];
+    if (ckpt_resolve(path, dir, sizeof dir, err, errlen)) return -1;
     fio_join(cpath, sizeof cpath, dir, "config.json");
     fio_join(wpath, sizeof wpath, dir, "model.safetensors");
     gpt2_config cfg;
@@ -319,11 +327,12 @@ static int load_dir(const char *dir, gpt2 **out, float *score_w, char *err, size
 
 int hf_load_gpt2(const char *dir, gpt2 **out, char *err, size_t errlen) { return load_dir(dir, out, NULL, err, errlen); }
 
-int hf_load_gpt2_score(const char *dir, gpt2 **out, float **score_w, int *pad_token_id, char *err, size_t errlen)
+int hf_load_gpt2_score(const char *path, gpt2 **out, float **score_w, int *pad_token_id, char *err, size_t errlen)
 {
     *out = NULL;
     *score_w = NULL;
-    char cpath[4096];
+    char dir[4096], cpath[4096];
+    if (ckpt_resolve(path, dir, sizeof dir, err, errlen)) return -1;
     fio_join(cpath, sizeof cpath, dir, "config.json");
     gpt2_config cfg;
     if (hf_read_config(cpath, &cfg, err, errlen)) return -1;

@@ -26,8 +26,11 @@
  * gelu_pytorch_tanh, and options this model does not implement (n_inner != 4*n_embd,
  * scale_attn_weights false, scale_attn_by_inverse_layer_idx true). */
 int hf_read_config(const char *path, gpt2_config *cfg, char *err, size_t errlen);
+/* The same from the text of a config.json (len bytes; path names it in messages). */
+int hf_parse_config(const char *text, size_t len, const char *path, gpt2_config *cfg, char *err, size_t errlen);
 
-/* dir/config.json + dir/model.safetensors -> a new gpt2 (caller frees with gpt2_free). */
+/* dir/config.json + dir/model.safetensors -> a new gpt2 (caller frees with gpt2_free). dir may be
+ * any path ckpt_resolve (checkpoint.h) accepts: a run's output folder, its latest pointer. */
 int hf_load_gpt2(const char *dir, gpt2 **out, char *err, size_t errlen);
 
 /* Create dir (and parents) and write dir/model.safetensors (F32, "transformer."-prefixed names, no

@@ -1,6 +1,6 @@
 /* control.c — PPO on classic control: rollout, GAE, clipped minibatch epochs, evaluation. See
  * control.h. Read control_run top to bottom with CleanRL's ppo.py beside it; every buffer is
- * allocated in trainer_create, so the training loop allocates nothing. */
+ * allocated in ctl_create, so the training loop allocates nothing. */
 #include "control.h"
 
 #include "adamw.h"
@@ -156,9 +156,9 @@ typedef struct {
     int *perm;
     int32_t *mb_acti;
     float *mb_obs, *mb_act, *mb_logp, *mb_adv, *mb_ret, *mb_val, *new_logp, *dlogp, *ent, *dent, *dv, *dhead;
-} trainer;
+} ctl_state;
 
-static void trainer_free(trainer *t)
+static void ctl_free(ctl_state *t)
 {
     env_vec_free(t->env);
     mlp_ws_free(&t->aws);
@@ -203,7 +203,7 @@ static int check_opts(const control_opts *o, char *err, size_t errlen)
     return 0;
 }
 
-static int trainer_create(trainer *t, const control_opts *o, char *err, size_t errlen)
+static int ctl_create(ctl_state *t, const control_opts *o, char *err, size_t errlen)
 {
     memset(t, 0, sizeof *t);
     t->o = *o;
@@ -291,12 +291,12 @@ static int trainer_create(trainer *t, const control_opts *o, char *err, size_t e
     rms_init(&t->ret_rms, 1);
     return 0;
 fail:
-    trainer_free(t);
+    ctl_free(t);
     return -1;
 }
 
 /* out = clip((raw - mean) / sqrt(var + 1e-8)) with the current statistics (a copy when off) */
-static void normalize_obs(const trainer *t, const float *raw, float *out, int n)
+static void normalize_obs(const ctl_state *t, const float *raw, float *out, int n)
 {
     if (!t->o.norm_obs) {
         memcpy(out, raw, (size_t)n * (size_t)t->O * sizeof *out);
@@ -310,14 +310,14 @@ static void normalize_obs(const trainer *t, const float *raw, float *out, int n)
 }
 
 /* new raw observations arrive: update the statistics (when normalising), then normalise */
-static void observe(trainer *t, const float *raw, float *out, int n)
+static void observe(ctl_state *t, const float *raw, float *out, int n)
 {
     if (t->o.norm_obs) rms_update_f(&t->obs_rms, raw, n);
     normalize_obs(t, raw, out, n);
 }
 
 /* the actions of the policy head for n rows: sampled (logp filled) or deterministic */
-static void act_from_head(trainer *t, const float *head, int n, int sample, float *act, float *logp, double *env_act)
+static void act_from_head(ctl_state *t, const float *head, int n, int sample, float *act, float *logp, double *env_act)
 {
     const float *log_std = t->params + t->logstd_off;
     for (int i = 0; i < n; i++) {
@@ -347,7 +347,7 @@ typedef struct {
     int episodes;
 } episode_stats;
 
-static void rollout(trainer *t, episode_stats *es)
+static void ctl_rollout(ctl_state *t, episode_stats *es)
 {
     const int N = t->N, O = t->O, th = t->o.threads;
     for (int s = 0; s < t->T; s++) {
@@ -399,7 +399,7 @@ typedef struct {
 } update_stats;
 
 /* one gradient step on the B samples idx[0..B) of the rollout */
-static void minibatch_step(trainer *t, const int *idx, int B, float lr, float clip, update_stats *us)
+static void minibatch_step(ctl_state *t, const int *idx, int B, float lr, float clip, update_stats *us)
 {
     const control_opts *o = &t->o;
     const int O = t->O, AD = t->AD, th = o->threads;
@@ -458,7 +458,7 @@ static void minibatch_step(trainer *t, const int *idx, int B, float lr, float cl
     us->n++;
 }
 
-static void update(trainer *t, float lr, float clip, update_stats *us)
+static void update(ctl_state *t, float lr, float clip, update_stats *us)
 {
     memset(us, 0, sizeof *us);
     for (int epoch = 0; epoch < t->o.update_epochs; epoch++) {
@@ -478,7 +478,7 @@ static void update(trainer *t, float lr, float clip, update_stats *us)
 /* ---- evaluation --------------------------------------------------------------------------------- */
 
 /* K episodes, one per env copy, deterministic actions, observation statistics frozen */
-static int evaluate(trainer *t, int K, double *mean, double *sd, char *err, size_t errlen)
+static int evaluate(ctl_state *t, int K, double *mean, double *sd, char *err, size_t errlen)
 {
     *mean = *sd = NAN;
     if (K == 0) return 0;
@@ -579,8 +579,8 @@ int control_run(const control_opts *o, control_result *res, char *err, size_t er
 {
     memset(res, 0, sizeof *res);
     const double t0 = now_s();
-    trainer t;
-    if (trainer_create(&t, o, err, errlen)) return -1;
+    ctl_state t;
+    if (ctl_create(&t, o, err, errlen)) return -1;
     FILE *mf = NULL;
     int rc = -1;
     if (o->out) {
@@ -604,7 +604,7 @@ int control_run(const control_opts *o, control_result *res, char *err, size_t er
         const float clip = o->anneal_clip ? (float)(frac * o->clip_coef) : o->clip_coef;
 
         episode_stats es = {0};
-        rollout(&t, &es);
+        ctl_rollout(&t, &es);
         global_step += t.S;
         ppo_gae(t.adv, t.ret, t.rew, t.val, t.term, t.trunc, t.tval, t.last_val, NULL, &lay, o->gamma, o->gae_lambda);
         update_stats us;
@@ -638,6 +638,6 @@ int control_run(const control_opts *o, control_result *res, char *err, size_t er
     rc = 0;
 done:
     if (mf) fclose(mf);
-    trainer_free(&t);
+    ctl_free(&t);
     return rc;
 }

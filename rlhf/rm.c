@@ -1,6 +1,7 @@
 /* rm.c — the Bradley–Terry reward model: scoring, loss, normalisation, folder, trainer. See rm.h. */
 #include "rm.h"
 
+#include "checkpoint.h"
 #include "fileio.h"
 #include "hf.h"
 #include "rng.h"
@@ -205,9 +206,11 @@ static int read_side(rm_model *r, const char *path, char *err, size_t errlen)
     return rc;
 }
 
-int rm_load(const char *dir, rm_model **out, char *err, size_t errlen)
+int rm_load(const char *path, rm_model **out, char *err, size_t errlen)
 {
     *out = NULL;
+    char dir[4096];
+    if (ckpt_resolve(path, dir, sizeof dir, err, errlen)) return -1;
     gpt2 *m;
     float *w;
     int pad;
@@ -232,9 +235,10 @@ int rm_load(const char *dir, rm_model **out, char *err, size_t errlen)
     return 0;
 }
 
-int rm_init(const char *dir, uint64_t seed, int32_t pad_id, rm_model **out, char *err, size_t errlen)
+int rm_init(const char *path, uint64_t seed, int32_t pad_id, rm_model **out, char *err, size_t errlen)
 {
-    char p[4200];
+    char p[4200], dir[4096];
+    if (ckpt_resolve(path, dir, sizeof dir, err, errlen)) return -1;
     if (fio_exists(fio_join(p, sizeof p, dir, RM_SIDE_FILE))) {
         if (rm_load(dir, out, err, errlen)) return -1;
         (*out)->pad_id = pad_id;

@@ -57,7 +57,7 @@ void stage_on_eval_batch(void *runner, long done, long total)
                    r->part_text ? r->part_text : "");
 }
 
-/* "key value, key value" of a stage summary (numbers and strings), for the one-line event text */
+/* "key value, key value" of a stage summary (numbers and strings), for the one-line event text; n >= 1 */
 static void summary_text(const json_t *s, char *buf, size_t n)
 {
     const char *k;
@@ -71,6 +71,9 @@ static void summary_text(const json_t *s, char *buf, size_t n)
         else if (json_is_real(v)) o += (size_t)snprintf(buf + o, n - o, "%s%s %.4g", o ? ", " : "", k, json_real_value(v));
         else if (json_is_string(v)) o += (size_t)snprintf(buf + o, n - o, "%s%s %s", o ? ", " : "", k, json_string_value(v));
     }
+    /* keys and strings come from a file: control characters would break the one line */
+    for (char *p = buf; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7F) *p = ' ';
 }
 
 /* a finished trainer keeps its final model and metrics; its resumable checkpoints (step-N/, latest) go */
@@ -98,19 +101,30 @@ static int settings_hash(const json_t *settings, char hash[STAGE_HASH_LEN], char
     return 0;
 }
 
+int stage_record_match(const char *json, size_t len, const char *hash, double *seconds, char *text, size_t n)
+{
+    json_t *old = json_loadb(json, len, 0, NULL);
+    const char *h = json_string_value(json_object_get(old, "hash"));
+    const int same = h && strcmp(h, hash) == 0;
+    if (same) {
+        summary_text(json_object_get(old, "summary"), text, n);
+        *seconds = json_number_value(json_object_get(old, "seconds"));
+    }
+    json_decref(old);
+    return same;
+}
+
 /* 1 (and a STAGE_CACHED event) when dir/stage.json records the same hash */
 static int cached(const stage_runner *r, const char *dir, const char *hash)
 {
     char marker[PATHN], text[512];
     fio_join(marker, sizeof marker, dir, "stage.json");
-    json_t *old = fio_exists(marker) ? json_load_file(marker, 0, NULL) : NULL;
-    const char *h = json_string_value(json_object_get(old, "hash"));
-    const int same = h && strcmp(h, hash) == 0;
-    if (same) {
-        summary_text(json_object_get(old, "summary"), text, sizeof text);
-        emit(r, STAGE_CACHED, 0, 0, json_number_value(json_object_get(old, "seconds")), text);
-    }
-    json_decref(old);
+    size_t len;
+    char *json = fio_exists(marker) ? fio_read_all(marker, &len, text, sizeof text) : NULL;
+    double secs = 0;
+    const int same = json && stage_record_match(json, len, hash, &secs, text, sizeof text);
+    free(json);
+    if (same) emit(r, STAGE_CACHED, 0, 0, secs, text);
     return same;
 }
 

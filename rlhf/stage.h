@@ -66,6 +66,11 @@ typedef int (*stage_fn)(void *arg, const char *dir, json_t *summary, char *err, 
 int stage_run(stage_runner *r, const char *name, json_t *settings, stage_fn fn, void *arg, char hash[STAGE_HASH_LEN],
               char *err, size_t errlen);
 
+/* Whether the text of a stage.json (len bytes) records the settings hash `hash`: 1, with the
+ * seconds the stage took and its summary as one line ("key value, key value") in text (n bytes);
+ * 0 when it records another hash or is no stage record at all (then the stage runs again). */
+int stage_record_match(const char *json, size_t len, const char *hash, double *seconds, char *text, size_t n);
+
 /* a STAGE_PROGRESS event of the running stage */
 void stage_progress(const stage_runner *r, double done, double total, const char *text);
 

@@ -304,16 +304,24 @@ int trainer_state_parse(const char *json, const char *name, long *step, uint64_t
     json_t *js = json_object_get(j, "step"), *jc = json_object_get(j, "cursor"), *jr = json_object_get(j, "rng"),
            *jn = json_object_get(j, "num_tokens");
     uint64_t r = 0;
-    int bad = !json_is_integer(js) || json_integer_value(js) < 0 || !json_is_integer(jc);
-    if (!bad && jr && (!json_is_string(jr) || sscanf(json_string_value(jr), "%" SCNx64, &r) != 1)) bad = 1;
+    /* none negative (a resumed run counts on them), and rng 1 to 16 hex digits, nothing else */
+    int bad = !json_is_integer(js) || json_integer_value(js) < 0 || !json_is_integer(jc) || json_integer_value(jc) < 0 ||
+              (jn && !(json_is_integer(jn) && json_integer_value(jn) >= 0));
+    const char *hex = json_string_value(jr);
+    const size_t nhex = hex ? strlen(hex) : 0;
+    if (!bad && jr && (!hex || nhex == 0 || nhex > 16 || strspn(hex, "0123456789abcdefABCDEF") != nhex)) bad = 1;
+    if (!bad && hex) r = (uint64_t)strtoull(hex, NULL, 16);
     if (bad) {
         json_decref(j);
-        return fio_fail(err, errlen, "%s: needs integers \"step\" and \"cursor\" (and \"rng\" as a hex string)", name);
+        return fio_fail(err, errlen,
+                        "%s: needs non-negative integers \"step\" and \"cursor\" (and \"num_tokens\"), and \"rng\" as "
+                        "a hex string",
+                        name);
     }
     *step = (long)json_integer_value(js);
     *cursor = (uint64_t)json_integer_value(jc);
     *rng = r;
-    *num_tokens = json_is_integer(jn) ? (uint64_t)json_integer_value(jn) : 0;
+    *num_tokens = jn ? (uint64_t)json_integer_value(jn) : 0;
     if (settings) *settings = json_incref(json_object_get(j, "settings"));
     json_decref(j);
     return 0;

@@ -1,6 +1,7 @@
 /* cli.c — option parsing, error lines, fast output and the progress bar for `rlhf`. See cli.h. */
 #include "cli.h"
 
+#include "checkpoint.h"
 #include "clock.h"
 
 #include <ctype.h>
@@ -24,6 +25,29 @@ _Noreturn void cli_die(const char *cmd, const char *fmt, ...)
     fputc('\n', stderr);
     exit(1);
 }
+
+/* the resolved folders (the CLI resolves a handful of options once per process) */
+static char resolved[8][4096];
+static int nresolved;
+
+static void resolve_path(const char *cmd, const char *opt, const char **path, int strict)
+{
+    char dir[4096], err[4200];
+    if (!*path) return;
+    if (ckpt_resolve(*path, dir, sizeof dir, err, sizeof err)) {
+        if (strict) cli_die(cmd, "%s %s", opt, err);
+        return;
+    }
+    if (strcmp(dir, *path) == 0) return;
+    if (nresolved == (int)(sizeof resolved / sizeof *resolved)) cli_die(cmd, "too many model paths");
+    char *keep = resolved[nresolved++];
+    memcpy(keep, dir, sizeof dir);
+    fprintf(stderr, "rlhf %s: %s %s: using %s\n", cmd, opt, *path, keep);
+    *path = keep;
+}
+
+void cli_model_path(const char *cmd, const char *opt, const char **path) { resolve_path(cmd, opt, path, 1); }
+void cli_tokenizer_path(const char *cmd, const char *opt, const char **path) { resolve_path(cmd, opt, path, 0); }
 
 /* the default an option's field holds now, as --help shows it ("" for none) */
 static void default_text(const cli_opt *o, char *b, size_t n)

@@ -75,6 +75,15 @@ void cli_opts_add(cli_opt *opts, size_t *k, const cli_opt *more);
  * OpenMP's default). The library never sets it: every model and loop takes its count explicitly. */
 void cli_threads(int n);
 
+/* A model path option as users give it (a model or checkpoint folder, a run's output folder, its
+ * `latest` pointer: ckpt_resolve in model/checkpoint.h) -> the folder to load, in place; when that
+ * is not the path given, one line on stderr says so ("rlhf sample: --model out/sft: using
+ * out/sft/model"). *path NULL: nothing. A path that resolves to nothing is one error line, exit 1.
+ * cli_tokenizer_path: the same for a tokenizer folder, which is kept as given when it is no model
+ * (a plain vocab.json + merges.txt folder). */
+void cli_model_path(const char *cmd, const char *opt, const char **path);
+void cli_tokenizer_path(const char *cmd, const char *opt, const char **path);
+
 /* Print "rlhf <cmd>: <message>" to stderr and exit(1). */
 _Noreturn void cli_die(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

@@ -127,6 +127,7 @@ int cmd_demo(int argc, char **argv)
               "judge, a reward model, PPO and DPO sweeps, held-out evaluation and a report. Finished stages are "
               "reused when the command is run again.",
               argc, argv, opts);
+    cli_model_path("demo", "--model", &o.model);
     if (quick) o.cfg = demo_config_quick();
     o.out = out;
     cli_threads(o.threads);

@@ -30,6 +30,9 @@ int cmd_dpo(int argc, char **argv)
     train_progress prog;
     train_cli_parse("dpo", "Direct Preference Optimization on preference pairs (or continue with --resume).", argc, argv,
                     own, &o.run, &o.optim, "preference pairs per micro-batch", 1, &prog, show);
+    cli_model_path("dpo", "--model", &o.model);
+    cli_model_path("dpo", "--ref", &o.ref);
+    cli_tokenizer_path("dpo", "--tokenizer", &o.tokenizer);
     char err[1024];
     dpo_result r;
     if (dpo_run(&o, &r, err, sizeof err)) cli_die("dpo", "%s", err);

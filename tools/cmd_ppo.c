@@ -40,6 +40,8 @@ int cmd_ppo(int argc, char **argv)
     rl_cli_parse("ppo", "Per-token PPO against a reward with a KL penalty to a reference (or continue with --resume).",
                  argc, argv, own, 0, &o.rl, &rc, &o.run, &o.optim, "prompts (completions) per iteration", 1,
                  &prog, show);
+    cli_model_path("ppo", "--rm", &o.rm);
+    cli_model_path("ppo", "--value-model", &o.value_model);
     if (!o.rm && !o.rl.n_reward) cli_die("ppo", "give a reward: --rm DIR or --reward SPEC...");
     if (o.rm && o.rl.n_reward) cli_die("ppo", "give --rm or --reward, not both (--reward rm:DIR adds a reward model)");
     if (!isnan(penalty) && !isnan(replace)) cli_die("ppo", "give --missing-eos-penalty or --missing-eos-score, not both");

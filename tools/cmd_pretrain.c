@@ -24,6 +24,7 @@ int cmd_pretrain(int argc, char **argv)
     train_progress prog;
     train_cli_parse("pretrain", "Train a GPT-2 language model on a corpus (or continue with --resume).", argc, argv, own,
                     &o.run, &o.optim, "sequences per micro-batch", 1, &prog, show);
+    cli_tokenizer_path("pretrain", "--tokenizer", &o.tokenizer);
     o.corpus = corpus.v;
     o.ncorpus = corpus.n;
     char err[1024];

@@ -37,6 +37,9 @@ int cmd_rm(int argc, char **argv)
     train_progress prog;
     train_cli_parse("rm", "Train a Bradley-Terry reward model on preference pairs (or continue with --resume).", argc, argv,
                     own, &o.run, &o.optim, "preference pairs per micro-batch", 1, &prog, show);
+    cli_model_path("rm", "--model", &o.model);
+    cli_model_path("rm", "--normalize-ref", &o.normalize_ref);
+    cli_tokenizer_path("rm", "--tokenizer", &o.tokenizer);
     char err[1024];
     rm_result r;
     if (rm_run(&o, &r, err, sizeof err)) cli_die("rm", "%s", err);
@@ -89,6 +92,8 @@ int cmd_score(int argc, char **argv)
         {0}};
     cli_parse("score", "Score JSONL records with a reward model: one JSON line per record with its score.", argc, argv,
               opts);
+    cli_model_path("score", "--rm", &rmdir);
+    cli_tokenizer_path("score", "--tokenizer", &tokdir);
     if (batch < 1) cli_die("score", "--batch must be positive");
     if (strcmp(data, "-") == 0) cli_die("score", "--data must be a file (it is read twice: tokens, then the text echoed)");
     cli_threads(threads);

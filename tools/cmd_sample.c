@@ -44,6 +44,8 @@ int cmd_sample(int argc, char **argv)
         {"--threads", OPT_INT, &threads, "N", "threads (0: all cores)", 0},
         {0}};
     cli_parse("sample", "Generate text with a KV cache.", argc, argv, opts);
+    cli_model_path("sample", "--model", &model);
+    cli_tokenizer_path("sample", "--tokenizer", &tokdir);
     const int maxnew = so.max_new_tokens;
     if (n < 1 || maxnew < 0) cli_die("sample", "--n must be positive and --max-new-tokens not negative");
     if (so.temperature < 0 || so.top_p <= 0 || so.top_p > 1 || so.top_k < 0)
@@ -108,6 +110,7 @@ int cmd_logprobs(int argc, char **argv)
     cli_parse("logprobs",
               "Print ln p(token | all tokens before it) for each token after the first, one per line.", argc, argv,
               opts);
+    cli_model_path("logprobs", "--model", &model);
     char err[GPT2_ERR_LEN];
     size_t len;
     char *text = fio_read_all(in, &len, err, sizeof err);

@@ -26,6 +26,8 @@ int cmd_sft(int argc, char **argv)
     train_progress prog;
     train_cli_parse("sft", "Supervised fine-tuning on prompt/completion or text JSONL (or continue with --resume).", argc,
                     argv, own, &o.run, &o.optim, "examples per micro-batch", 1, &prog, show);
+    cli_model_path("sft", "--model", &o.model);
+    cli_tokenizer_path("sft", "--tokenizer", &o.tokenizer);
     char err[1024];
     sft_result r;
     if (sft_run(&o, &r, err, sizeof err)) cli_die("sft", "%s", err);

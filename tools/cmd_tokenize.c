@@ -24,6 +24,7 @@ int cmd_tokenize(int argc, char **argv)
               argc, argv, opts);
     char err[TOK_ERR_LEN];
     tok_tokenizer *t;
+    cli_tokenizer_path("tokenize", "--tokenizer", &tokdir);
     if (tok_load(tokdir, &t, err, sizeof err)) cli_die("tokenize", "%s", err);
     size_t len;
     char *text = fio_read_all(in, &len, err, sizeof err);
@@ -51,6 +52,7 @@ int cmd_detokenize(int argc, char **argv)
     cli_parse("detokenize", "Decode token ids back into the exact bytes they stand for.", argc, argv, opts);
     char err[TOK_ERR_LEN];
     tok_tokenizer *t;
+    cli_tokenizer_path("detokenize", "--tokenizer", &tokdir);
     if (tok_load(tokdir, &t, err, sizeof err)) cli_die("detokenize", "%s", err);
     size_t len;
     char *text = fio_read_all(in, &len, err, sizeof err);

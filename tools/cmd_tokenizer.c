@@ -73,6 +73,7 @@ static int info(int argc, char **argv)
     cli_parse("tokenizer info", "Print the size of a tokenizer and check that it loads.", argc, argv, opts);
     char err[TOK_ERR_LEN];
     tok_tokenizer *t;
+    cli_tokenizer_path("tokenizer info", "--tokenizer", &dir);
     if (tok_load(dir, &t, err, sizeof err)) cli_die("tokenizer info", "%s", err);
     printf("{\"vocab_size\": %zu, \"merges\": %zu, \"eot_id\": %d}\n", tok_vocab_size(t), tok_merge_count(t),
            tok_eot_id(t));

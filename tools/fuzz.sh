@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# fuzz.sh — build the libFuzzer targets (tokenizer loaders and encoder, safetensors) (tests/fuzz/) with clang + ASan + UBSan in
+# fuzz.sh — build the libFuzzer targets (tests/fuzz/: tokenizer loaders and encoder, safetensors, JSONL
+# datasets, config.json, trainer_state.json, stage.json, reward-program answers) with clang + ASan + UBSan in
 # build-fuzz/ and run each for SECONDS (default $FUZZ_SECONDS, else 30).
 #
-#   tools/fuzz.sh [SECONDS] [TARGET...]   TARGET: fuzz_encode fuzz_vocab fuzz_merges fuzz_safetensors (default all)
+#   tools/fuzz.sh [SECONDS] [TARGET...]   TARGET: one of ALL_TARGETS below (default all)
 #
 # Each target runs on a scratch copy of its seed corpus (tests/fuzz/corpus/<name>/), so nothing is
 # written into the repository; crash reproducers go to build-fuzz/fuzz-artifacts/. Prints one line
@@ -16,7 +17,9 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 SECONDS_PER_TARGET="${1:-${FUZZ_SECONDS:-30}}"
 shift || true
 TARGETS=("$@")
-((${#TARGETS[@]})) || TARGETS=(fuzz_encode fuzz_vocab fuzz_merges fuzz_safetensors)
+ALL_TARGETS=(fuzz_encode fuzz_vocab fuzz_merges fuzz_safetensors fuzz_dataset fuzz_config fuzz_trainer_state fuzz_stage
+    fuzz_reward_lines)
+((${#TARGETS[@]})) || TARGETS=("${ALL_TARGETS[@]}")
 BUILD="${FUZZ_BUILD_DIR:-$ROOT/build-fuzz}"
 ARTIFACTS="${FUZZ_ARTIFACTS:-$BUILD/fuzz-artifacts}"
 
@@ -24,7 +27,7 @@ die() { echo "fuzz.sh: $*" >&2; exit 2; }
 [[ "$SECONDS_PER_TARGET" =~ ^[0-9]+$ && "$SECONDS_PER_TARGET" -gt 0 ]] ||
     die "SECONDS must be a positive integer, got '$SECONDS_PER_TARGET'"
 for t in "${TARGETS[@]}"; do
-    case "$t" in fuzz_encode | fuzz_vocab | fuzz_merges | fuzz_safetensors) ;; *) die "unknown target '$t'" ;; esac
+    [[ " ${ALL_TARGETS[*]} " == *" $t "* ]] || die "unknown target '$t'"
 done
 command -v clang >/dev/null 2>&1 || die "clang not found (apt-get install clang libclang-rt-14-dev libomp-14-dev)"
 
@@ -42,6 +45,10 @@ if [[ ! -f "$BUILD/build.ninja" ]]; then
 fi
 grep -q 'fuzz_encode' "$BUILD/build.ninja" ||
     die "$BUILD was not configured with -Dfuzz=true (remove it and run again)"
+for t in "${TARGETS[@]}"; do # a folder configured before a target was added: meson regenerates it
+    grep -q "$t" "$BUILD/build.ninja" || meson setup --reconfigure "$BUILD" "$ROOT" </dev/null >"$SCRATCH/setup.log" 2>&1 ||
+        { cat "$SCRATCH/setup.log" >&2; die "meson setup --reconfigure failed"; }
+done
 meson compile -C "$BUILD" "${TARGETS[@]}" </dev/null >"$SCRATCH/build.log" 2>&1 ||
     { cat "$SCRATCH/build.log" >&2; die "build failed"; }
 
