@@ -112,13 +112,13 @@ int cmd_eval(int argc, char **argv)
         {0}};
     cli_parse("eval", "Sample a policy on held-out prompts: reward score, KL to a reference, distinct-1/2 (one JSON line).",
               argc, argv, opts);
+    if (rmdir && rspec.n) cli_die("eval", "give --rm or --reward, not both");
     cli_model_path("eval", "--model", &model);
     cli_model_path("eval", "--ref", &refdir);
     cli_model_path("eval", "--rm", &rmdir);
     cli_tokenizer_path("eval", "--tokenizer", &tokdir);
     if (eo.n < 1 || eo.batch < 1 || eo.max_new_tokens < 1 || !(eo.temperature > 0))
         cli_die("eval", "--n, --batch, --max-new-tokens and --temperature must be positive");
-    if (rmdir && rspec.n) cli_die("eval", "give --rm or --reward, not both");
     cli_threads(threads);
     char err[1024];
     tok_tokenizer *t;

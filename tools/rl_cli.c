@@ -87,7 +87,7 @@ void rl_cli_parse(const char *cmd, const char *summary, int argc, char **argv, c
     cli_opts_add(opts, &k, own);
     train_cli_parse(cmd, summary, argc, argv, opts, r, opt, batch_help, 0, prog, show);
     cli_model_path(cmd, "--policy", &o->policy);
-    cli_model_path(cmd, "--ref", &o->ref);
+    cli_tokenizer_path(cmd, "--ref", &o->ref); /* lenient: --beta 0 loads no reference */
     cli_tokenizer_path(cmd, "--tokenizer", &o->tokenizer);
     rl_cli_finish(cmd, o, st);
     if (!has_reward && !o->n_reward) cli_die(cmd, "give a reward: --reward SPEC... (rm:DIR, judge, cmd:PROGRAM)");

@@ -109,6 +109,7 @@
 #include "tokens.h"
 
 /* rlhf/ and rlhf/envs/ */
+#include "compare.h"
 #include "control.h"
 #include "demo.h"
 #include "dpo.h"
@@ -122,6 +123,7 @@
 #include "rloo.h"
 #include "rm.h"
 #include "rollout.h"
+#include "seedstats.h"
 #include "sft.h"
 #include "stage.h"
 #include "trainer.h"
