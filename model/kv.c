@@ -382,7 +382,7 @@ int gpt2_kv_forward(gpt2 *m, gpt2_kv *kv, int R, const int *seq, const int32_t *
 
 gpt2_sample_opts gpt2_sample_defaults(void)
 {
-    gpt2_sample_opts o = {1.0f, 0, 1.0f, 64, -1, 1234, GPT2_W_F32};
+    gpt2_sample_opts o = {1.0f, 0, 1.0f, 64, -1, 1234, GPT2_W_F32, 0};
     return o;
 }
 
@@ -560,7 +560,7 @@ int gpt2_sample(gpt2 *m, int B, const int32_t *const *prompts, const int *plen, 
             tok[r] = prompts[b][i];
             want[r] = i == plen[b] - 1;
         }
-        rng[b] = o->seed * 0x9E3779B97F4A7C15ull + (uint64_t)b * 0xD1B54A32D192ED03ull + 1;
+        rng[b] = o->seed * 0x9E3779B97F4A7C15ull + (uint64_t)(o->first_row + b) * 0xD1B54A32D192ED03ull + 1;
         olen[b] = 0;
         active[b] = MN > 0;
     }

@@ -68,7 +68,14 @@ void cli_opts_add(cli_opt *opts, size_t *k, const cli_opt *more);
  * OpenMP's default). The library never sets it: every model and loop takes its count explicitly. */
 void cli_threads(int n);
 
-/* Print "rlhf <cmd>: <message>" to stderr and exit(1). */
+/* Under mpirun (rlhf/dp.h): start MPI once from main (ranks above 0 then print nothing but their
+ * error line), the ranks for trainer_run.dp (NULL: one process), finalize at the end. */
+typedef struct dp dp;
+void cli_dp_start(int *argc, char ***argv);
+dp *cli_dp(void);
+void cli_dp_end(void);
+
+/* Print "rlhf <cmd>: <message>" to stderr and exit(1); under mpirun every rank ends (MPI_Abort). */
 _Noreturn void cli_die(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Parse whitespace-separated decimal token ids from text (read from `in`, "-" meaning standard
