@@ -105,8 +105,10 @@ int cmd_demo(int argc, char **argv)
     demo_ui ui = {0};
     o.on_event = on_event;
     o.ud = &ui;
+    o.dp = cli_dp();
     const double t0 = clk_now();
     if (demo_run(&o, err, sizeof err)) cli_die("demo", "%s", err);
+    if (dp_rank(o.dp) != 0) return 0; /* rank 0 writes the report */
     if (report_write(out, perr, sizeof perr, err, sizeof err)) cli_die("demo", "report: %s", err);
     if (perr[0]) fprintf(stderr, "rlhf demo: some figures were not drawn: %s\n", perr);
     char t[32];
