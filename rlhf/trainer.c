@@ -589,6 +589,12 @@ static int step_metrics(trainer *t, trainer_metric *mx, char (*names)[64], size_
         mx[k++] = (trainer_metric){"num_tokens", (double)t->st.num_tokens};
         mx[k++] = (trainer_metric){"epoch", t->epoch_len > 0 ? (double)t->st.cursor / t->epoch_len : NAN};
     }
+    if (t->nranks > 1) { /* data parallel: this step's collectives on rank 0 (the benchmark's numbers) */
+        const dp_counters c = dp_get_counters(t->run->dp);
+        mx[k++] = (trainer_metric){"dp/comm_seconds", c.seconds - t->comm0.seconds};
+        mx[k++] = (trainer_metric){"dp/comm_bytes", (double)(c.bytes - t->comm0.bytes)};
+        mx[k++] = (trainer_metric){"dp/step_seconds", t->step_seconds};
+    }
     size_t ne = 0;
     if (rc->evaluate && trainer_eval_due(t->run, t->st.step, t->steps)) {
         if (rc->evaluate(t->self, t, mx + k, &ne, err, errlen)) return -1;
@@ -625,6 +631,7 @@ static int one_step(trainer *t, char *err, size_t errlen)
 {
     const trainer_recipe *rc = t->rc;
     const double t0 = clk_now();
+    t->comm0 = dp_get_counters(t->run->dp);
     if (t->examples) ds_sampler_next(&t->smp, t->per_step, &t->st.cursor, t->idx);
     for (size_t i = 0; i < rc->nstats; i++) *(double *)((char *)t->self + rc->stats_off + rc->stats[i].off) = 0;
     if (rc->begin_step && rc->begin_step(t->self, t, err, errlen)) return -1;

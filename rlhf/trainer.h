@@ -166,7 +166,7 @@ typedef struct {
 /* Add a file whose bytes the loop frees afterwards (-1 when full; data is freed then too). */
 int trainer_files_own(trainer_files *fs, const char *name, void *data, size_t len, char *err, size_t errlen);
 
-#define TRAINER_MAX_METRICS 48
+#define TRAINER_MAX_METRICS 64
 
 /* A recipe's per-step statistics as named double fields of a struct of its state (TRL's metrics of
  * a loss: loss, rewards/margins, ...): the loop zeroes them before each step and, when the recipe
@@ -274,6 +274,7 @@ struct trainer {
     /* private */
     struct trainer_io *io;
     struct trainer_zero *zero;
+    dp_counters comm0;       /* the collectives' counters when this step began */
     ds_sampler smp;
 };
 
