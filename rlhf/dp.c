@@ -96,7 +96,7 @@ _Noreturn void dp_abort(dp *d, int code)
 int dp_rank(const dp *d) { return d ? d->rank : 0; }
 int dp_size(const dp *d) { return d ? d->size : 1; }
 
-dp_counters dp_get_counters(const dp *d) { return d ? d->c : (dp_counters){0, 0, 0}; }
+dp_counters dp_get_counters(const dp *d) { return d ? d->c : (dp_counters){0, 0, 0, 0}; }
 
 /* time and count one collective */
 #define DP_CALL(D_, NBYTES_, WHAT_, CALL_)                                                                       \
@@ -202,6 +202,15 @@ int dp_barrier(dp *d, char *err, size_t errlen)
     return 0;
 }
 
+int dp_sync(dp *d, char *err, size_t errlen)
+{
+    if (!d || d->size == 1) return 0;
+    const double t0 = clk_now();
+    const int rc = MPI_Barrier(d->comm);
+    d->c.wait += clk_now() - t0;
+    return rc == MPI_SUCCESS ? 0 : mpi_fail(rc, "barrier", err, errlen);
+}
+
 #else /* ---- no MPI in this build: one process ------------------------------------------------------ */
 
 int dp_available(void) { return 0; }
@@ -223,7 +232,8 @@ _Noreturn void dp_abort(dp *d, int code)
 
 int dp_rank(const dp *d) { return (void)d, 0; }
 int dp_size(const dp *d) { return (void)d, 1; }
-dp_counters dp_get_counters(const dp *d) { return (void)d, (dp_counters){0, 0, 0}; }
+dp_counters dp_get_counters(const dp *d) { return (void)d, (dp_counters){0, 0, 0, 0}; }
+int dp_sync(dp *d, char *err, size_t errlen) { return (void)d, (void)err, (void)errlen, 0; }
 
 int dp_allreduce_f32(dp *d, float *x, size_t n, char *err, size_t errlen) { return (void)d, (void)x, (void)n, (void)err, (void)errlen, 0; }
 

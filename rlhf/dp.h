@@ -63,6 +63,9 @@ int dp_reduce_scatter_f32(dp *d, float *x, size_t n, char *err, size_t errlen);
 /* Broadcast len bytes of buf from rank root. */
 int dp_bcast(dp *d, void *buf, size_t len, int root, char *err, size_t errlen);
 int dp_barrier(dp *d, char *err, size_t errlen);
+/* A barrier timed apart (dp_counters.wait): before a collective, it separates the time ranks wait
+ * for the slowest one from the time the collective itself takes. */
+int dp_sync(dp *d, char *err, size_t errlen);
 
 /* Communication done so far by this rank: bytes sent into collectives and seconds spent in them
  * (the benchmark's numbers). */
@@ -70,6 +73,7 @@ typedef struct {
     uint64_t bytes;
     double seconds;
     long calls;
+    double wait;             /* seconds in dp_sync */
 } dp_counters;
 dp_counters dp_get_counters(const dp *d);
 

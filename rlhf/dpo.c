@@ -367,6 +367,14 @@ static int micro(void *self, trainer *t, int u, int a, double *loss, char *err, 
         return -1;
     loss[0] = st.loss;
     trainer_stats_add(&s->tot, &st, stats, NSTATS, (double)P / s->o->run.batch, s->o->run.accum);
+    return 0;
+}
+
+/* the step's means (summed over the ranks by now) as the result */
+static int end_step(void *self, trainer *t, char *err, size_t errlen)
+{
+    (void)t, (void)err, (void)errlen;
+    dpo *s = self;
     s->res->train = s->tot;
     return 0;
 }
@@ -418,6 +426,7 @@ static const trainer_recipe recipe = {.name = "dpo",
                                       .loss_names = loss_names,
                                       .prepare = prepare,
                                       .micro = micro,
+                                      .end_step = end_step,
                                       .evaluate = evaluate,
                                       .files = files,
                                       .free = release,

@@ -493,6 +493,14 @@ static int micro(void *self, trainer *t, int u, int a, double *loss, char *err, 
     for (int q = 0; q < 2 * P; q++) s->dsc[q] *= (float)((double)P / (double)t->per_step);
     if (rm_backward(s->r, s->dsc, err, errlen)) return -1;
     trainer_stats_add(&s->tot, &st, stats, NSTATS, (double)P / s->o->run.batch, s->o->run.accum);
+    return 0;
+}
+
+/* the step's means (summed over the ranks by now) as the result */
+static int end_step(void *self, trainer *t, char *err, size_t errlen)
+{
+    (void)t, (void)err, (void)errlen;
+    rm_trainer *s = self;
     s->res->train = s->tot;
     return 0;
 }
@@ -596,6 +604,7 @@ static const trainer_recipe recipe = {.name = "rm",
                                       .loss_names = loss_names,
                                       .prepare = prepare,
                                       .micro = micro,
+                                      .end_step = end_step,
                                       .evaluate = evaluate,
                                       .files = files,
                                       .export_model = export_model,

@@ -593,6 +593,7 @@ static int step_metrics(trainer *t, trainer_metric *mx, char (*names)[64], size_
         const dp_counters c = dp_get_counters(t->run->dp);
         mx[k++] = (trainer_metric){"dp/comm_seconds", c.seconds - t->comm0.seconds};
         mx[k++] = (trainer_metric){"dp/comm_bytes", (double)(c.bytes - t->comm0.bytes)};
+        mx[k++] = (trainer_metric){"dp/wait_seconds", c.wait - t->comm0.wait};
         mx[k++] = (trainer_metric){"dp/step_seconds", t->step_seconds};
     }
     size_t ne = 0;

@@ -134,6 +134,8 @@ static int zero_update(trainer *t, char *err, size_t errlen)
 
 int trainer_dp_update(trainer *t, char *err, size_t errlen)
 {
+    /* the ranks meet first: the collectives' time is then their own, not waiting for the slowest */
+    if (t->nranks > 1 && dp_sync(t->run->dp, err, errlen)) return -1;
     if (t->zero) return zero_update(t, err, errlen);
     for (size_t k = 0; t->nranks > 1 && k < t->nblocks; k++)
         if (dp_allreduce_f32(t->run->dp, t->blocks[k].grads, t->blocks[k].n, err, errlen)) return -1;

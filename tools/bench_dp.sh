@@ -48,20 +48,24 @@ median() {
 }
 tokens=$((BATCH * SEQ))
 t_one=$(awk -v t="$tokens" -v r="$(median one tokens_per_s)" 'BEGIN { printf "%.4f", t / r }')
-rss() { grep -o 'peak_rss_kb [0-9]*' "$W/$1.err" | awk '{ printf "%s%.0f MB", NR > 1 ? ", " : "", $2 / 1024 }'; }
+rss() { grep -o 'peak_rss_kb [0-9]*' "$W/$1.err" | awk '{ s = s (NR > 1 ? ", " : "") sprintf("%.0f MB", $2 / 1024) } END { print s }'; }
 params=124439808
 
 echo
 echo "GPT-2 124M shape ($params parameters), global batch $BATCH x $SEQ tokens, $STEPS steps (median of steps 2..$STEPS), fp32"
-printf '%-28s %10s %14s %12s %10s  %s\n' "run" "step (s)" "all-reduced" "comm (s)" "comm share" "peak memory per process"
-printf '%-28s %10s %14s %12s %10s  %s\n' "1 process x 2 threads" "$t_one" "-" "-" "-" "$(rss one)"
+printf '%-24s %9s %12s %9s %10s %9s  %s\n' "run" "step (s)" "sent to MPI" "comm (s)" "comm share" "wait (s)" \
+  "peak memory per process"
+printf '%-24s %9s %12s %9s %10s %9s  %s\n' "1 process x 2 threads" "$t_one" "-" "-" "-" "-" "$(rss one)"
 for r in dp zero; do
-  t=$(median $r dp/step_seconds) c=$(median $r dp/comm_seconds) b=$(median $r dp/comm_bytes)
+  t=$(median $r dp/step_seconds) c=$(median $r dp/comm_seconds) b=$(median $r dp/comm_bytes) w=$(median $r dp/wait_seconds)
   label="2 processes x 1 thread"
   [ $r = zero ] && label="2 x 1, --zero 1"
-  printf '%-28s %10.4f %11.0f MB %12.4f %9.1f%%  %s\n' "$label" "$t" "$(echo "$b" | awk '{ print $1 / 1e6 }')" "$c" \
-    "$(awk -v c="$c" -v t="$t" 'BEGIN { print 100 * c / t }')" "$(rss $r)"
+  printf '%-24s %9.4f %9.0f MB %9.4f %9.1f%% %9.4f  %s\n' "$label" "$t" "$(echo "$b" | awk '{ print $1 / 1e6 }')" "$c" \
+    "$(awk -v c="$c" -v t="$t" 'BEGIN { print 100 * c / t }')" "$w" "$(rss $r)"
 done
+echo "(sent to MPI: plain, the gradients all-reduced; ZeRO-1, the gradients reduce-scattered plus this rank's"
+echo " parameters all-gathered. comm: time inside the collectives; wait: time the ranks waited for each other"
+echo " before them, i.e. load imbalance, not communication)"
 t_dp=$(median dp dp/step_seconds) c_dp=$(median dp dp/comm_seconds) b_dp=$(median dp dp/comm_bytes)
 echo
 awk -v a="$t_one" -v b="$t_dp" 'BEGIN { printf "2 processes x 1 thread vs 1 process x 2 threads: %.2fx the step time\n", b / a }'
