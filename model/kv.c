@@ -444,7 +444,7 @@ int gpt2_kv_forward(gpt2 *m, gpt2_kv *kv, int R, const int *seq, const int32_t *
 
 gpt2_sample_opts gpt2_sample_defaults(void)
 {
-    gpt2_sample_opts o = {1.0f, 0, 1.0f, 64, -1, 1234, GPT2_W_F32};
+    gpt2_sample_opts o = {1.0f, 0, 1.0f, 64, -1, 1234, GPT2_W_F32, 0};
     return o;
 }
 
@@ -622,7 +622,7 @@ int gpt2_sample(gpt2 *m, int B, const int32_t *const *prompts, const int *plen, 
             tok[r] = prompts[b][i];
             want[r] = i == plen[b] - 1;
         }
-        rng[b] = rng_stream(o->seed, (uint64_t)b); /* row b's stream: a function of (seed, row) only */
+        rng[b] = rng_stream(o->seed, (uint64_t)(o->first_row + b)); /* row's stream: (seed, global row) only */
         olen[b] = 0;
         active[b] = MN > 0;
     }

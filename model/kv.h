@@ -64,6 +64,8 @@ typedef struct {
     int32_t stop_token;  /* -1: none; the stop token is kept in the output */
     uint64_t seed;
     gpt2_weights weights; /* decode weights (see gpt2_kv_set_weights) */
+    long first_row;      /* row b draws from stream (seed, first_row + b): a batch split across
+                          * processes samples each row as the whole batch would (0 by default) */
 } gpt2_sample_opts;
 
 gpt2_sample_opts gpt2_sample_defaults(void); /* temperature 1, top_k 0, top_p 1, 64 new tokens, no stop, fp32

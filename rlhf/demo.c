@@ -351,6 +351,7 @@ static int st_pretrain(demo *d, const demo_stage *s, const char *dir, json_t *su
     o.run.seed = row_seed(d, s);
     o.run.threads = d->o->threads;
     o.run.precision = d->o->precision;
+    o.run.dp = d->o->dp;
     o.val_fraction = 0.02;
     o.run.on_step = stage_on_trainer_step;
     o.run.ud = &d->run;
@@ -396,6 +397,7 @@ static void row_train(const demo *d, const demo_stage *s, long steps, double epo
     r->seed = row_seed(d, s);
     r->threads = d->o->threads;
     r->precision = d->o->precision;
+    r->dp = d->o->dp;
 }
 
 /* what every trainer of a stage shares: the start model, the tokenizer, the data, the stage's
@@ -683,6 +685,7 @@ typedef struct {
     int cap;
     tok_bytes log;               /* gold.jsonl lines */
     long calls;
+    dp *dp;                      /* data parallel: each rank scores its rows; the lines are of all */
 } ppo_scorer;
 
 static int ppo_score(void *ud, const int32_t *tokens, const int *lengths, const int *prompt_lengths, int B, int T,
@@ -698,13 +701,15 @@ static int ppo_score(void *ud, const int32_t *tokens, const int *lengths, const 
     }
     const scorer judge_sc = scorer_judge_make(&s->gold);
     if (scorer_score(&judge_sc, tokens, lengths, prompt_lengths, B, T, s->g, err, errlen)) return -1;
-    double rm = 0, gold = 0;
+    double x[3] = {0, 0, B}; /* the rm and gold sums, the rows */
     for (int b = 0; b < B; b++) {
-        rm += scores[b];
-        gold += s->g[b];
+        x[0] += scores[b];
+        x[1] += s->g[b];
     }
+    if (dp_size(s->dp) > 1 && dp_allreduce_f64(s->dp, x, 3, DP_SUM, err, errlen)) return -1;
     char line[160];
-    const int n = snprintf(line, sizeof line, "{\"step\": %ld, \"rm\": %.9g, \"gold\": %.9g}", ++s->calls, rm / B, gold / B);
+    const int n = snprintf(line, sizeof line, "{\"step\": %ld, \"rm\": %.9g, \"gold\": %.9g}", ++s->calls, x[0] / x[2],
+                           x[1] / x[2]);
     return append_line(&s->log, line, (size_t)n) ? fio_fail(err, errlen, "out of memory") : 0;
 }
 
@@ -744,6 +749,8 @@ static int st_ppo(demo *d, const demo_stage *s, const char *dir, json_t *sum, ch
     o.run.keep = 1;
     o.run.threads = nt;
     o.run.precision = d->o->precision;
+    o.run.dp = d->o->dp;
+    sc.dp = d->o->dp;
     o.rl.score = (scorer){ppo_score, &sc};
     o.run.on_step = stage_on_trainer_step;
     o.run.ud = &d->run;
@@ -895,7 +902,7 @@ static int demo_open(demo *d, const demo_opts *o, char *err, size_t errlen)
     const demo_config *c = &o->cfg;
     d->o = o;
     d->c = c;
-    d->run = (stage_runner){.out = o->out, .on_event = o->on_event, .ud = o->ud};
+    d->run = (stage_runner){.out = o->out, .on_event = o->on_event, .ud = o->ud, .dp = o->dp};
     if (fio_mkdirs(o->out, err, errlen) || fio_mkdirs(shared_dir(o), err, errlen)) return -1;
     if (o->lexicon) snprintf(d->lexicon, sizeof d->lexicon, "%s", o->lexicon);
     else judge_default_lexicon(d->lexicon, sizeof d->lexicon);
@@ -1078,6 +1085,8 @@ static int run_row(demo *d, demo_stage *s, char *err, size_t errlen)
         json_t *settings = row_settings(d, s, err, errlen);
         row_call a = {d, s};
         d->run.out = s->seedless ? shared_dir(o) : o->out;
+        /* the trainers run on every rank (data parallel), the other stages on rank 0 */
+        d->run.collective = s->run == st_pretrain || s->run == st_sft || s->run == st_rm || s->run == st_ppo || s->run == st_dpo;
         if (!settings || stage_run(&d->run, s->name, settings, call_row, &a, s->hash, err, errlen)) return -1;
     }
     return s->join ? s->join(d, s, ran, err, errlen) : 0;

@@ -147,6 +147,7 @@ typedef struct {
      * (stage.h's events) */
     void (*on_event)(void *ud, const stage_event *e);
     void *ud;
+    dp *dp;                    /* under mpirun: the trainers run data-parallel, rank 0 does the rest */
 } demo_opts;
 
 /* seed 1, 2 threads, the default config */

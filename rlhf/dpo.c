@@ -351,8 +351,10 @@ static int micro(void *self, trainer *t, int u, int a, double *loss, char *err, 
 {
     (void)u;
     dpo *s = self;
-    const int P = s->o->run.batch;
-    const size_t *ix = t->idx + (size_t)a * P;
+    size_t lo, hi; /* this rank's pairs of the micro-batch */
+    trainer_rows(t, (size_t)s->o->run.batch, &lo, &hi);
+    const int P = (int)(hi - lo);
+    const size_t *ix = t->idx + (size_t)a * s->o->run.batch + lo;
     if (ds_batch_fill(&s->d, ix, (size_t)P, &s->b, err, errlen)) return -1;
     for (int q = 0; q < s->b.B; q++) t->st.num_tokens += (uint64_t)s->b.lengths[q];
     double *ref_r = s->ref_c + P;
@@ -364,7 +366,15 @@ static int micro(void *self, trainer *t, int u, int a, double *loss, char *err, 
     if (dpo_step(s->m, &s->b, &s->o->loss, s->ref_c, ref_r, (double)P / (double)t->per_step, &s->wk, &st, err, errlen))
         return -1;
     loss[0] = st.loss;
-    trainer_stats_add(&s->tot, &st, stats, NSTATS, s->o->run.accum);
+    trainer_stats_add(&s->tot, &st, stats, NSTATS, (double)P / s->o->run.batch, s->o->run.accum);
+    return 0;
+}
+
+/* the step's means (summed over the ranks by now) as the result */
+static int end_step(void *self, trainer *t, char *err, size_t errlen)
+{
+    (void)t, (void)err, (void)errlen;
+    dpo *s = self;
     s->res->train = s->tot;
     return 0;
 }
@@ -416,6 +426,7 @@ static const trainer_recipe recipe = {.name = "dpo",
                                       .loss_names = loss_names,
                                       .prepare = prepare,
                                       .micro = micro,
+                                      .end_step = end_step,
                                       .evaluate = evaluate,
                                       .files = files,
                                       .free = release,

@@ -312,7 +312,12 @@ static int micro(void *self, rl *c, const rl_batch *mb, float scale, double *los
     double vclip;
     loss[1] = ppo_value_loss(p->mv, p->moldv, p->mret, mb->mask, N, p->o->h.cliprange_value, scale * p->o->h.vf_coef,
                              p->mdv, &vclip);
-    p->vpred += vp * (cnt > 0 ? 1.0 / cnt : 0.0);
+    if (cnt != mb->tokens) { /* a data-parallel share of the micro-batch: means over all of its tokens */
+        const double f = mb->tokens > 0 ? cnt / mb->tokens : 0.0;
+        for (long i = 0; i < N; i++) p->mdv[i] = (float)(p->mdv[i] * f);
+        loss[1] *= f, vclip *= f;
+    }
+    p->vpred += vp * (mb->tokens > 0 ? 1.0 / mb->tokens : 0.0);
     p->vf_clip += vclip;
     p->loss_v += loss[1];
     /* backward: the value loss through its head into dhidden, then the value trunk when separate */
@@ -326,11 +331,13 @@ static int micro(void *self, rl *c, const rl_batch *mb, float scale, double *los
 /* the update's means, 6. the KL coefficient for the next iteration, the timings */
 static int end_step(void *self, rl *c, trainer *t, char *err, size_t errlen)
 {
-    (void)err, (void)errlen;
     ppo_lm *p = self;
     ppo_lm_stats *st = &p->st;
     const rl_stats *cs = &c->st;
     const int B = c->B;
+    double v[3] = {p->vpred, p->vf_clip, p->loss_v}; /* sums over this rank's micro-batch shares */
+    if (trainer_sum(t, v, 3, err, errlen)) return -1;
+    p->vpred = v[0], p->vf_clip = v[1], p->loss_v = v[2];
     const double im = 1.0 / ((double)t->updates * t->accum);
     st->approxkl = cs->approxkl;
     st->clipfrac = cs->clipfrac;

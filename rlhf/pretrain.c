@@ -12,6 +12,7 @@
 
 #include <jansson.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -84,7 +85,9 @@ static int prepare(void *self, trainer *t, char *err, size_t errlen)
     p->tgt = malloc((size_t)B * o->seq * sizeof *p->tgt);
     if (!p->inp || !p->tgt) return fio_fail(err, errlen, "out of memory");
     t->epoch_len = (double)p->d.nchunks;
-    t->grad_scale = 1.0f / (float)o->run.accum; /* each micro-batch's mean loss weighs 1/accum */
+    /* each micro-batch's mean loss weighs 1/accum; data parallel, each rank's mean over its equal
+     * share of the rows weighs 1/ranks more (trainer_dp_begin checks the shares are equal) */
+    t->grad_scale = 1.0f / (float)(o->run.accum * t->nranks);
     static const char *const keys[] = {"seq", NULL};
     t->resume_keys = keys;
     json_object_update_new(t->settings, json_pack("{s:i, s:s}", "seq", o->seq, "config", o->config ? o->config : ""));
@@ -104,12 +107,15 @@ static int micro(void *self, trainer *t, int u, int a, double *loss, char *err, 
     pretrain *p = self;
     const int B = p->o->run.batch, T = p->o->seq;
     ds_tokens_batch(&p->d, B, &t->st.cursor, p->inp, p->tgt);
+    size_t lo, hi; /* this rank's rows of the micro-batch (all of them alone) */
+    trainer_rows(t, (size_t)B, &lo, &hi);
+    const int n = (int)(hi - lo);
     float l;
-    if (gpt2_forward(p->m, p->inp, p->tgt, NULL, B, T, &l, err, errlen)) return -1;
+    if (gpt2_forward(p->m, p->inp + lo * T, p->tgt + lo * T, NULL, n, T, &l, err, errlen)) return -1;
     loss[0] = l;
     if (!isfinite(l)) return 0; /* the loop stops, naming the step */
-    p->lsum += l;
-    t->st.num_tokens += (uint64_t)B * (uint64_t)T;
+    p->lsum += l * ((double)n / B);
+    t->st.num_tokens += (uint64_t)n * (uint64_t)T;
     return gpt2_backward(p->m, NULL, NULL, err, errlen);
 }
 
@@ -161,7 +167,9 @@ static const trainer_recipe recipe = {.name = "pretrain",
                                       .micro = micro,
                                       .metrics = metrics,
                                       .evaluate = evaluate,
-                                      .free = release};
+                                      .free = release,
+                                      .sums_off = offsetof(pretrain, lsum),
+                                      .nsums = 1};
 
 int pretrain_run(const pretrain_opts *o, long *resumed_from, char *err, size_t errlen)
 {

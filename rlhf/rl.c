@@ -222,6 +222,9 @@ static int shape(rl *c, char *err, size_t errlen)
         return fio_fail(err, errlen, "the batch (%d rows) must split into mini-batches of %d rows and those into %d micro-batches",
                         c->rows, c->mb, c->run->accum);
     c->micro = c->mb / c->run->accum;
+    const int n = dp_size(c->run->dp);
+    if (c->micro % n)
+        return fio_fail(err, errlen, "micro-batches of %d rows cannot be shared equally by %d ranks", c->micro, n);
     return 0;
 }
 
@@ -250,7 +253,21 @@ static int prepare(void *self, trainer *t, char *err, size_t errlen)
 
 /* ---- one step: rollout, the sampler check, scores, advantages ----------------------------------------- */
 
-/* 1-2. sample the step's rows, recompute log π_old (and log π_ref) by full forwards */
+/* data parallel: this rank sampled rows [lo, hi) into gen, glen and glogp; every rank gets them all */
+static int gather_samples(rl *c, trainer *t, int stride, char *err, size_t errlen)
+{
+    rollout *r = &c->ro;
+    dp *d = c->run->dp;
+    if (t->nranks == 1) return 0;
+    return dp_allgather(d, r->gen, (size_t)c->rows, (size_t)stride * sizeof *r->gen, err, errlen) ||
+                   dp_allgather(d, r->glogp, (size_t)c->rows, (size_t)stride * sizeof *r->glogp, err, errlen) ||
+                   dp_allgather(d, r->glen, (size_t)c->rows, sizeof *r->glen, err, errlen)
+               ? -1
+               : 0;
+}
+
+/* 1. sample the step's rows: each rank its share (row q's stream is the same whatever the ranks),
+ * then every rank lays out all of them */
 static int rollout_step(rl *c, trainer *t, char *err, size_t errlen)
 {
     const rl_opts *o = c->o;
@@ -267,10 +284,67 @@ static int rollout_step(rl *c, trainer *t, char *err, size_t errlen)
     so.stop_token = c->stop;
     so.seed = rng_stream(c->run->seed, (uint64_t)t->st.step);
     so.weights = o->rollout_weights;
-    if (rollout_sample(r, c->pol, c->rows, c->pp, c->pl, &so, err, errlen)) return -1;
+    if (t->nranks == 1) return rollout_sample(r, c->pol, c->rows, c->pp, c->pl, &so, err, errlen);
+    size_t lo, hi;
+    trainer_rows(t, (size_t)c->rows, &lo, &hi);
+    const int S = so.max_new_tokens;
+    so.first_row = (long)lo;
+    if (gpt2_sample(c->pol, (int)(hi - lo), c->pp + lo, c->pl + lo, &so, r->gen + lo * S, r->glen + lo, r->glogp + lo * S,
+                    err, errlen))
+        return -1;
+    return gather_samples(c, t, S, err, errlen) || rollout_layout(r, c->rows, c->pp, c->pl, &so, err, errlen) ? -1 : 0;
+}
+
+/* 2. log π_old (and log π_ref) by full forwards, the method's values, 4. the scores: each rank on
+ * its share of the rows (c->ro is that share meanwhile) */
+static int local_pass(rl *c, double *t_scoring, char *err, size_t errlen)
+{
+    const rl_opts *o = c->o;
+    rollout *r = &c->ro;
     if (rollout_logprobs(c->pol, r, o->temperature, r->logp, err, errlen)) return -1;
     if (c->m->rollout_forward && c->m->rollout_forward(c->self, c, err, errlen)) return -1;
-    return c->ref ? rollout_logprobs(c->ref, r, o->temperature, r->ref_logp, err, errlen) : 0;
+    if (c->ref && rollout_logprobs(c->ref, r, o->temperature, r->ref_logp, err, errlen)) return -1;
+    const double t0 = clk_now();
+    if (scorer_score(&c->score, r->tokens, r->len, r->plen, r->B, r->T, r->raw_scores, err, errlen)) return -1;
+    *t_scoring = clk_now() - t0;
+    return 0;
+}
+
+/* the reward sources' means and stds over every rank's rows (each has those of its n rows) */
+static int global_source_stats(rl *c, trainer *t, double n, char *err, size_t errlen)
+{
+    double x[2 * REWARD_MAX];
+    for (int i = 0; i < c->rs.n; i++) {
+        const reward_source *s = &c->rs.src[i];
+        x[2 * i] = n * s->mean, x[2 * i + 1] = n * (s->std * s->std + s->mean * s->mean);
+    }
+    if (trainer_sum(t, x, (size_t)(2 * c->rs.n), err, errlen)) return -1;
+    for (int i = 0; i < c->rs.n; i++) {
+        const double m = x[2 * i] / c->rows, v = x[2 * i + 1] / c->rows - m * m;
+        c->rs.src[i].mean = m;
+        c->rs.src[i].std = sqrt(v > 0 ? v : 0);
+    }
+    return 0;
+}
+
+/* 2-4 over the ranks: each its share of the rows, then every rank gets the per-token arrays and
+ * scores of all of them */
+static int score_step(rl *c, trainer *t, char *err, size_t errlen)
+{
+    if (t->nranks == 1) return local_pass(c, &c->st.t_scoring, err, errlen);
+    size_t lo, hi;
+    trainer_rows(t, (size_t)c->rows, &lo, &hi);
+    const rollout full = c->ro;
+    c->ro = rollout_rows(&full, (int)lo, (int)hi);
+    const int rc = local_pass(c, &c->st.t_scoring, err, errlen);
+    c->ro = full;
+    if (rc || (c->rs.n && global_source_stats(c, t, (double)(hi - lo), err, errlen))) return -1;
+    dp *d = c->run->dp;
+    const size_t R = (size_t)c->rows, row = (size_t)full.T * sizeof(float);
+    float *per_token[] = {full.logp, full.ref_logp, full.values};
+    for (size_t i = 0; i < sizeof per_token / sizeof *per_token; i++)
+        if (dp_allgather(d, per_token[i], R, row, err, errlen)) return -1;
+    return dp_allgather(d, full.raw_scores, R, sizeof *full.raw_scores, err, errlen);
 }
 
 /* the loss mask: completion tokens, less truncated rows with mask_truncated */
@@ -373,15 +447,12 @@ static int begin_step(void *self, trainer *t, char *err, size_t errlen)
     rollout *r = &c->ro;
     memset(&c->st, 0, sizeof c->st);
     c->t0 = clk_now();
-    if (rollout_step(c, t, err, errlen)) return -1;
+    if (rollout_step(c, t, err, errlen) || score_step(c, t, err, errlen)) return -1;
     loss_mask(c);
     sampler_check(c);
-    const double t1 = clk_now();
-    c->st.t_rollout = t1 - c->t0;
-    if (scorer_score(&c->score, r->tokens, r->len, r->plen, r->B, r->T, r->raw_scores, err, errlen)) return -1;
     memcpy(r->scores, r->raw_scores, (size_t)r->B * sizeof *r->scores);
     c->t1 = clk_now();
-    c->st.t_scoring = c->t1 - t1;
+    c->st.t_rollout = c->t1 - c->t0 - c->st.t_scoring;
     rollout_stats(c);
     if (c->m->advantages(c->self, c, err, errlen)) return -1;
     /* 5. the update's order: a permutation per epoch from this step's stream */
@@ -446,11 +517,12 @@ static void diagnostics(rl *c, const rl_batch *b, double *ent, double *akl, doub
     *ent = e_, *akl = k_, *cnt = n_;
 }
 
-/* the step's sums: PPO's per-micro means and TRL's token sums */
-static void accumulate(rl *c, const rl_loss_stats *ls, double ent, double akl, double cnt)
+/* the step's sums: PPO's per-micro means (over the whole micro-batch's tokens: b->tokens) and TRL's
+ * token sums */
+static void accumulate(rl *c, const rl_batch *b, const rl_loss_stats *ls, double ent, double akl, double cnt)
 {
     struct rl_acc *a = c->acc;
-    const double ic = cnt > 0 ? 1.0 / cnt : 0.0;
+    const double ic = b->tokens > 0 ? 1.0 / b->tokens : 0.0;
     a->entropy += ent * ic;
     a->approxkl += akl * ic;
     a->clipfrac += ls->clipfrac;
@@ -479,23 +551,45 @@ static int micro(void *self, trainer *t, int u, int a, double *loss, char *err, 
     if (m0 == 0 && a == 0) ppo_permutation(c->perm, c->rows, &c->rng);
     if (a == 0) c->step_tokens = step_tokens(c, c->perm + m0, c->mb);
     rl_batch *b = &c->b;
-    gather(c, c->perm + m0 + a * c->micro, c->micro);
+    const int *rows = c->perm + m0 + a * c->micro;
+    size_t lo, hi; /* this rank's rows of the micro-batch; the means are over all of them */
+    trainer_rows(t, (size_t)c->micro, &lo, &hi);
+    gather(c, rows + lo, (int)(hi - lo));
+    b->tokens = step_tokens(c, rows, c->micro);
+    b->nrows = c->micro;
     float l;
     if (gpt2_forward_temp(c->pol, b->tok, b->tgt, b->fmask, b->n, b->T, c->o->temperature, &l, err, errlen)) return -1;
     double ent, akl, cnt;
     diagnostics(c, b, &ent, &akl, &cnt);
     const int seq = c->agg == RL_AGG_SEQUENCE;
     const float eh = c->o->epsilon_high > 0 ? c->o->epsilon_high : c->o->epsilon, scale = 1.0f / (float)t->accum;
-    const rl_loss_opts lo = {c->agg, c->o->epsilon, eh, c->kl_beta, c->o->max_new_tokens, c->step_tokens, scale};
+    const rl_loss_opts lo_ = {c->agg, c->o->epsilon, eh, c->kl_beta, c->o->max_new_tokens, c->step_tokens, scale,
+                              b->tokens, b->nrows};
     const rl_loss_in in = {b->n, b->T, gpt2_logp(c->pol), b->old, seq ? b->row_adv : b->adv,
                            c->o->is_correction == RL_IS_NONE ? NULL : seq ? b->row_w : b->w, b->ref, b->mask};
     rl_loss_stats ls;
-    rl_policy_loss(&lo, &in, b->dlogp, &ls);
+    rl_policy_loss(&lo_, &in, b->dlogp, &ls);
     loss[0] = ls.mean;
     const float *dhidden = NULL;
     if (c->m->micro && c->m->micro(c->self, c, b, scale, loss, &dhidden, err, errlen)) return -1;
     if (gpt2_backward(c->pol, b->dlogp, dhidden, err, errlen)) return -1;
-    accumulate(c, &ls, ent, akl, cnt);
+    accumulate(c, b, &ls, ent, akl, cnt);
+    return 0;
+}
+
+/* data parallel: the update's sums, minima and maxima over the ranks (nmicro is every rank's) */
+static int reduce_acc(rl *c, trainer *t, char *err, size_t errlen)
+{
+    struct rl_acc *a = c->acc;
+    if (t->nranks == 1) return 0;
+    double s[] = {a->approxkl, a->clipfrac, a->entropy, a->ratio, a->loss_p, a->ent, a->ntok,
+                  a->low,      a->high,     a->count,   a->k3,    a->loss};
+    if (trainer_sum(t, s, sizeof s / sizeof *s, err, errlen) ||
+        dp_allreduce_f64(c->run->dp, &a->low_min, 1, DP_MIN, err, errlen) ||
+        dp_allreduce_f64(c->run->dp, &a->high_max, 1, DP_MAX, err, errlen))
+        return -1;
+    a->approxkl = s[0], a->clipfrac = s[1], a->entropy = s[2], a->ratio = s[3], a->loss_p = s[4], a->ent = s[5];
+    a->ntok = s[6], a->low = s[7], a->high = s[8], a->count = s[9], a->k3 = s[10], a->loss = s[11];
     return 0;
 }
 
@@ -504,6 +598,7 @@ static int end_step(void *self, trainer *t, char *err, size_t errlen)
     rl *c = self;
     rl_stats *st = &c->st;
     const struct rl_acc *a = c->acc;
+    if (reduce_acc(c, t, err, errlen)) return -1;
     const double im = 1.0 / (double)a->nmicro;
     st->approxkl = a->approxkl * im;
     st->clipfrac = a->clipfrac * im;

@@ -135,6 +135,8 @@ typedef struct {
     int max_new_tokens;      /* RL_AGG_DR_GRPO's constant */
     double step_tokens;      /* RL_AGG_DAPO: loss tokens of the whole optimizer step */
     float scale;             /* 1/accum (every aggregation but DAPO) */
+    double tokens, rows;     /* the whole micro-batch's loss tokens and rows when this call has a data-
+                              * parallel rank's share of them (the means are over the whole); 0: this call's */
 } rl_loss_opts;
 
 typedef struct {
@@ -149,7 +151,7 @@ typedef struct {
 typedef struct {
     double loss;             /* this micro-batch's share of the optimizer step's loss (as aggregated) */
     double mean;             /* its unscaled mean: Σ l / Σ m (PPO's loss/policy) */
-    double count;            /* loss tokens (rows for RL_AGG_SEQUENCE) */
+    double count;            /* loss tokens (rows for RL_AGG_SEQUENCE) of this call */
     double clipfrac;         /* share of them with r beyond the clip range, either sign of A (PPO's) */
     double ratio;            /* mean r */
     double low, high;        /* how many clipped below with A < 0 / above with A > 0 (TRL's clip_ratio) */
@@ -178,6 +180,7 @@ typedef struct {
 /* one micro-batch gathered from the rollout */
 typedef struct {
     int n, T;
+    double tokens, nrows;    /* the loss tokens and rows of the whole micro-batch (across the ranks) */
     const int *rows;         /* (n) their rows in the rollout */
     int32_t *tok, *tgt;      /* (n,T) */
     float *fmask;            /* (n,T) the completion positions (the forward's mask) */

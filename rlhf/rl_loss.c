@@ -36,15 +36,18 @@ static void add_k3(const rl_loss_opts *o, const rl_loss_in *in, long i, double c
     *dl += coef * o->beta * (1.0 - e);
 }
 
+/* the micro-batch's rows: the whole one's across the ranks, or this call's */
+static double rows_of(const rl_loss_opts *o, const rl_loss_in *in) { return o->rows > 0 ? o->rows : (double)in->n; }
+
 /* the weight of row b's token losses in the micro-batch's share of the loss */
 static double row_coef(const rl_loss_opts *o, const rl_loss_in *in, double inv, int cnt)
 {
     switch (o->agg) {
     case RL_AGG_BNPO: return (double)o->scale * inv; /* written as PPO's scale * inv * l1 */
-    case RL_AGG_GRPO: return (double)o->scale / ((double)in->n * (cnt > 0 ? cnt : 1));
-    case RL_AGG_DR_GRPO: return (double)o->scale / ((double)in->n * o->max_new_tokens);
+    case RL_AGG_GRPO: return (double)o->scale / (rows_of(o, in) * (cnt > 0 ? cnt : 1));
+    case RL_AGG_DR_GRPO: return (double)o->scale / (rows_of(o, in) * o->max_new_tokens);
     case RL_AGG_DAPO: return 1.0 / (o->step_tokens > 1 ? o->step_tokens : 1.0);
-    case RL_AGG_SEQUENCE: return (double)o->scale / (double)in->n;
+    case RL_AGG_SEQUENCE: return (double)o->scale / rows_of(o, in);
     }
     return 0;
 }
@@ -124,11 +127,11 @@ double rl_policy_loss(const rl_loss_opts *o, const rl_loss_in *in, float *dlogp,
     const long N = (long)in->n * in->T;
     double count = 0, total = 0;
     for (long i = 0; i < N; i++) count += in->mask[i] != 0;
-    const double inv = count ? 1.0 / count : 0.0;
+    const double all = o->tokens > 0 ? o->tokens : count, inv = all ? 1.0 / all : 0.0, rows = rows_of(o, in);
     if (o->agg == RL_AGG_SEQUENCE) {
         st->loss = sequence_rows(o, in, dlogp, st, &total);
         st->count = in->n;
-        st->mean = in->n ? total / in->n : 0;
+        st->mean = rows ? total / rows : 0;
     } else {
         const double grpo = token_rows(o, in, inv, dlogp, st, &total);
         st->count = count;
@@ -136,7 +139,7 @@ double rl_policy_loss(const rl_loss_opts *o, const rl_loss_in *in, float *dlogp,
         st->loss = o->agg == RL_AGG_GRPO ? grpo : total * row_coef(o, in, inv, 0);
         if (o->agg == RL_AGG_BNPO) st->loss = st->mean * (double)o->scale;
     }
-    const double per = o->agg == RL_AGG_SEQUENCE ? (in->n ? 1.0 / in->n : 0.0) : inv;
+    const double per = o->agg == RL_AGG_SEQUENCE ? (rows ? 1.0 / rows : 0.0) : inv;
     st->clipfrac *= per; /* PPO's clipfrac and ratio: sums times the inverse count */
     st->ratio *= per;
     if (st->low_min == INFINITY) st->low_min = st->high_max = NAN;

@@ -115,6 +115,12 @@ int rollout_sample(rollout *r, gpt2 *m, int B, const int32_t *const *prompts, co
         return fio_fail(err, errlen, "rollout: %d rows of %d new tokens (room for %d of %d)", B, so->max_new_tokens,
                         r->max_rows, r->max_new);
     if (gpt2_sample(m, B, prompts, plen, so, r->gen, r->glen, r->glogp, err, errlen)) return -1;
+    return rollout_layout(r, B, prompts, plen, so, err, errlen);
+}
+
+int rollout_layout(rollout *r, int B, const int32_t *const *prompts, const int *plen, const gpt2_sample_opts *so,
+                   char *err, size_t errlen)
+{
     const int32_t pad = so->stop_token >= 0 ? so->stop_token : 0;
     if (rollout_set(r, B, prompts, plen, r->gen, so->max_new_tokens, r->glen, so->stop_token, pad, err, errlen)) return -1;
     /* completion token j of row b is the action at position plen[b] - 1 + j */
@@ -144,4 +150,15 @@ void rollout_seq_sum(const rollout *r, const float *a, const float *b_, double *
         }
         out[b] = s;
     }
+}
+
+rollout rollout_rows(const rollout *r, int lo, int hi)
+{
+    rollout v = *r;
+    const size_t o = (size_t)lo * (size_t)r->T;
+    v.B = hi - lo;
+    v.tokens += o, v.targets += o, v.mask += o, v.fmask += o;
+    v.logp += o, v.ref_logp += o, v.values += o, v.slogp += o, v.rewards += o, v.adv += o, v.ret += o;
+    v.plen += lo, v.len += lo, v.has_stop += lo, v.scores += lo, v.raw_scores += lo;
+    return v;
 }

@@ -54,6 +54,14 @@ int rollout_set(rollout *r, int B, const int32_t *const *prompts, const int *ple
 int rollout_sample(rollout *r, gpt2 *m, int B, const int32_t *const *prompts, const int *plen, const gpt2_sample_opts *so,
                    char *err, size_t errlen);
 
+/* rollout_sample's second half: lay out the B rows already sampled into r->gen, r->glen and r->glogp
+ * (row stride so->max_new_tokens), e.g. by several processes each sampling its share of them. */
+int rollout_layout(rollout *r, int B, const int32_t *const *prompts, const int *plen, const gpt2_sample_opts *so,
+                   char *err, size_t errlen);
+
+/* rows [lo, hi) of r as a rollout of their own: the same buffers, offset (nothing is copied) */
+rollout rollout_rows(const rollout *r, int lo, int hi);
+
 /* Log-probabilities of the completion tokens under m at temperature (> 0), into out (B,T; 0 where
  * masked out). The forward leaves m's hidden states for a value head. */
 int rollout_logprobs(gpt2 *m, const rollout *r, float temperature, float *out, char *err, size_t errlen);

@@ -8,6 +8,7 @@
 #include <jansson.h>
 #include <math.h>
 #include <omp.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -143,7 +144,9 @@ static int micro(void *self, trainer *t, int u, int a, double *loss, char *err, 
     (void)u;
     sft *s = self;
     const int B = s->o->run.batch;
-    if (ds_batch_fill(&s->d, t->idx + (size_t)a * B, (size_t)B, &s->b, err, errlen)) return -1;
+    size_t lo, hi; /* this rank's rows of the micro-batch; ntok counts the whole step's tokens */
+    trainer_rows(t, (size_t)B, &lo, &hi);
+    if (ds_batch_fill(&s->d, t->idx + (size_t)a * B + lo, hi - lo, &s->b, err, errlen)) return -1;
     for (int r = 0; r < s->b.B; r++) t->st.num_tokens += (uint64_t)s->b.lengths[r];
     if (ds_batch_loss_tokens(&s->b) == 0) return 1; /* nothing to learn in this micro-batch */
     sft_stats st;
@@ -200,7 +203,9 @@ static const trainer_recipe recipe = {.name = "sft",
                                       .micro = micro,
                                       .metrics = metrics,
                                       .evaluate = evaluate,
-                                      .free = release};
+                                      .free = release,
+                                      .sums_off = offsetof(sft, tot),
+                                      .nsums = sizeof(sft_stats) / sizeof(double)};
 
 int sft_run(const sft_opts *o, sft_result *res, char *err, size_t errlen)
 {

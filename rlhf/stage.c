@@ -153,13 +153,18 @@ static int run_fresh(const stage_runner *r, const char *dir, const json_t *setti
     char tname[PATHN], tmp[PATHN], text[512];
     snprintf(tname, sizeof tname, ".%s.tmp", r->stage);
     fio_join(tmp, sizeof tmp, r->out, tname);
-    if (fio_remove_tree(tmp, err, errlen) || fio_mkdirs(tmp, err, errlen)) return -1;
+    const int lead = dp_rank(r->dp) == 0, runs = lead || r->collective;
+    if (lead && (fio_remove_tree(tmp, err, errlen) || fio_mkdirs(tmp, err, errlen))) return -1;
+    if (dp_barrier(r->dp, err, errlen)) return -1;
     emit(r, STAGE_BEGIN, 0, 0, 0, "");
     const double t0 = clk_now();
     json_t *summary = json_object();
-    int rc = summary ? fn(arg, tmp, summary, err, errlen) : fio_fail(err, errlen, "out of memory");
+    int rc = !summary ? fio_fail(err, errlen, "out of memory") : runs ? fn(arg, tmp, summary, err, errlen) : 0;
     const double secs = clk_now() - t0;
-    if (rc == 0) rc = finish(r, tmp, dir, settings, hash, summary, secs, err, errlen);
+    /* every rank is done with the folder before rank 0 moves it, and sees it moved before it goes on */
+    if (rc == 0) rc = dp_barrier(r->dp, err, errlen);
+    if (rc == 0 && lead) rc = finish(r, tmp, dir, settings, hash, summary, secs, err, errlen);
+    if (rc == 0) rc = dp_barrier(r->dp, err, errlen);
     if (rc == 0) {
         summary_text(summary, text, sizeof text);
         emit(r, STAGE_END, 0, 0, secs, text);

@@ -50,6 +50,12 @@ typedef struct {
     const char *out;             /* the folder holding one subfolder per stage */
     void (*on_event)(void *ud, const stage_event *e); /* may be NULL */
     void *ud;
+    /* data parallel (rlhf/dp.h; NULL: one process): every rank calls stage_run alike; rank 0 alone
+     * makes and moves the folder and writes stage.json; the stage's fn runs on every rank when
+     * `collective` is set when stage_run is called (a trainer: rank 0 writes), on rank 0 alone
+     * otherwise; every rank leaves stage_run once the folder is in place */
+    dp *dp;
+    int collective;
     /* set by stage_run and stage_part: the stage running now and the part of it being sampled */
     const char *stage;
     double part_base, part_total;

@@ -96,9 +96,17 @@ static void files_free(trainer_files *fs)
     memset(fs, 0, sizeof *fs);
 }
 
-void trainer_stats_add(void *tot, const void *x, const trainer_stat *f, size_t n, int accum)
+void trainer_stats_add(void *tot, const void *x, const trainer_stat *f, size_t n, double share, int accum)
 {
-    for (size_t i = 0; i < n; i++) *(double *)((char *)tot + f[i].off) += *(const double *)((const char *)x + f[i].off) / accum;
+    for (size_t i = 0; i < n; i++)
+        *(double *)((char *)tot + f[i].off) += *(const double *)((const char *)x + f[i].off) * share / accum;
+}
+
+void trainer_rows(const trainer *t, size_t n, size_t *lo, size_t *hi) { dp_share(n, t->rank, t->nranks, lo, hi); }
+
+int trainer_sum(const trainer *t, double *x, size_t n, char *err, size_t errlen)
+{
+    return t->nranks > 1 ? dp_allreduce_f64(t->run->dp, x, n, DP_SUM, err, errlen) : 0;
 }
 
 size_t trainer_stats_metrics(const void *x, const trainer_stat *f, size_t n, trainer_metric *out)
@@ -185,6 +193,10 @@ static int trim_metrics(const char *path, long upto, char *err, size_t errlen)
 static int io_begin(trainer *t, char *err, size_t errlen)
 {
     struct trainer_io *io = t->io;
+    io->t0 = clk_now();
+    /* every rank has read what it resumes from before rank 0 touches OUT */
+    if (dp_barrier(t->run->dp, err, errlen)) return -1;
+    if (t->rank != 0) return 0;
     if (fio_mkdirs(t->run->out, err, errlen) || ckpt_clean(t->run->out, err, errlen)) return -1;
     char done[4200]; /* a finished run's state goes: this run is not finished yet */
     remove(fio_join(done, sizeof done, t->run->out, "trainer_state.json"));
@@ -195,7 +207,6 @@ static int io_begin(trainer *t, char *err, size_t errlen)
     }
     io->mf = fopen(io->metrics_path, "a");
     if (!io->mf) return fio_fail(err, errlen, "%s: cannot open for appending", io->metrics_path);
-    io->t0 = clk_now();
     return 0;
 }
 
@@ -203,6 +214,7 @@ static int io_begin(trainer *t, char *err, size_t errlen)
 static int io_log(trainer *t, const trainer_metric *m, size_t n, char *err, size_t errlen)
 {
     struct trainer_io *io = t->io;
+    if (t->rank != 0) return 0; /* rank 0 alone writes and shows progress */
     json_t *j = json_object();
     int bad = !j || json_object_set_new(j, "step", json_integer(t->st.step));
     for (size_t i = 0; i < n && !bad; i++)
@@ -269,9 +281,15 @@ static int io_final_state(const trainer *t, char *err, size_t errlen)
     return rc;
 }
 
-/* OUT/step-N atomically: model, optimizer, trainer_state.json and the files above */
+/* OUT/step-N atomically: model, optimizer, trainer_state.json and the files above; rank 0 writes
+ * (with ZeRO-1 every rank first helps gather the moments) */
 static int io_checkpoint(trainer *t, char *err, size_t errlen)
 {
+    if (trainer_dp_gather_moments(t, err, errlen)) return -1;
+    if (t->rank != 0) {
+        trainer_dp_drop_moments(t);
+        return 0;
+    }
     char *s = state_json(t);
     if (!s) return fio_fail(err, errlen, "out of memory");
     trainer_files fs;
@@ -280,6 +298,7 @@ static int io_checkpoint(trainer *t, char *err, size_t errlen)
         rc = ckpt_save(t->run->out, t->st.step, t->model, t->blocks[0].opt, s, fs.f, fs.n, t->run->keep, err, errlen);
     files_free(&fs);
     free(s);
+    trainer_dp_drop_moments(t);
     return rc;
 }
 
@@ -578,9 +597,7 @@ static int run_updates(trainer *t, char *err, size_t errlen)
             for (int k = 0; got == 0 && rc->loss_names && rc->loss_names[k]; k++)
                 if (trainer_check_finite(t->st.step + 1, rc->loss_names[k], loss[k], err, errlen)) return -1;
         }
-        if (trainer_update_blocks(t->optim, t->update, t->total_updates, t->blocks, t->nblocks, t->grad_scale,
-                                  t->st.step + 1, &t->grad_norm, &t->lr, err, errlen))
-            return -1;
+        if (trainer_dp_update(t, err, errlen)) return -1;
         for (size_t k = 0; k < t->nblocks; k++)
             if (t->blocks[k].model) gpt2_weights_changed(t->blocks[k].model); /* bf16 copies are stale now */
         t->update++;
@@ -600,6 +617,13 @@ static int step_metrics(trainer *t, trainer_metric *mx, char (*names)[64], size_
         mx[k++] = (trainer_metric){"num_tokens", (double)t->st.num_tokens};
         mx[k++] = (trainer_metric){"epoch", t->epoch_len > 0 ? (double)t->st.cursor / t->epoch_len : NAN};
     }
+    if (t->nranks > 1) { /* data parallel: this step's collectives on rank 0 (the benchmark's numbers) */
+        const dp_counters c = dp_get_counters(t->run->dp);
+        mx[k++] = (trainer_metric){"dp/comm_seconds", c.seconds - t->comm0.seconds};
+        mx[k++] = (trainer_metric){"dp/comm_bytes", (double)(c.bytes - t->comm0.bytes)};
+        mx[k++] = (trainer_metric){"dp/wait_seconds", c.wait - t->comm0.wait};
+        mx[k++] = (trainer_metric){"dp/step_seconds", t->step_seconds};
+    }
     size_t ne = 0;
     if (rc->evaluate && trainer_eval_due(t->run, t->st.step, t->steps)) {
         if (rc->evaluate(t->self, t, mx + k, &ne, err, errlen)) return -1;
@@ -613,15 +637,35 @@ static int step_metrics(trainer *t, trainer_metric *mx, char (*names)[64], size_
     return 0;
 }
 
+/* data parallel: the tokens counted in micro (since tokens0) and the step's statistics, summed over
+ * the ranks */
+static int reduce_step(trainer *t, uint64_t tokens0, char *err, size_t errlen)
+{
+    const trainer_recipe *rc = t->rc;
+    if (t->nranks == 1) return 0;
+    double x[TRAINER_MAX_METRICS + 1];
+    size_t n = 0;
+    char *base = (char *)t->self + rc->stats_off;
+    x[n++] = (double)(t->st.num_tokens - tokens0);
+    for (size_t i = 0; i < rc->nstats && n < TRAINER_MAX_METRICS + 1; i++) x[n++] = *(double *)(base + rc->stats[i].off);
+    if (dp_allreduce_f64(t->run->dp, x, n, DP_SUM, err, errlen)) return -1;
+    t->st.num_tokens = tokens0 + (uint64_t)x[0];
+    for (size_t i = 1; i < n; i++) *(double *)(base + rc->stats[i - 1].off) = x[i];
+    return rc->nsums ? dp_allreduce_f64(t->run->dp, (double *)((char *)t->self + rc->sums_off), rc->nsums, DP_SUM, err, errlen)
+                     : 0;
+}
+
 /* One step (see trainer.h). 1: leave now (an interruption); 0: go on; -1: error. */
 static int one_step(trainer *t, char *err, size_t errlen)
 {
     const trainer_recipe *rc = t->rc;
     const double t0 = clk_now();
+    t->comm0 = dp_get_counters(t->run->dp);
     if (t->examples) ds_sampler_next(&t->smp, t->per_step, &t->st.cursor, t->idx);
     for (size_t i = 0; i < rc->nstats; i++) *(double *)((char *)t->self + rc->stats_off + rc->stats[i].off) = 0;
     if (rc->begin_step && rc->begin_step(t->self, t, err, errlen)) return -1;
-    if (run_updates(t, err, errlen)) return -1;
+    const uint64_t tokens0 = t->st.num_tokens;
+    if (run_updates(t, err, errlen) || reduce_step(t, tokens0, err, errlen)) return -1;
     t->step_seconds = clk_now() - t0;
     if (rc->end_step && rc->end_step(t->self, t, err, errlen)) return -1;
     t->st.step++;
@@ -638,6 +682,7 @@ static void trainer_release(trainer *t)
 {
     if (t->rc && t->rc->free) t->rc->free(t->self);
     io_free(t->io);
+    trainer_dp_free(t);
     tok_free(t->tok);
     json_decref(t->settings);
     ds_sampler_free(&t->smp);
@@ -649,6 +694,8 @@ int trainer_fit(const trainer_recipe *rc, void *self, const trainer_run *run, co
 {
     trainer t = {.rc = rc, .self = self, .run = run, .optim = optim, .updates = 1, .accum = run->accum, .grad_scale = 1};
     t.threads = run->threads > 0 ? run->threads : omp_get_max_threads();
+    t.rank = dp_rank(run->dp);
+    t.nranks = dp_size(run->dp);
     t.prec = trainer_precision_resolve(run->precision);
     if (res) memset(res, 0, sizeof *res);
     int rc_ = trainer_check_hparams(run, optim, err, errlen);
@@ -656,6 +703,7 @@ int trainer_fit(const trainer_recipe *rc, void *self, const trainer_run *run, co
     if (rc_ == 0) rc_ = io_open(&t, tokenizer, err, errlen);
     if (rc_ == 0) rc_ = rc->prepare(self, &t, err, errlen);
     if (rc_ == 0) rc_ = after_prepare(&t, err, errlen);
+    if (rc_ == 0) rc_ = trainer_dp_begin(&t, err, errlen);
     if (res) *res = (trainer_result){t.resumed_from, t.steps};
     if (rc_ == 0) rc_ = io_begin(&t, err, errlen);
     int stop = 0;
@@ -663,8 +711,12 @@ int trainer_fit(const trainer_recipe *rc, void *self, const trainer_run *run, co
         stop = one_step(&t, err, errlen);
         if (stop < 0) rc_ = -1;
     }
-    if (rc_ == 0 && !stop) rc_ = rc->export_model ? rc->export_model(self, &t, err, errlen) : trainer_export(&t, err, errlen);
-    if (rc_ == 0 && !stop) rc_ = io_final_state(&t, err, errlen);
+    if (rc_ == 0 && !stop && t.rank == 0) {
+        rc_ = rc->export_model ? rc->export_model(self, &t, err, errlen) : trainer_export(&t, err, errlen);
+        if (rc_ == 0) rc_ = io_final_state(&t, err, errlen);
+    }
+    /* the other ranks leave once OUT is complete (a next stage may read it) */
+    if (rc_ == 0) rc_ = dp_barrier(run->dp, err, errlen);
     trainer_release(&t);
     return rc_;
 }

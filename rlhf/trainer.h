@@ -47,6 +47,19 @@
  * trainer_state.json: {"step", "cursor" (data position), "rng" (hex), "num_tokens", "settings"}; the
  * settings are the run's, the optimizer's and the recipe's; a resumed run must match the ones that
  * fix the data order (examples, seed, batch, accum) and the recipe's resume_keys.
+ *
+ * ---- Data parallel (run->dp: N ranks under mpirun; rlhf/dp.h) -----------------------------------
+ * Every rank runs the same loop over the same data order and the same global batch; in each
+ * micro-batch a rank takes its contiguous share of the rows (trainer_rows) and the recipe normalises
+ * its loss by the GLOBAL counts (the step's tokens, the micro-batch's pairs or rows), so the sum of
+ * the ranks' gradients is the gradient one process computes. The loop then sums the gradients of
+ * every block (one all-reduce of each flat buffer per optimizer step), the tokens counted in micro,
+ * the recipe's step statistics (stats, or its own `sums`), and steps AdamW identically everywhere:
+ * the weights stay the same on every rank. With run->zero 1 (ZeRO-1, trainer_dp.c) the gradients
+ * are reduce-scattered instead, each rank steps AdamW on its share of the parameters with its share
+ * of the moments only, and the parameters are all-gathered; checkpoints gather the moments into the
+ * same files, so a run resumes at any rank count. Rank 0 alone writes OUT (metrics, progress,
+ * checkpoints, export); every rank reads the checkpoint it resumes from.
  */
 #ifndef RLHF_TRAINER_H
 #define RLHF_TRAINER_H
@@ -54,6 +67,7 @@
 #include "adamw.h"
 #include "checkpoint.h"
 #include "dataset.h"
+#include "dp.h"
 #include "gpt2.h"
 #include "head.h"
 #include "tok.h"
@@ -106,6 +120,8 @@ typedef struct {
     int threads;             /* <= 0: OpenMP's default; a resumed run repeats exactly at the same count */
     int precision;           /* a trainer_precision: auto (default) */
     long stop_at;            /* > 0: leave after this step as if interrupted (tests) */
+    dp *dp;                  /* the ranks of a data-parallel run (NULL: this process alone) */
+    int zero;                /* 1: ZeRO-1, AdamW moments sharded across the ranks */
     void (*on_step)(void *ud, const trainer_progress *p); /* progress (may be NULL) */
     void *ud;
 } trainer_run;
@@ -154,7 +170,7 @@ typedef struct {
 /* Add a file whose bytes the loop frees afterwards (-1 when full; data is freed then too). */
 int trainer_files_own(trainer_files *fs, const char *name, void *data, size_t len, char *err, size_t errlen);
 
-#define TRAINER_MAX_METRICS 48
+#define TRAINER_MAX_METRICS 64
 
 /* A recipe's per-step statistics as named double fields of a struct of its state (TRL's metrics of
  * a loss: loss, rewards/margins, ...): the loop zeroes them before each step and, when the recipe
@@ -164,8 +180,9 @@ typedef struct {
     size_t off;              /* offsetof the double in the struct */
 } trainer_stat;
 
-/* tot.f += x.f / accum for every field f: a micro-batch's share of the step's means */
-void trainer_stats_add(void *tot, const void *x, const trainer_stat *f, size_t n, int accum);
+/* tot.f += x.f * share / accum for every field f: a micro-batch's share of the step's means, where x
+ * holds means over this rank's rows and share is their part of the micro-batch's rows (1 alone) */
+void trainer_stats_add(void *tot, const void *x, const trainer_stat *f, size_t n, double share, int accum);
 /* the fields of x as metrics (out: n entries); returns n */
 size_t trainer_stats_metrics(const void *x, const trainer_stat *f, size_t n, trainer_metric *out);
 
@@ -198,6 +215,8 @@ typedef struct {
     const trainer_stat *stats;      /* the step's statistics (may be NULL) ... */
     size_t nstats;
     size_t stats_off;               /* ... in the struct at this offset of the recipe's state */
+    size_t sums_off, nsums;         /* data parallel: nsums doubles at this offset of the state that the
+                                     * loop sums over the ranks after the updates, before end_step */
 } trainer_recipe;
 
 /* One block of parameters the optimizer steps: a flat array, its gradients, its AdamW state and the
@@ -247,6 +266,7 @@ struct trainer {
     float grad_scale;        /* gradients *= this before clipping: 1 (pretrain: 1/accum) */
     json_t *settings;        /* the checkpoint's settings: the recipe adds its keys */
     const char *const *resume_keys; /* settings a resumed run must match beyond the data order's */
+    int rank, nranks;        /* this process among the data-parallel ranks (0 of 1 alone) */
     /* the loop sets, per step: */
     size_t *idx;             /* this step's example indices (per_step) */
     long update;             /* optimizer steps done (the schedule's position) */
@@ -257,6 +277,8 @@ struct trainer {
     long resumed_from;
     /* private */
     struct trainer_io *io;
+    struct trainer_zero *zero;
+    dp_counters comm0;       /* the collectives' counters when this step began */
     ds_sampler smp;
 };
 
@@ -300,6 +322,11 @@ ds_load_opts trainer_load_opts(int max_prompt_len, int max_completion_len, int n
 /* 1 when step `step` (1-based) of `steps` evaluates: every run->eval_every and the last */
 int trainer_eval_due(const trainer_run *r, long step, long steps);
 
+/* This rank's contiguous share [lo, hi) of the n rows of a micro-batch (all of them alone). */
+void trainer_rows(const trainer *t, size_t n, size_t *lo, size_t *hi);
+/* Sum x[0..n) over the ranks in place (nothing alone): for statistics a recipe reduces itself. */
+int trainer_sum(const trainer *t, double *x, size_t n, char *err, size_t errlen);
+
 /* "step N: the <what> is nan; stopping without a checkpoint" when v is not finite; else 0. */
 int trainer_check_finite(long step, const char *what, double v, char *err, size_t errlen);
 
@@ -321,6 +348,18 @@ int trainer_block_moments_to_mem(const adamw *o, const float *params, uint8_t **
                                  size_t errlen);
 /* Read such a file back into o (created with o->n values) and, when params != NULL, the parameters. */
 int trainer_block_moments_load(const char *path, adamw *o, float *params, char *err, size_t errlen);
+
+/* ---- data parallel internals (trainer_dp.c) ------------------------------------------------------ */
+
+/* After prepare: check the shape against the ranks and, with run->zero, shard the moments. */
+int trainer_dp_begin(trainer *t, char *err, size_t errlen);
+/* Sum the step's gradients over the ranks and take the optimizer step (plain or ZeRO-1); the same
+ * contract as trainer_update_blocks over t's blocks. */
+int trainer_dp_update(trainer *t, char *err, size_t errlen);
+/* ZeRO-1: fill every block's full moments (for a checkpoint) / drop them again; no-ops otherwise. */
+int trainer_dp_gather_moments(trainer *t, char *err, size_t errlen);
+void trainer_dp_drop_moments(trainer *t);
+void trainer_dp_free(trainer *t);
 
 /* Parse a trainer_state.json text (exposed for tools and tests); *settings (may be NULL) gets the
  * settings object (a new reference). */

@@ -77,7 +77,7 @@ Test(grpo, loss_aggregations_by_hand)
     for (int k = 0; k < 5; k++)
         for (int half = 0; half < 2; half++) { /* scale 1/accum: every aggregation but DAPO's */
             const float scale = half ? 0.5f : 1.0f;
-            const rl_loss_opts o = {c[k].agg, 0.2f, 0.28f, 0, 4, 8, scale};
+            const rl_loss_opts o = {c[k].agg, 0.2f, 0.28f, 0, 4, 8, scale, 0, 0};
             const rl_loss_in in = {2, 3, lp, lp, c[k].agg == RL_AGG_SEQUENCE ? radv : adv, NULL, NULL, m};
             const double l = rl_policy_loss(&o, &in, d, &st);
             CLOSE(l, c[k].want * (c[k].agg == RL_AGG_DAPO ? 1 : scale), 1e-12);
@@ -144,7 +144,7 @@ static void fd_check(rl_agg agg, double beta, int weighted, uint64_t seed)
 {
     fd_case f;
     fd_make(&f, seed);
-    const rl_loss_opts o = {agg, 0.2f, 0.28f, beta, FT + 1, 11, 0.5f};
+    const rl_loss_opts o = {agg, 0.2f, 0.28f, beta, FT + 1, 11, 0.5f, 0, 0};
     float d[FN * FT], dd[FN * FT], x[FN * FT];
     fd_loss(&o, &f, f.lp, weighted, d);
     int checked = 0, clipped = 0;
@@ -187,7 +187,7 @@ Test(grpo, clipped_tokens_have_no_policy_gradient)
     const float lp[4] = {-1, -1, -1, -1}, old[4] = {-1.5f, -1.5f, -0.5f, -0.5f}; /* r = e^0.5, e^0.5, e^-0.5, e^-0.5 */
     const float adv[4] = {1, -1, -1, 1};
     const uint8_t m[4] = {1, 1, 1, 1};
-    const rl_loss_opts o = {RL_AGG_BNPO, 0.2f, 0.28f, 0, 4, 4, 1};
+    const rl_loss_opts o = {RL_AGG_BNPO, 0.2f, 0.28f, 0, 4, 4, 1, 0, 0};
     const rl_loss_in in = {1, 4, lp, old, adv, NULL, NULL, m};
     float d[4];
     rl_loss_stats st;

@@ -3,8 +3,10 @@
 
 #include "checkpoint.h"
 #include "clock.h"
+#include "dp.h"
 
 #include <ctype.h>
+#include <fcntl.h>
 #include <errno.h>
 #include <limits.h>
 #include <omp.h>
@@ -14,16 +16,50 @@
 #include <time.h>
 #include <unistd.h>
 
+/* The process's ranks under mpirun (NULL: one process) and, on ranks above 0 (whose output is
+ * silenced), the standard error their error line still goes to. Process-wide by nature, like the
+ * OpenMP thread count: set once by main. */
+static dp *cli_ranks;
+static FILE *cli_err;
+
+void cli_dp_start(int *argc, char ***argv)
+{
+    char err[512];
+    if (dp_init(&cli_ranks, argc, argv, err, sizeof err)) {
+        fprintf(stderr, "rlhf: %s\n", err);
+        exit(1);
+    }
+    if (dp_rank(cli_ranks) == 0) return;
+    /* one writer: rank 0 prints results and progress; the others only their error line */
+    const int fd = dup(2), null = open("/dev/null", O_WRONLY);
+    cli_err = fd >= 0 ? fdopen(fd, "w") : NULL;
+    if (null >= 0) {
+        dup2(null, 1);
+        dup2(null, 2);
+        close(null);
+    }
+}
+
+void cli_dp_end(void) { dp_finalize(cli_ranks); }
+
+dp *cli_dp(void) { return cli_ranks; }
+
 _Noreturn void cli_die(const char *cmd, const char *fmt, ...)
 {
     va_list ap;
     fflush(stdout);
-    fprintf(stderr, "rlhf %s: ", cmd);
+    const int rank = dp_rank(cli_ranks);
+    /* the same error on every rank is shown once: rank 0's ends them all first */
+    if (rank > 0) usleep(1000 * 1000);
+    FILE *f = cli_err ? cli_err : stderr;
+    fprintf(f, "rlhf %s: ", cmd);
+    if (rank > 0) fprintf(f, "rank %d of %d: ", rank, dp_size(cli_ranks));
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    vfprintf(f, fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
-    exit(1);
+    fputc('\n', f);
+    fflush(f);
+    dp_abort(cli_ranks, 1); /* under mpirun: every rank ends now */
 }
 
 /* the resolved folders (the CLI resolves a handful of options once per process) */

@@ -84,7 +84,14 @@ void cli_threads(int n);
 void cli_model_path(const char *cmd, const char *opt, const char **path);
 void cli_tokenizer_path(const char *cmd, const char *opt, const char **path);
 
-/* Print "rlhf <cmd>: <message>" to stderr and exit(1). */
+/* Under mpirun (rlhf/dp.h): start MPI once from main (ranks above 0 then print nothing but their
+ * error line), the ranks for trainer_run.dp (NULL: one process), finalize at the end. */
+typedef struct dp dp;
+void cli_dp_start(int *argc, char ***argv);
+dp *cli_dp(void);
+void cli_dp_end(void);
+
+/* Print "rlhf <cmd>: <message>" to stderr and exit(1); under mpirun every rank ends (MPI_Abort). */
 _Noreturn void cli_die(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Parse whitespace-separated decimal token ids from text (read from `in`, "-" meaning standard

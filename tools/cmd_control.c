@@ -2,6 +2,7 @@
  * defaults, a progress bar, OUT/metrics.jsonl, OUT/learning_curve.png and OUT/summary.json; the last
  * line printed is `eval_mean_return: X`. */
 #include "cli.h"
+#include "dp.h"
 #include "commands.h"
 #include "control.h"
 #include "env.h"
@@ -94,6 +95,8 @@ int cmd_control(int argc, char **argv)
     if (o.total_steps < 1 || o.eval_episodes < 0 || o.threads < 1)
         cli_die("control", "--total-steps, --eval-episodes and --threads must be positive");
     cli_threads(o.threads);
+    /* under mpirun, rank 0 trains (small networks on one core: nothing to share) and writes */
+    if (dp_rank(cli_dp()) > 0) return 0;
     o.env_id = env_id;
     char outbuf[512];
     if (!out) {

@@ -87,10 +87,12 @@ static void run_seeds(demo_opts *o, const char *out, const char *list)
         o->seed = seed[i];
         o->out = dirs[i];
         if (demo_run(o, err, sizeof err)) cli_die("demo", "seed %llu: %s", seed[i], err);
+        if (dp_rank(o->dp) != 0) continue; /* rank 0 writes the reports */
         if (report_write(dirs[i], perr, sizeof perr, err, sizeof err) || report_demo_runs(dirs[i], &runs[i], err, sizeof err))
             cli_die("demo", "seed %llu: report: %s", seed[i], err);
         rep[i] = (report_replicate){seed[i], evs[i], runs[i].v, runs[i].n, links[i]};
     }
+    if (dp_rank(o->dp) != 0) return;
     if (report_seeds_build(out, rep, n, perr, sizeof perr, err, sizeof err)) cli_die("demo", "report across seeds: %s", err);
     if (perr[0]) fprintf(stderr, "rlhf demo: some figures were not drawn: %s\n", perr);
     for (int i = 0; i < n; i++) report_runs_free(&runs[i]);
@@ -146,10 +148,12 @@ int cmd_demo(int argc, char **argv)
     demo_ui ui = {0};
     o.on_event = on_event;
     o.ud = &ui;
+    o.dp = cli_dp();
     const double t0 = clk_now();
     if (seeds) run_seeds(&o, out, seeds);
-    else {
-        if (demo_run(&o, err, sizeof err)) cli_die("demo", "%s", err);
+    else if (demo_run(&o, err, sizeof err)) cli_die("demo", "%s", err);
+    if (dp_rank(o.dp) != 0) return 0; /* rank 0 writes the reports */
+    if (!seeds) {
         if (report_write(out, perr, sizeof perr, err, sizeof err)) cli_die("demo", "report: %s", err);
         if (perr[0]) fprintf(stderr, "rlhf demo: some figures were not drawn: %s\n", perr);
     }

@@ -3,6 +3,7 @@
  * distinct-1/2 and optionally the gold judge (rlhf/eval.h). One JSON line of results on standard
  * output; the samples go to --out as JSONL. */
 #include "cli.h"
+#include "dp.h"
 #include "commands.h"
 #include "dataset.h"
 #include "eval.h"
@@ -120,6 +121,8 @@ int cmd_eval(int argc, char **argv)
     if (eo.n < 1 || eo.batch < 1 || eo.max_new_tokens < 1 || !(eo.temperature > 0))
         cli_die("eval", "--n, --batch, --max-new-tokens and --temperature must be positive");
     cli_threads(threads);
+    /* under mpirun, rank 0 evaluates and writes (the others wait for it, asleep) */
+    if (dp_rank(cli_dp()) > 0) return 0;
     char err[1024];
     tok_tokenizer *t;
     if (tok_load(tokdir, &t, err, sizeof err)) cli_die("eval", "%s", err);

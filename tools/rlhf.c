@@ -40,7 +40,17 @@ static void help(void)
     printf("  %-12s %s\n", "version", "print the version");
 }
 
+static int run(int argc, char **argv);
+
 int main(int argc, char **argv)
+{
+    cli_dp_start(&argc, &argv);
+    const int rc = run(argc, argv);
+    cli_dp_end();
+    return rc;
+}
+
+static int run(int argc, char **argv)
 {
     if (argc < 2 || strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
         if (argc >= 3 && strcmp(argv[1], "help") == 0) {

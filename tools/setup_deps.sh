@@ -6,7 +6,7 @@ set -euo pipefail
 
 # toolchain and build; BLIS (OpenMP build) for fp32 matrix products; oneDNN for bf16 ones; utf8proc for Unicode
 # categories; jansson for JSON; Criterion for tests; gnuplot for report plots; fortunes for the
-# demo corpus; clang + compiler-rt + libomp for libFuzzer and the sanitizer builds.
+# demo corpus; OpenMPI for data-parallel training (mpirun); clang + compiler-rt + libomp for libFuzzer and the sanitizer builds.
 pkgs=(
   build-essential meson ninja-build pkg-config
   libblis-openmp-dev
@@ -14,6 +14,7 @@ pkgs=(
   libutf8proc-dev
   libjansson-dev
   libcriterion-dev
+  libopenmpi-dev openmpi-bin
   gnuplot-nox
   fortunes
   clang libclang-rt-14-dev libomp-14-dev

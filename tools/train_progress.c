@@ -51,6 +51,7 @@ void train_cli_parse(const char *cmd, const char *summary, int argc, char **argv
         {"--threads", OPT_INT, &r->threads, "N", "threads (0: all cores; resume with the same number)", 0},
         {"--precision", OPT_ENUM, &prec, NULL, "products: auto (bf16 where the CPU has it), fp32, or bf16 with fp32 master weights", 0},
         {"--stop-at", OPT_LONG, &r->stop_at, "N", "leave after step N as if interrupted (resume later)", 0},
+        {"--zero", OPT_INT, &r->zero, "N", "under mpirun: 1 shards the AdamW moments across the ranks (ZeRO-1)", 0},
         {0}};
     cli_opt opts[CLI_MAX_OPTS];
     size_t k = 0;
@@ -58,6 +59,8 @@ void train_cli_parse(const char *cmd, const char *summary, int argc, char **argv
     for (const cli_opt *s = shared; s->name; s++)
         if (with_eval || s->dst != &r->eval_every) cli_opts_add(opts, &k, (const cli_opt[]){*s, {0}});
     cli_parse(cmd, summary, argc, argv, opts);
+    if (r->zero != 0 && r->zero != 1) cli_die(cmd, "--zero %d: 0 (off) or 1 (shard the optimizer's moments)", r->zero);
+    r->dp = cli_dp();
     cli_threads(r->threads);
     train_progress_start(prog, cmd, show);
     r->on_step = train_progress_on_step;

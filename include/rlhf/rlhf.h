@@ -112,6 +112,7 @@
 #include "compare.h"
 #include "control.h"
 #include "demo.h"
+#include "dp.h"
 #include "dpo.h"
 #include "env.h"
 #include "eval.h"
