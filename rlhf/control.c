@@ -27,7 +27,7 @@ typedef struct {
 /* what every entry below shares */
 #define COMMON                                                                                                \
     .seed = 1, .adam_eps = 1e-5f, .norm_adv = 1, .vf_coef = 0.5f, .max_grad_norm = 0.5f, .hidden = 64,        \
-    .hidden_layers = 2, .clip_obs = 10, .clip_reward = 10, .eval_episodes = 20, .threads = 1
+    .hidden_layers = 2, .clip_obs = 10, .clip_reward = 10, .eval_episodes = 100, .threads = 1
 
 /* CleanRL's generic defaults (ppo.py), for an env without an entry: 4 envs x 128 steps, 4
  * minibatches, 4 epochs, lr 2.5e-4 annealed, gamma .99, lambda .95, clip .2 (value loss clipped
@@ -35,7 +35,7 @@ typedef struct {
 static const control_opts generic = {COMMON, .total_steps = 500000, .num_envs = 4, .num_steps = 128,
                                      .num_minibatches = 4, .update_epochs = 4, .lr = 2.5e-4f, .anneal_lr = 1,
                                      .gamma = 0.99f, .gae_lambda = 0.95f, .clip_coef = 0.2f, .clip_vloss = 1,
-                                     .ent_coef = 0.01f};
+                                     .ent_coef = 0.01f, .success_threshold = NAN};
 
 /* Each entry starts from rl-baselines3-zoo's tuned PPO (hyperparams/ppo.yml; SB3's batch_size
  * becomes num_minibatches = num_envs * num_steps / batch_size), then adjusted here where noted. */
@@ -45,24 +45,25 @@ static const env_defaults table[] = {
     {"CartPole-v1",
      {COMMON, .total_steps = 100000, .num_envs = 8, .num_steps = 32, .num_minibatches = 1, .update_epochs = 20, .lr = 1e-3f,
       .anneal_lr = 1, .gamma = 0.98f, .gae_lambda = 0.8f, .clip_coef = 0.2f, .anneal_clip = 1, .clip_vloss = 0,
-      .ent_coef = 0}},
+      .ent_coef = 0, .success_threshold = 475}},
     /* zoo: 16 envs x 256 steps, batch 64, 4 epochs, gae .94, gamma .99, ent 0, normalize (obs and
      * reward); 1e6 steps there, 3e5 here. */
     {"Acrobot-v1",
      {COMMON, .total_steps = 300000, .num_envs = 16, .num_steps = 256, .num_minibatches = 64, .update_epochs = 4,
       .lr = 3e-4f, .anneal_lr = 1, .gamma = 0.99f, .gae_lambda = 0.94f, .clip_coef = 0.2f, .clip_vloss = 0,
-      .ent_coef = 0, .norm_obs = 1, .norm_reward = 1}},
+      .ent_coef = 0, .norm_obs = 1, .norm_reward = 1, .success_threshold = -100}},
     /* zoo: 16 envs x 16 steps, batch 64, 4 epochs, gae .98, gamma .99, ent 0, normalize; 1e6 steps */
     {"MountainCar-v0",
      {COMMON, .total_steps = 1000000, .num_envs = 16, .num_steps = 16, .num_minibatches = 4, .update_epochs = 4, .lr = 3e-4f,
       .anneal_lr = 1, .gamma = 0.99f, .gae_lambda = 0.98f, .clip_coef = 0.2f, .clip_vloss = 0, .ent_coef = 0,
-      .norm_obs = 1, .norm_reward = 1}},
+      .norm_obs = 1, .norm_reward = 1, .success_threshold = -110}},
     /* zoo (which relies on gSDE, not implemented here): 1 env x 8 steps, batch 256, 10 epochs, gamma
      * .9999, gae .9, lr 7.77e-5, ent .00429, clip .1, grad 5, vf .19, normalize */
     {"MountainCarContinuous-v0",
      {COMMON, .total_steps = 300000, .num_envs = 1, .num_steps = 2048, .num_minibatches = 32, .update_epochs = 10,
       .lr = 3e-4f, .anneal_lr = 1, .gamma = 0.9999f, .gae_lambda = 0.9f, .clip_coef = 0.2f, .clip_vloss = 0,
-      .ent_coef = 0.00429f, .norm_obs = 1, .norm_reward = 1, .log_std_init = 0}},
+      .ent_coef = 0.00429f, .norm_obs = 1, .norm_reward = 1, .log_std_init = 0,
+      .success_threshold = 90}},
     /* zoo: 4 envs x 1024 steps, batch 64, 10 epochs, gae .95, gamma .9, lr 1e-3, clip .2, ent 0,
      * normalize, and gSDE exploration. With the plain Gaussian here, lr 1e-3 lost its swing-up after
      * 100k steps, and at 3e-4 with batch 64 one seed in six collapsed its std at a -600 policy;
@@ -70,7 +71,8 @@ static const env_defaults table[] = {
     {"Pendulum-v1",
      {COMMON, .total_steps = 500000, .num_envs = 4, .num_steps = 1024, .num_minibatches = 16, .update_epochs = 10,
       .lr = 3e-4f, .anneal_lr = 1, .gamma = 0.9f, .gae_lambda = 0.95f, .clip_coef = 0.2f, .clip_vloss = 0,
-      .ent_coef = 0, .norm_obs = 1, .norm_reward = 1, .log_std_init = -0.5f}},
+      .ent_coef = 0, .norm_obs = 1, .norm_reward = 1, .log_std_init = -0.5f,
+      .success_threshold = NAN}},
 };
 
 control_opts control_defaults(const char *env_id)
@@ -143,6 +145,8 @@ typedef struct {
     adamw opt;
     mlp_ws aws, cws;
     rms obs_rms, ret_rms;
+    double last_ret[100];     /* the returns of the last finished training episodes, a ring */
+    int n_last;               /* episodes finished so far */
     uint64_t rng_act, rng_mb;
     /* rollout, time-major [T][N] */
     float *obs, *act, *logp, *val, *rew, *tval, *adv, *ret;
@@ -369,6 +373,7 @@ static void ctl_rollout(ctl_state *t, episode_stats *es)
                 es->ret_sum += t->ep_ret[i];
                 es->len_sum += t->ep_len[i];
                 es->episodes++;
+                t->last_ret[t->n_last++ % 100] = t->ep_ret[i];
             }
         }
         /* rewards, scaled by the running std of the discounted return (Gymnasium's NormalizeReward) */
@@ -524,6 +529,19 @@ out:
     return rc;
 }
 
+/* the last-100 mean and the verdict, once the evaluation is in */
+static void finish_result(const trainer *t, control_result *res)
+{
+    const int k = t->n_last < 100 ? t->n_last : 100;
+    double s = 0;
+    for (int i = 0; i < k; i++) s += t->last_ret[i];
+    res->train_last100_return = k ? s / k : NAN;
+    if (isnan(t->o.success_threshold) || res->eval_episodes == 0)
+        res->success = -1;
+    else
+        res->success = res->eval_mean_return >= t->o.success_threshold;
+}
+
 /* ---- the run ------------------------------------------------------------------------------------ */
 
 static double now_s(void)
@@ -559,12 +577,19 @@ static void write_metrics(FILE *f, const control_metrics *m)
     put_num(f, "sps", m->sps, 1);
 }
 
+/* a JSON number, or null when not finite (JSON has no NaN) */
+static json_t *json_num(double v) { return isfinite(v) ? json_real(v) : json_null(); }
+
 static int write_summary(const control_opts *o, const control_result *r, char *err, size_t errlen)
 {
     char path[4096];
-    json_t *j = json_pack("{s:s, s:I, s:I, s:f, s:i, s:f}", "env", o->env_id, "seed", (json_int_t)o->seed,
-                          "total_steps", (json_int_t)r->total_steps, "eval_mean_return", r->eval_mean_return,
-                          "eval_episodes", r->eval_episodes, "wall_seconds", r->wall_seconds);
+    json_t *j = json_pack("{s:s, s:I, s:I, s:o, s:o, s:i, s:o, s:o, s:o, s:f}", "env", o->env_id, "seed",
+                          (json_int_t)o->seed, "total_steps", (json_int_t)r->total_steps, "eval_mean_return",
+                          json_num(r->eval_mean_return), "eval_std_return", json_num(r->eval_std_return),
+                          "eval_episodes", r->eval_episodes, "train_last100_return",
+                          json_num(r->train_last100_return), "success_threshold", json_num(o->success_threshold),
+                          "success", r->success < 0 ? json_null() : json_boolean(r->success), "wall_seconds",
+                          r->wall_seconds);
     char *s = j ? json_dumps(j, JSON_INDENT(2) | JSON_REAL_PRECISION(10)) : NULL;
     json_decref(j);
     if (!s) return fio_fail(err, errlen, "out of memory for the summary");
@@ -627,6 +652,7 @@ int control_run(const control_opts *o, control_result *res, char *err, size_t er
     res->total_steps = global_step;
     res->eval_episodes = o->eval_episodes;
     if (evaluate(&t, o->eval_episodes, &res->eval_mean_return, &res->eval_std_return, err, errlen)) goto done;
+    finish_result(&t, res);
     res->wall_seconds = now_s() - t0;
     if (mf && fclose(mf)) {
         mf = NULL;

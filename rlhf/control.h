@@ -46,7 +46,9 @@ typedef struct {
     float log_std_init;      /* continuous actions: initial state-independent log std */
     int norm_obs, norm_reward; /* running normalisation (Gymnasium's wrappers) and their clips */
     float clip_obs, clip_reward;
-    int eval_episodes;       /* deterministic evaluation episodes at the end */
+    int eval_episodes;       /* deterministic evaluation episodes at the end (the success score) */
+    double success_threshold; /* a run succeeds when its score reaches this (Gymnasium's
+                               * reward_threshold; NaN: the env has none) */
     int threads;             /* for the matrix products (1 is fastest at these sizes) */
     const char *out;         /* folder for metrics.jsonl and summary.json (NULL: write nothing) */
     void (*on_update)(void *ud, const control_metrics *m);
@@ -57,10 +59,18 @@ typedef struct {
  * MountainCarContinuous-v0, Pendulum-v1), or CleanRL's generic ones for any other id. */
 control_opts control_defaults(const char *env_id);
 
+/* What "reaches X within N steps" means here: the score of a run is the mean return of the final
+ * policy over eval_episodes (100 by default, Gymnasium's "solved" window) deterministic episodes
+ * on fresh envs (the evaluation seeds differ from the training ones), as rl-baselines3-zoo and
+ * SB3's EvalCallback measure; the run succeeds when the score is >= success_threshold. The mean
+ * return of the last 100 training episodes (stochastic policy, CleanRL's episodic_return) is
+ * reported beside it. */
 typedef struct {
     long total_steps;        /* env steps actually taken */
-    double eval_mean_return, eval_std_return;
+    double eval_mean_return, eval_std_return; /* the score and its spread */
     int eval_episodes;
+    double train_last100_return; /* mean of the last (up to) 100 finished training episodes (NaN: none) */
+    int success;             /* 1: score >= success_threshold; 0: below; -1: no threshold */
     double wall_seconds;     /* training and evaluation */
 } control_result;
 

@@ -1,6 +1,8 @@
 /* test_control.c — classic-control PPO end to end: a short CartPole run must clearly beat a random
- * policy (mean return ~22), the same seed must give the same run, bad options are refused with one
- * line, and `rlhf control` writes its metrics, summary and plot with the last line the eval. */
+ * policy (mean return ~22), the same seed must give the same run, the success verdict follows the
+ * score and the threshold, bad options are refused with one line, and `rlhf control` writes its
+ * metrics, summary and plot with the last line the eval. The many-seed success rates are a
+ * benchmark (tools/control_seeds.sh), not a test. */
 #include "control.h"
 #include "env.h"
 #include "testutil.h"
@@ -9,10 +11,17 @@
 #include <criterion/criterion.h>
 #include <jansson.h>
 #include <math.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+
+/* tiny networks: the optimizer's and the bias kernels' OpenMP loops follow the process-wide thread
+ * count, and extra threads would only wait on each other (on a busy machine, for seconds) */
+static void one_thread(void) { omp_set_num_threads(1); }
+
+TestSuite(control, .init = one_thread);
 
 Test(control, cartpole_learns)
 {
@@ -63,6 +72,32 @@ Test(control, same_seed_same_run)
     cr_expect(a.sum != b.sum, "another seed gave the same losses");
 }
 
+/* the score is the evaluation's mean return; the verdict compares it with the threshold */
+Test(control, success_verdict)
+{
+    control_opts o = control_defaults("CartPole-v1");
+    cr_expect(o.success_threshold == 475 && o.eval_episodes == 100, "CartPole-v1: threshold %g, %d episodes",
+              o.success_threshold, o.eval_episodes);
+    cr_expect(isnan(control_defaults("Pendulum-v1").success_threshold), "Pendulum-v1 has no reward threshold");
+    o.total_steps = 2048;
+    o.eval_episodes = 5;
+    control_result r;
+    char err[256];
+    cr_assert(control_run(&o, &r, err, sizeof err) == 0, "%s", err);
+    /* after 2048 steps: short episodes, far below 475, a score of at least 8 (CartPole's shortest) */
+    cr_expect(r.success == 0 && r.eval_mean_return >= 8 && r.eval_mean_return < 475, "score %.1f, success %d",
+              r.eval_mean_return, r.success);
+    cr_expect(r.train_last100_return >= 8 && r.train_last100_return < 475, "last-100 %.1f", r.train_last100_return);
+    const double score = r.eval_mean_return;
+    o.success_threshold = score; /* reached exactly: a success (the same seed gives the same score) */
+    cr_assert(control_run(&o, &r, err, sizeof err) == 0, "%s", err);
+    cr_expect(r.eval_mean_return == score && r.success == 1, "score %.3f vs %.3f, success %d", r.eval_mean_return,
+              score, r.success);
+    o.success_threshold = NAN;
+    cr_assert(control_run(&o, &r, err, sizeof err) == 0, "%s", err);
+    cr_expect(r.success == -1);
+}
+
 Test(control, bad_options)
 {
     control_result r;
@@ -106,6 +141,10 @@ Test(control, cli_writes_metrics_summary_and_plot)
     cr_expect(json_integer_value(json_object_get(j, "eval_episodes")) == 4);
     NEAR(json_number_value(json_object_get(j, "eval_mean_return")), x, 1e-3);
     cr_expect(json_number_value(json_object_get(j, "wall_seconds")) > 0);
+    cr_expect(json_number_value(json_object_get(j, "success_threshold")) == 475);
+    cr_expect(json_is_false(json_object_get(j, "success")), "4 updates cannot solve CartPole");
+    cr_expect(json_is_number(json_object_get(j, "train_last100_return")));
+    cr_expect(strstr(out, "\nsuccess: no (score ") != NULL, "%s", out);
     json_decref(j);
 
     snprintf(path, sizeof path, "%s/metrics.jsonl", dir);

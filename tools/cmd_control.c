@@ -1,6 +1,7 @@
 /* cmd_control.c — `rlhf control`: PPO on a classic-control env (rlhf/control.h) with per-env
- * defaults, a progress bar, OUT/metrics.jsonl, OUT/learning_curve.png and OUT/summary.json; the last
- * line printed is `eval_mean_return: X`. */
+ * defaults, a progress bar, OUT/metrics.jsonl, OUT/learning_curve.png and OUT/summary.json; it prints
+ * the last-100 training mean, the verdict against the env's success threshold (control.h defines
+ * the score), and last the line `eval_mean_return: X`. */
 #include "cli.h"
 #include "dp.h"
 #include "commands.h"
@@ -62,7 +63,8 @@ int cmd_control(int argc, char **argv)
         {"--total-steps", OPT_LONG, &o.total_steps, "N", "env steps in all (whole rollouts)", 0},
         {"--seed", OPT_U64, &o.seed, "S", "seed for envs, initialisation, actions and minibatches", 0},
         {"--out", OPT_STR, &out, "DIR", "metrics.jsonl, learning_curve.png, summary.json (default out/control/ENV-sS)", 0},
-        {"--eval-episodes", OPT_INT, &o.eval_episodes, "K", "deterministic evaluation episodes at the end", 0},
+        {"--eval-episodes", OPT_INT, &o.eval_episodes, "K", "deterministic evaluation episodes at the end; their mean return is the score", 0},
+        {"--success-threshold", OPT_DOUBLE, &o.success_threshold, "X", "the run succeeds when the score reaches this (Gymnasium's reward_threshold; nan: none)", 0},
         {"--num-envs", OPT_INT, &o.num_envs, "N", "envs stepped together", 0},
         {"--num-steps", OPT_INT, &o.num_steps, "T", "steps per env per rollout", 0},
         {"--num-minibatches", OPT_INT, &o.num_minibatches, "K", "minibatches per epoch", 0},
@@ -124,7 +126,11 @@ int cmd_control(int argc, char **argv)
         fprintf(stderr, "rlhf control: no learning curve: %s\n", err);
     free(rs.x);
     free(rs.y);
-    printf("total_steps: %ld\nwall_seconds: %.2f\neval_std_return: %.3f\neval_mean_return: %.3f\n", res.total_steps,
-           res.wall_seconds, res.eval_std_return, res.eval_mean_return);
+    printf("total_steps: %ld\nwall_seconds: %.2f\ntrain_last100_return: %.3f\n", res.total_steps, res.wall_seconds,
+           res.train_last100_return);
+    if (res.success >= 0)
+        printf("success: %s (score %.1f %s threshold %g)\n", res.success ? "yes" : "no", res.eval_mean_return,
+               res.success ? ">=" : "<", o.success_threshold);
+    printf("eval_std_return: %.3f\neval_mean_return: %.3f\n", res.eval_std_return, res.eval_mean_return);
     return 0;
 }
