@@ -530,7 +530,7 @@ out:
 }
 
 /* the last-100 mean and the verdict, once the evaluation is in */
-static void finish_result(const trainer *t, control_result *res)
+static void finish_result(const ctl_state *t, control_result *res)
 {
     const int k = t->n_last < 100 ? t->n_last : 100;
     double s = 0;
