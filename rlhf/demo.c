@@ -19,7 +19,10 @@
 #include "fileio.h"
 #include "hf.h"
 #include "judge.h"
+#include "grpo.h"
 #include "ppo_lm.h"
+#include "probe.h"
+#include "rloo.h"
 #include "pretrain.h"
 #include "rm.h"
 #include "rng.h"
@@ -92,8 +95,12 @@ static int st_pretrain(demo *, const demo_stage *, const char *, json_t *, char 
 static int st_sft(demo *, const demo_stage *, const char *, json_t *, char *, size_t);
 static int st_prefs(demo *, const demo_stage *, const char *, json_t *, char *, size_t);
 static int st_rm(demo *, const demo_stage *, const char *, json_t *, char *, size_t);
+static int st_rm_words(demo *, const demo_stage *, const char *, json_t *, char *, size_t);
 static int st_ppo(demo *, const demo_stage *, const char *, json_t *, char *, size_t);
+static int st_ppo_target(demo *, const demo_stage *, const char *, json_t *, char *, size_t);
 static int st_dpo(demo *, const demo_stage *, const char *, json_t *, char *, size_t);
+static int st_grpo(demo *, const demo_stage *, const char *, json_t *, char *, size_t);
+static int st_rloo(demo *, const demo_stage *, const char *, json_t *, char *, size_t);
 static int st_eval(demo *, const demo_stage *, const char *, json_t *, char *, size_t);
 static int join_corpus(demo *, const demo_stage *, int, char *, size_t);
 static int join_pretrain(demo *, const demo_stage *, int, char *, size_t);
@@ -103,7 +110,7 @@ static int join_prefs(demo *, const demo_stage *, int, char *, size_t);
 #define SAMPLING "max_prompt_len max_new_tokens temperature"
 
 /* the stages before the sweeps */
-#define HEAD_STAGES 6 /* corpus tokenizer pretrain sft prefs rm */
+#define HEAD_STAGES 7 /* corpus tokenizer pretrain sft prefs rm rm-words */
 static const demo_stage head_rows[HEAD_STAGES] = {
     {.name = "corpus", .run = st_corpus, .fields = "", .inputs = "fortunes", .join = join_corpus,
      .byo = BYO_MODEL | BYO_SFT_DATA | BYO_PROMPTS | BYO_EVAL_PROMPTS},
@@ -115,22 +122,36 @@ static const demo_stage head_rows[HEAD_STAGES] = {
     {.name = "prefs", .run = st_prefs, .fields = SAMPLING " pref_prompts pref_eval_prompts pref_samples bt_tau",
      .inputs = "data sft", .byo = BYO_PREFS, .join = join_prefs},
     {.name = "rm", .run = st_rm, .fields = SAMPLING " rm_epochs rm_lr rm_batch rm_norm_samples", .inputs = "data sft"},
+    {.name = "rm-words", .run = st_rm_words, .fields = "max_prompt_len max_new_tokens probe_prompts", .inputs = "data rm"},
 };
 
 /* the sweeps, in order */
+#define PPO_FIELDS SAMPLING " ppo_steps ppo_batch ppo_epochs ppo_minibatch ppo_lr"
+#define SWEEP(list, n) #list, offsetof(demo_config, list), offsetof(demo_config, n)
 static const demo_sweep sweeps[] = {
-    {"ppo_kl", offsetof(demo_config, ppo_kl), offsetof(demo_config, n_ppo), "ppo-kl",
-     {.family = "ppo", .run = st_ppo, .fields = SAMPLING " ppo_steps ppo_batch ppo_epochs ppo_minibatch ppo_lr",
-      .inputs = "data sft rm", .param = "kl_coef"}},
-    {"dpo_beta", offsetof(demo_config, dpo_beta), offsetof(demo_config, n_dpo), "dpo-b",
+    {SWEEP(ppo_kl, n_ppo), "ppo-kl",
+     {.family = "ppo", .run = st_ppo, .fields = PPO_FIELDS, .inputs = "data sft rm", .param = "kl_coef"}},
+    {SWEEP(ppo_target_kl, n_ppo_target), "ppo-t",
+     {.family = "ppo", .run = st_ppo_target, .fields = PPO_FIELDS " ppo_kl_init ppo_kl_horizon", .inputs = "data sft rm",
+      .param = "target_kl"}},
+    {SWEEP(dpo_beta, n_dpo), "dpo-b",
      {.family = "dpo", .run = st_dpo, .fields = "max_prompt_len max_new_tokens dpo_epochs dpo_lr dpo_batch",
       .inputs = "data sft", .param = "beta"}},
+    {SWEEP(grpo_beta, n_grpo), "grpo-b",
+     {.family = "grpo", .run = st_grpo,
+      .fields = SAMPLING " grpo_steps grpo_prompts grpo_generations grpo_epochs grpo_minibatch grpo_lr",
+      .inputs = "data sft rm", .param = "beta"}},
+    {SWEEP(rloo_beta, n_rloo), "rloo-b",
+     {.family = "rloo", .run = st_rloo,
+      .fields = SAMPLING " rloo_steps rloo_prompts rloo_generations rloo_epochs rloo_minibatch rloo_lr",
+      .inputs = "data sft rm", .param = "beta"}},
 };
+#undef SWEEP
 #define N_SWEEPS (sizeof sweeps / sizeof *sweeps)
 
 /* the last stage: every model of a family, on the held-out prompts */
 static const demo_stage eval_row = {.name = "eval", .run = st_eval, .fields = SAMPLING " eval_prompts eval_samples",
-                                    .inputs = "data rm models"};
+                                    .inputs = "data rm rm-words models"};
 
 struct demo {
     const demo_opts *o;
@@ -159,10 +180,14 @@ demo_config demo_config_default(void)
         .sft_steps = 150, .sft_batch = 32, .sft_max_completion = 48, .sft_lr = 5e-4,
         .pref_prompts = 4000, .pref_eval_prompts = 200, .pref_samples = 4, .bt_tau = JUDGE_BT_TAU,
         .rm_epochs = 1, .rm_lr = 1e-3, .rm_batch = 32, .rm_norm_samples = 256,
-        .n_ppo = 5, .ppo_kl = {0.01, 0.05, 0.1, 0.2, 0.4},
+        .n_ppo = 0, .n_ppo_target = 3, .ppo_target_kl = {2, 4, 7}, .ppo_kl_init = 0.1, .ppo_kl_horizon = 256,
         .ppo_steps = 60, .ppo_batch = 32, .ppo_epochs = 2, .ppo_minibatch = 16, .ppo_lr = 1e-4,
         .n_dpo = 3, .dpo_beta = {0.1, 0.3, 1.0}, .dpo_epochs = 1, .dpo_lr = 5e-4, .dpo_batch = 32,
-        .eval_prompts = 729, .eval_samples = 1,
+        .n_grpo = 3, .grpo_beta = {0.02, 0.05, 0.1}, .grpo_steps = 60, .grpo_prompts = 4, .grpo_generations = 8,
+        .grpo_epochs = 2, .grpo_minibatch = 16, .grpo_lr = 1e-4,
+        .n_rloo = 3, .rloo_beta = {0.05, 0.1, 0.2}, .rloo_steps = 60, .rloo_prompts = 8, .rloo_generations = 4,
+        .rloo_epochs = 2, .rloo_minibatch = 16, .rloo_lr = 1e-4,
+        .eval_prompts = 729, .eval_samples = 1, .probe_prompts = 16,
     };
 }
 
@@ -174,8 +199,12 @@ demo_config demo_config_quick(void)
         {"n_positions", "64"},    {"pt_steps", "20"},       {"pt_batch", "8"},         {"pt_seq", "64"},
         {"max_new_tokens", "12"}, {"sft_steps", "10"},      {"sft_batch", "8"},        {"sft_max_completion", "24"},
         {"pref_prompts", "96"},   {"pref_eval_prompts", "32"}, {"rm_batch", "8"},      {"rm_norm_samples", "32"},
-        {"ppo_kl", "0.01,0.1"},   {"ppo_steps", "3"},       {"ppo_batch", "8"},        {"ppo_epochs", "1"},
-        {"ppo_minibatch", "8"},   {"dpo_beta", "0.1,0.5"},  {"dpo_batch", "8"},        {"eval_prompts", "32"},
+        {"ppo_kl", "0.01"},       {"ppo_target_kl", "4"},   {"ppo_steps", "3"},        {"ppo_batch", "8"},
+        {"ppo_epochs", "1"},      {"ppo_minibatch", "8"},   {"dpo_beta", "0.1,0.5"},   {"dpo_batch", "8"},
+        {"grpo_beta", "0.05"},    {"grpo_steps", "3"},      {"grpo_prompts", "2"},     {"grpo_generations", "4"},
+        {"grpo_epochs", "1"},     {"grpo_minibatch", "8"},  {"rloo_beta", "0.1"},      {"rloo_steps", "3"},
+        {"rloo_prompts", "4"},    {"rloo_generations", "2"}, {"rloo_epochs", "1"},     {"rloo_minibatch", "8"},
+        {"eval_prompts", "32"},   {"probe_prompts", "4"},
     };
     demo_config c = demo_config_default();
     for (size_t i = 0; i < sizeof quick / sizeof *quick; i++) demo_config_set(&c, quick[i][0], quick[i][1], NULL, 0);
@@ -195,21 +224,27 @@ static const struct {
     F('l', sft_steps),       F('i', sft_batch),        F('i', sft_max_completion), F('d', sft_lr),
     F('i', pref_prompts),    F('i', pref_eval_prompts), F('i', pref_samples),  F('d', bt_tau),
     F('d', rm_epochs),       F('d', rm_lr),            F('i', rm_batch),       F('i', rm_norm_samples),
+    F('d', ppo_kl_init),     F('d', ppo_kl_horizon),
     F('l', ppo_steps),       F('i', ppo_batch),        F('i', ppo_epochs),     F('i', ppo_minibatch),
     F('d', ppo_lr),          F('d', dpo_epochs),       F('d', dpo_lr),         F('i', dpo_batch),
-    F('i', eval_prompts),    F('i', eval_samples),
+    F('l', grpo_steps),      F('i', grpo_prompts),     F('i', grpo_generations), F('i', grpo_epochs),
+    F('i', grpo_minibatch),  F('d', grpo_lr),
+    F('l', rloo_steps),      F('i', rloo_prompts),     F('i', rloo_generations), F('i', rloo_epochs),
+    F('i', rloo_minibatch),  F('d', rloo_lr),
+    F('i', eval_prompts),    F('i', eval_samples),     F('i', probe_prompts),
 #undef F
 };
 
-/* "0.01,0.1" -> v (at most DEMO_MAX_RUNS positive numbers); the count, or -1 */
+/* "0.01,0.1" -> v (at most DEMO_MAX_RUNS numbers >= 0), "none" -> no run; the count, or -1 */
 static int parse_runs(const char *s, double *v)
 {
+    if (strcmp(s, "none") == 0) return 0;
     int n = 0;
     while (*s) {
         char *end;
         if (n == DEMO_MAX_RUNS) return -1;
         v[n] = strtod(s, &end);
-        if (end == s || !(v[n] > 0) || (*end && *end != ',')) return -1;
+        if (end == s || !(v[n] >= 0) || !isfinite(v[n]) || (*end && *end != ',')) return -1;
         n++;
         s = *end ? end + 1 : end;
     }
@@ -223,8 +258,8 @@ int demo_config_set(demo_config *c, const char *key, const char *value, char *er
         double v[DEMO_MAX_RUNS];
         const int n = parse_runs(value, v);
         if (n < 0)
-            return fio_fail(err, errlen, "%s '%s': expected 1 to %d positive numbers separated by commas", key, value,
-                            DEMO_MAX_RUNS);
+            return fio_fail(err, errlen, "%s '%s': expected 1 to %d numbers >= 0 separated by commas, or none", key,
+                            value, DEMO_MAX_RUNS);
         memcpy((char *)c + sweeps[i].values, v, (size_t)n * sizeof *v);
         *(int *)((char *)c + sweeps[i].count) = n;
         return 0;
@@ -721,10 +756,61 @@ static int st_rm(demo *d, const demo_stage *s, const char *dir, json_t *sum, cha
     return 0;
 }
 
-/* ---- PPO ------------------------------------------------------------------------------------------ */
+/* ---- what the reward model pays for ----------------------------------------------------------------- */
 
-/* The reward model as PPO's scorer, also logging the gold judge's mean on the same rollouts (the
- * over-optimisation figure: what the policy is paid vs what it is worth). */
+/* words shown in words.json, best first */
+#define RM_WORDS_TOP 20
+
+/* Every whole-word token scored by the reward model after the first probe_prompts training prompts
+ * (data/probe.h): words.json {"hack_word", "score", "template", "prompts", "candidates", "top":
+ * [{"word", "score"}...]}. The hack word is the one the evaluation counts in every run's samples. */
+static int st_rm_words(demo *d, const demo_stage *s, const char *dir, json_t *sum, char *err, size_t errlen)
+{
+    (void)s;
+    rm_model *r = NULL;
+    tok_tokenizer *t = NULL;
+    ds_dataset ds = {0};
+    ds_prompts pp = {0};
+    probe_word *w = NULL;
+    int nw = 0, rc = -1;
+    json_t *top = json_array(), *j = NULL;
+    if (!top || rm_load(d->rmdir, &r, err, errlen) || tok_load(d->tokdir, &t, err, errlen) ||
+        load_prompts(d, t, d->prompts, &ds, err, errlen) ||
+        ds_prompts_make(&ds, NULL, ds.n < (size_t)d->c->probe_prompts ? ds.n : (size_t)d->c->probe_prompts, &pp, err,
+                        errlen))
+        goto done;
+    gpt2_set_threads(r->m, d->o->threads);
+    head_set_threads(r->h, d->o->threads);
+    const scorer sc = rm_scorer(r);
+    if (probe_words(&sc, t, &pp, 64, &w, &nw, err, errlen)) goto done;
+    for (int i = 0; i < nw && i < RM_WORDS_TOP; i++) json_array_append_new(top, json_pack("{s:s, s:f}", "word", w[i].word, "score", w[i].score));
+    j = json_pack("{s:s, s:f, s:s, s:i, s:i, s:O}", "hack_word", w[0].word, "score", w[0].score, "template",
+                  "prompt + \" word\" + <|endoftext|>, scored by the reward model, mean over the prompts", "prompts", pp.n,
+                  "candidates", nw, "top", top);
+    char p[PATHN], *text = j ? json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6)) : NULL;
+    rc = text ? fio_write_atomic(fio_join(p, sizeof p, dir, "words.json"), text, strlen(text), err, errlen)
+              : fio_fail(err, errlen, "out of memory");
+    free(text);
+    if (rc == 0) {
+        json_object_set_new(sum, "hack_word", json_string(w[0].word));
+        json_object_set_new(sum, "candidates", json_integer(nw));
+        json_object_set_new(sum, "hack_word_score", json_real(w[0].score));
+    }
+done:
+    json_decref(j);
+    json_decref(top);
+    free(w);
+    ds_prompts_free(&pp);
+    ds_free(&ds);
+    tok_free(t);
+    rm_free(r);
+    return rc;
+}
+
+/* ---- RL: PPO, GRPO, RLOO -------------------------------------------------------------------------- */
+
+/* The reward model as the RL stages' scorer, also logging the gold judge's mean on the same rollouts
+ * (the over-optimisation figure: what the policy is paid vs what it is worth). */
 typedef struct {
     rm_model *rm;
     scorer_judge gold;
@@ -732,12 +818,12 @@ typedef struct {
     int cap;
     tok_bytes log;               /* gold.jsonl lines */
     long calls;
-} ppo_scorer;
+} gold_scorer;
 
-static int ppo_score(void *ud, const int32_t *tokens, const int *lengths, const int *prompt_lengths, int B, int T,
-                     float *scores, char *err, size_t errlen)
+static int gold_score(void *ud, const int32_t *tokens, const int *lengths, const int *prompt_lengths, int B, int T,
+                      float *scores, char *err, size_t errlen)
 {
-    ppo_scorer *s = ud;
+    gold_scorer *s = ud;
     if (rm_forward(s->rm, tokens, lengths, B, T, scores, err, errlen)) return -1;
     if (B > s->cap) {
         float *g = realloc(s->g, (size_t)B * sizeof *g);
@@ -757,63 +843,141 @@ static int ppo_score(void *ud, const int32_t *tokens, const int *lengths, const 
     return append_line(&s->log, line, (size_t)n) ? fio_fail(err, errlen, "out of memory") : 0;
 }
 
-static int st_ppo(demo *d, const demo_stage *s, const char *dir, json_t *sum, char *err, size_t errlen)
+/* what every RL stage shares: the scorer above, and the settings of rl_opts and trainer_run that
+ * do not depend on the method (SFT as policy and reference, the training prompts, the sampling
+ * shape, the stage's folder, seed, threads and progress, one checkpoint at the end) */
+typedef struct {
+    gold_scorer sc;
+    tok_tokenizer *t;
+    judge *j;
+} rl_stage;
+
+/* a method's size of run (demo_config's <method>_steps, _prompts, ...) */
+typedef struct {
+    long steps;
+    int prompts, generations, epochs, minibatch; /* per step; completions per prompt; passes; rows per update */
+    double lr;                   /* constant: no warm-up, no decay */
+} rl_shape;
+
+static int rl_stage_open(demo *d, const demo_stage *s, const char *dir, const rl_shape *sh, rl_stage *e, rl_opts *rl,
+                         trainer_run *run, trainer_optim *optim, char *err, size_t errlen)
 {
     const demo_config *c = d->c;
-    ppo_scorer sc = {0};
-    tok_tokenizer *t = NULL;
-    judge *j = NULL;
-    int rc = -1;
-    if (rm_load(d->rmdir, &sc.rm, err, errlen) || tok_load(d->tokdir, &t, err, errlen) ||
-        judge_create(&j, d->lexicon, err, errlen))
-        goto done;
+    if (rm_load(d->rmdir, &e->sc.rm, err, errlen) || tok_load(d->tokdir, &e->t, err, errlen) ||
+        judge_create(&e->j, d->lexicon, err, errlen))
+        return -1;
     const int nt = decode_threads(d);
-    gpt2_set_threads(sc.rm->m, nt);
-    head_set_threads(sc.rm->h, nt);
-    sc.gold = (scorer_judge){j, t, tok_eot_id(t)};
-    ppo_lm_opts o = ppo_lm_defaults();
-    o.rl.policy = d->sft;
-    o.rl.ref = d->sft;
-    o.rl.prompts = d->prompts;
-    o.rl.tokenizer = d->tokdir;
-    o.run.out = dir;
-    o.rl.temperature = (float)c->temperature;
-    o.rl.max_new_tokens = c->max_new_tokens;
-    o.h.kl_coef = s->value;
-    o.h.target_kl = 0;
-    o.rl.epochs = c->ppo_epochs;
-    o.rl.minibatch = c->ppo_minibatch;
-    o.optim.lr = (float)c->ppo_lr;
-    o.optim.min_lr = 0;
-    o.run.seed = row_seed(d, s);
-    o.run.batch = c->ppo_batch;
-    o.run.steps = c->ppo_steps;
-    o.rl.max_prompt_len = c->max_prompt_len;
-    o.run.ckpt_every = c->ppo_steps;
-    o.run.keep = 1;
-    o.run.threads = nt;
-    o.run.precision = d->o->precision;
-    o.rl.score = (scorer){ppo_score, &sc};
-    o.run.on_step = stage_on_trainer_step;
-    o.run.ud = &d->run;
-    ppo_lm_result r;
-    if (ppo_lm_run(&o, &r, err, errlen)) goto done;
+    gpt2_set_threads(e->sc.rm->m, nt);
+    head_set_threads(e->sc.rm->h, nt);
+    e->sc.gold = (scorer_judge){e->j, e->t, tok_eot_id(e->t)};
+    rl->policy = d->sft;
+    rl->ref = d->sft;
+    rl->prompts = d->prompts;
+    rl->tokenizer = d->tokdir;
+    rl->temperature = (float)c->temperature;
+    rl->max_new_tokens = c->max_new_tokens;
+    rl->max_prompt_len = c->max_prompt_len;
+    rl->score = (scorer){gold_score, &e->sc};
+    rl->num_generations = sh->generations;
+    rl->epochs = sh->epochs;
+    rl->minibatch = sh->minibatch;
+    optim->lr = (float)sh->lr;
+    optim->min_lr = 0;
+    run->out = dir;
+    run->seed = row_seed(d, s);
+    run->batch = sh->prompts;
+    run->steps = sh->steps;
+    run->ckpt_every = sh->steps;
+    run->keep = 1;
+    run->threads = nt;
+    run->precision = d->o->precision;
+    run->on_step = stage_on_trainer_step;
+    run->ud = &d->run;
+    return 0;
+}
+
+/* write gold.jsonl (when rc is 0) and free e; returns rc, or -1 when the write fails */
+static int rl_stage_close(rl_stage *e, const char *dir, int rc, char *err, size_t errlen)
+{
     char p[PATHN];
-    if (fio_write_atomic(fio_join(p, sizeof p, dir, "gold.jsonl"), sc.log.data ? (const void *)sc.log.data : "", sc.log.n,
-                         err, errlen))
-        goto done;
-    json_object_set_new(sum, "iterations", json_integer(r.steps));
-    json_object_set_new(sum, "scores", json_real(r.last.scores));
-    json_object_set_new(sum, "kl", json_real(r.last.kl));
-    json_object_set_new(sum, "entropy", json_real(r.last.policy_entropy));
-    rc = 0;
-done:
-    tok_bytes_free(&sc.log);
-    free(sc.g);
-    rm_free(sc.rm);
-    judge_free(j);
-    tok_free(t);
+    if (rc == 0)
+        rc = fio_write_atomic(fio_join(p, sizeof p, dir, "gold.jsonl"), e->sc.log.data ? (const void *)e->sc.log.data : "",
+                              e->sc.log.n, err, errlen);
+    tok_bytes_free(&e->sc.log);
+    free(e->sc.g);
+    rm_free(e->sc.rm);
+    judge_free(e->j);
+    tok_free(e->t);
     return rc;
+}
+
+/* a PPO run: fixed β = kl_coef, or the adaptive controller towards target_kl (> 0) from β = kl_coef */
+static int ppo_stage(demo *d, const demo_stage *s, const char *dir, double kl_coef, double target_kl, json_t *sum,
+                     char *err, size_t errlen)
+{
+    const demo_config *c = d->c;
+    ppo_lm_opts o = ppo_lm_defaults();
+    rl_stage e = {0};
+    const rl_shape sh = {c->ppo_steps, c->ppo_batch, 1, c->ppo_epochs, c->ppo_minibatch, c->ppo_lr};
+    int rc = rl_stage_open(d, s, dir, &sh, &e, &o.rl, &o.run, &o.optim, err, errlen);
+    o.h.kl_coef = kl_coef;
+    o.h.target_kl = target_kl;
+    o.h.kl_horizon = target_kl > 0 ? c->ppo_kl_horizon : o.h.kl_horizon;
+    ppo_lm_result r;
+    if (rc == 0) rc = ppo_lm_run(&o, &r, err, errlen);
+    if (rc == 0) {
+        json_object_set_new(sum, "iterations", json_integer(r.steps));
+        json_object_set_new(sum, "scores", json_real(r.last.scores));
+        json_object_set_new(sum, "kl", json_real(r.last.kl));
+        json_object_set_new(sum, "kl_coef", json_real(r.last.kl_coef));
+        json_object_set_new(sum, "entropy", json_real(r.last.policy_entropy));
+    }
+    return rl_stage_close(&e, dir, rc, err, errlen);
+}
+
+static int st_ppo(demo *d, const demo_stage *s, const char *dir, json_t *sum, char *err, size_t errlen)
+{
+    return ppo_stage(d, s, dir, s->value, 0, sum, err, errlen);
+}
+
+static int st_ppo_target(demo *d, const demo_stage *s, const char *dir, json_t *sum, char *err, size_t errlen)
+{
+    return ppo_stage(d, s, dir, d->c->ppo_kl_init, s->value, sum, err, errlen);
+}
+
+/* the last step's numbers of a GRPO or RLOO run (TRL's names) */
+static void rl_summary(json_t *sum, const rl_result *r)
+{
+    json_object_set_new(sum, "iterations", json_integer(r->steps));
+    json_object_set_new(sum, "reward", json_real(r->last.reward));
+    json_object_set_new(sum, "kl", json_real(r->last.kl));
+    json_object_set_new(sum, "entropy", json_real(r->last.entropy));
+}
+
+static int st_grpo(demo *d, const demo_stage *s, const char *dir, json_t *sum, char *err, size_t errlen)
+{
+    const demo_config *c = d->c;
+    grpo_opts o = grpo_defaults();
+    rl_stage e = {0};
+    const rl_shape sh = {c->grpo_steps, c->grpo_prompts, c->grpo_generations, c->grpo_epochs, c->grpo_minibatch, c->grpo_lr};
+    int rc = rl_stage_open(d, s, dir, &sh, &e, &o.rl, &o.run, &o.optim, err, errlen);
+    o.beta = s->value;
+    rl_result r;
+    if (rc == 0 && (rc = grpo_run(&o, &r, err, errlen)) == 0) rl_summary(sum, &r);
+    return rl_stage_close(&e, dir, rc, err, errlen);
+}
+
+static int st_rloo(demo *d, const demo_stage *s, const char *dir, json_t *sum, char *err, size_t errlen)
+{
+    const demo_config *c = d->c;
+    rloo_opts o = rloo_defaults();
+    rl_stage e = {0};
+    const rl_shape sh = {c->rloo_steps, c->rloo_prompts, c->rloo_generations, c->rloo_epochs, c->rloo_minibatch, c->rloo_lr};
+    int rc = rl_stage_open(d, s, dir, &sh, &e, &o.rl, &o.run, &o.optim, err, errlen);
+    o.beta = s->value;
+    rl_result r;
+    if (rc == 0 && (rc = rloo_run(&o, &r, err, errlen)) == 0) rl_summary(sum, &r);
+    return rl_stage_close(&e, dir, rc, err, errlen);
 }
 
 /* ---- DPO ------------------------------------------------------------------------------------------ */
@@ -837,15 +1001,23 @@ static int st_dpo(demo *d, const demo_stage *s, const char *dir, json_t *sum, ch
 
 /* ---- evaluation ------------------------------------------------------------------------------------ */
 
-/* gold per prompt: the mean over its samples (sample q belongs to prompt q % np) */
-static int gold_per_prompt(const char *path, int np, int k, double *out, char *err, size_t errlen)
+/* gold per prompt: the mean over its samples (sample q belongs to prompt q % np); *share: the
+ * share of the samples whose completion contains `word` (data/probe.h's whole-word rule) */
+static int gold_per_prompt(const char *path, int np, int k, const char *word, double *out, double *share, char *err,
+                           size_t errlen)
 {
     samples s;
     if (samples_read(path, (long)np * k, &s, err, errlen)) return -1;
+    long with = 0;
     for (int p = 0; p < np; p++) {
         out[p] = 0;
-        for (int i = 0; i < k; i++) out[p] += sample_num(&s, p + (long)i * np, "extra") / k;
+        for (int i = 0; i < k; i++) {
+            const char *c = sample_str(&s, p + (long)i * np, "completion");
+            out[p] += sample_num(&s, p + (long)i * np, "extra") / k;
+            with += probe_has_word(c, strlen(c), word);
+        }
     }
+    *share = (double)with / ((double)np * k);
     samples_free(&s);
     return 0;
 }
@@ -862,6 +1034,7 @@ typedef struct {
     int np, k, nm, nt;           /* prompts, samples per prompt, models, threads */
     double *gsft, *gm, *diff;    /* gold per prompt: SFT's, the model's; their difference */
     double d2_sft;               /* SFT's distinct-2: the unit of the collapse line */
+    char hack_word[PROBE_MAX_WORD]; /* the word the reward model pays most for (rm-words) */
 } evaluation;
 
 static void evaluation_free(evaluation *e)
@@ -894,16 +1067,25 @@ static int evaluation_open(demo *d, evaluation *e, char *err, size_t errlen)
     e->diff = malloc((size_t)e->np * sizeof *e->diff);
     if (!e->gsft || !e->gm || !e->diff) return fio_fail(err, errlen, "out of memory");
     e->d2_sft = NAN;
+    char p[PATHN];
+    json_error_t je;
+    json_t *w = json_load_file(fio_join(p, sizeof p, d->o->out, "rm-words/words.json"), 0, &je);
+    const char *hw = json_string_value(json_object_get(w, "hack_word"));
+    if (hw) snprintf(e->hack_word, sizeof e->hack_word, "%s", hw);
+    json_decref(w);
+    if (!hw) return fio_fail(err, errlen, "%s: no \"hack_word\" (%s)", p, je.text);
     return ds_prompts_make(&e->ho, NULL, (size_t)e->np, &e->pp, err, errlen);
 }
 
-/* a model's results.json entry: its family, then its measures (e->diff holds its per-prompt gain) */
-static json_t *eval_entry(const evaluation *e, const char *family, const eval_result *er, int is_ref)
+/* a model's results.json entry: its family and sweep setting, then its measures (e->diff holds its
+ * per-prompt gain, share the share of its samples with the hack word) */
+static json_t *eval_entry(const evaluation *e, const demo_stage *s, const eval_result *er, double share, int is_ref)
 {
     const double gain = stats_mean(e->diff, e->np), half = 1.96 * stats_sd(e->diff, e->np, 1) / sqrt((double)e->np);
-    json_t *m = json_pack("{s:s, s:f, s:f, s:f, s:f}", "family", family, "gold_reward", er->extra, "rm_reward", er->score,
-                          "kl", er->kl, "distinct2", er->distinct2);
+    json_t *m = json_pack("{s:s, s:f, s:f, s:f, s:f}", "family", s->family, "gold_reward", er->extra, "rm_reward",
+                          er->score, "kl", er->kl, "distinct2", er->distinct2);
     if (!m) return NULL;
+    if (s->param) json_object_set_new(m, "setting", json_pack("{s:f}", s->param, s->value));
     json_object_set_new(m, "gold_std", json_real(er->extra_std));
     json_object_set_new(m, "gain", json_real(gain));
     json_object_set_new(m, "gain_ci95", is_ref ? json_pack("[f, f]", 0.0, 0.0) : json_pack("[f, f]", gain - half, gain + half));
@@ -911,6 +1093,7 @@ static json_t *eval_entry(const evaluation *e, const char *family, const eval_re
     json_object_set_new(m, "completion_length", json_real(er->completion_length));
     json_object_set_new(m, "eos_rate", json_real(er->eos_rate));
     json_object_set_new(m, "collapsed", json_boolean(er->distinct2 < DEMO_COLLAPSE_RATIO * e->d2_sft));
+    json_object_set_new(m, "hack_word_share", json_real(share));
     return m;
 }
 
@@ -938,11 +1121,11 @@ static int eval_model(demo *d, evaluation *e, const demo_stage *s, int mi, const
     eval_result er;
     const int bad = eval_run(is_ref ? e->ref : pol, e->ref, &e->pp, &eo, &er, err, errlen);
     gpt2_free(pol);
-    double *gp = is_ref ? e->gsft : e->gm;
-    if (bad || gold_per_prompt(p, e->np, e->k, gp, err, errlen)) return -1;
+    double *gp = is_ref ? e->gsft : e->gm, share;
+    if (bad || gold_per_prompt(p, e->np, e->k, e->hack_word, gp, &share, err, errlen)) return -1;
     if (is_ref) e->d2_sft = er.distinct2;
     for (int i = 0; i < e->np; i++) e->diff[i] = gp[i] - e->gsft[i];
-    json_t *m = eval_entry(e, s->family, &er, is_ref);
+    json_t *m = eval_entry(e, s, &er, share, is_ref);
     if (!m) return fio_fail(err, errlen, "out of memory");
     json_object_set_new(models, s->name, m);
     return 0;
@@ -963,6 +1146,7 @@ static int st_eval(demo *d, const demo_stage *s, const char *dir, json_t *sum, c
         json_object_set_new(res, "samples_per_prompt", json_integer(e.k));
         json_object_set_new(res, "temperature", json_real(d->c->temperature));
         json_object_set_new(res, "max_new_tokens", json_integer(d->c->max_new_tokens));
+        json_object_set_new(res, "hack_word", json_string(e.hack_word));
         json_object_set(res, "models", models);
         text = json_dumps(res, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10));
         rc = text ? fio_write_atomic(fio_join(p, sizeof p, dir, "results.json"), text, strlen(text), err, errlen)
@@ -990,6 +1174,8 @@ static int check_config(const demo_opts *o, char *err, size_t errlen)
     for (size_t i = 0; i < N_SWEEPS; i++)
         if (*sweep_count(c, &sweeps[i]) < 0 || *sweep_count(c, &sweeps[i]) > DEMO_MAX_RUNS)
             return fio_fail(err, errlen, "%s: at most %d runs", sweeps[i].list, DEMO_MAX_RUNS);
+    for (int i = 0; i < c->n_ppo_target; i++)
+        if (!(c->ppo_target_kl[i] > 0)) return fio_fail(err, errlen, "ppo_target_kl: a target KL must be positive");
     if (c->max_new_tokens < 1 || c->max_prompt_len < 1)
         return fio_fail(err, errlen, "max_prompt_len and max_new_tokens must be positive");
     if (c->pref_samples < 2) return fio_fail(err, errlen, "pref_samples must be at least 2 (a pair)");

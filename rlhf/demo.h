@@ -95,9 +95,14 @@ typedef struct {
     /* reward model */
     double rm_epochs, rm_lr;
     int rm_batch, rm_norm_samples;
-    /* PPO: one run per KL coefficient */
+    /* PPO: one run per fixed KL coefficient β (ppo_kl) and one per target KL of the adaptive
+     * controller (ppo_target_kl: β starts at ppo_kl_init and follows rlhf/ppo_lm.h's controller with
+     * horizon ppo_kl_horizon completions, so the run's KL lands near the target whatever the seed) */
     int n_ppo;
     double ppo_kl[DEMO_MAX_RUNS];
+    int n_ppo_target;
+    double ppo_target_kl[DEMO_MAX_RUNS];
+    double ppo_kl_init, ppo_kl_horizon;
     long ppo_steps;
     int ppo_batch, ppo_epochs, ppo_minibatch;
     double ppo_lr;
@@ -106,8 +111,23 @@ typedef struct {
     double dpo_beta[DEMO_MAX_RUNS];
     double dpo_epochs, dpo_lr;
     int dpo_batch;
+    /* GRPO (rlhf/grpo.h, DAPO loss): one run per beta (k3 KL to SFT in the loss); grpo_prompts
+     * prompts x grpo_generations completions per step, grpo_epochs passes (μ) in mini-batches of
+     * grpo_minibatch completions */
+    int n_grpo;
+    double grpo_beta[DEMO_MAX_RUNS];
+    long grpo_steps;
+    int grpo_prompts, grpo_generations, grpo_epochs, grpo_minibatch;
+    double grpo_lr;
+    /* RLOO (rlhf/rloo.h): one run per beta (the KL to SFT folded into the sequence reward) */
+    int n_rloo;
+    double rloo_beta[DEMO_MAX_RUNS];
+    long rloo_steps;
+    int rloo_prompts, rloo_generations, rloo_epochs, rloo_minibatch;
+    double rloo_lr;
     /* evaluation */
     int eval_prompts, eval_samples; /* held-out prompts; completions per prompt */
+    int probe_prompts;         /* training prompts of the reward model's word probe (data/probe.h) */
 } demo_config;
 
 /* The default demo (about 8-10 minutes on 2 cores) and the quick one (seconds: tests, smoke runs). */

@@ -8,7 +8,6 @@
 #include "fileio.h"
 #include "plot.h"
 
-#include <ctype.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
@@ -51,6 +50,8 @@ typedef struct {
     int nfam;
     stage_ref st[64];
     int nst;
+    json_t *words;               /* rm-words/words.json (NULL when absent) */
+    const char *hack_word;       /* the word the reward model pays most for ("?" when unknown) */
 } report;
 
 /* the family of a results.json model entry */
@@ -126,6 +127,7 @@ static int write_report_json(const report *r, char *err, size_t errlen)
         if (b) json_object_set_new(best, r->fam[i], json_string(b));
     }
     json_object_set_new(j, "best", best);
+    json_object_set_new(j, "hack_word", json_string(r->hack_word));
     json_object_set_new(j, "eval", json_pack("{s:O, s:O, s:O, s:O}", "prompts", json_object_get(r->res, "prompts"),
                                               "samples_per_prompt", json_object_get(r->res, "samples_per_prompt"),
                                               "temperature", json_object_get(r->res, "temperature"), "max_new_tokens",
@@ -292,6 +294,13 @@ typedef struct {
     size_t plot_errlen;
 } figs;
 
+/* a figure gnuplot could not draw: noted in report.md, not fatal */
+static void figure_failed(figs *f, const char *file, const char *e)
+{
+    fprintf(f->md, "*(figure %s not drawn: %s)*\n\n", file, e);
+    if (f->plot_err && !f->plot_err[0]) snprintf(f->plot_err, f->plot_errlen, "%s", e);
+}
+
 /* draw figures/<file> and link it from report.md; a gnuplot failure is noted, not fatal */
 static void figure(const report *r, figs *f, const char *file, const plot_opts *o, const plot_series *s, int ns)
 {
@@ -301,8 +310,7 @@ static void figure(const report *r, figs *f, const char *file, const plot_opts *
         fprintf(f->md, "![%s](figures/%s)\n\n", o->title, file);
         return;
     }
-    fprintf(f->md, "*(figure %s not drawn: %s)*\n\n", file, e);
-    if (f->plot_err && !f->plot_err[0]) snprintf(f->plot_err, f->plot_errlen, "%s", e);
+    figure_failed(f, file, e);
 }
 
 /* one figure with one series per run of a family, metric `key` of <run>/metrics.jsonl (or another
@@ -328,67 +336,115 @@ static void runs_figure(const report *r, figs *f, const char *fam, const char *f
     for (int i = 0; i < n; i++) series_free(&s[i]);
 }
 
-/* the frontier's line of a family */
-static const char *family_label(const char *fam)
+/* How the report shows a family: its name, its frontier markers (filled; hollow: a collapsed run) and
+ * colour. A family not listed here is shown by its own name with the last row's style. */
+typedef struct {
+    const char *family, *name;
+    int point, hollow, color;    /* gnuplot point types and line-type colour (tools/plot.h) */
+} family_style;
+
+static const family_style family_styles[] = {
+    {"ppo", "PPO", 7, 6, 1},  {"dpo", "DPO", 5, 4, 2}, {"grpo", "GRPO", 9, 8, 3},
+    {"rloo", "RLOO", 13, 12, 4}, {NULL, NULL, 11, 10, 7},
+};
+
+static const family_style *style_of(const char *fam)
 {
-    static const char *const label[][2] = {{"ppo", "PPO (one point per KL coefficient)"}, {"dpo", "DPO (one point per beta)"}};
-    for (size_t i = 0; i < sizeof label / sizeof *label; i++)
-        if (strcmp(fam, label[i][0]) == 0) return label[i][1];
-    return fam;
+    size_t i = 0;
+    while (family_styles[i].family && strcmp(family_styles[i].family, fam) != 0) i++;
+    return &family_styles[i];
 }
 
-/* the (KL, gold) points of a family's runs, in KL order; kmax grows to the largest KL */
-static void family_points(const report *r, const char *fam, series *s, double *kmax)
+static const char *family_name(const char *fam)
+{
+    const char *n = style_of(fam)->name;
+    return n ? n : fam;
+}
+
+/* A run's sweep setting ({"<param>": value} in results.json) as a short label: "β=0.1", "KL→4". */
+static void setting_label(const json_t *m, char *buf, size_t n)
+{
+    static const char *const sym[][2] = {{"kl_coef", "β="}, {"beta", "β="}, {"target_kl", "KL→"}};
+    const char *k;
+    json_t *v;
+    buf[0] = 0;
+    json_object_foreach(json_object_get(m, "setting"), k, v)
+    {
+        const char *s = k;
+        for (size_t i = 0; i < sizeof sym / sizeof *sym; i++)
+            if (strcmp(k, sym[i][0]) == 0) s = sym[i][1];
+        snprintf(buf, n, "%s%s%g", s, s == k ? "=" : "", json_number_value(v));
+    }
+}
+
+/* The (KL, ykey) points of a family's runs into s[0] (not collapsed) and s[1] (collapsed), with their
+ * labels; *kmax grows to the largest KL. */
+typedef struct {
+    series s[2];
+    char lab[2][64][32];
+    const char *labp[2][64];
+} family_points;
+
+static void collect_points(const report *r, const char *fam, const char *ykey, family_points *fp, double *kmax)
 {
     const char *k;
     json_t *v;
     json_object_foreach(r->models, k, v)
     {
         if (strcmp(family(v), fam) != 0) continue;
-        const double kl = num(v, "kl"), g = num(v, "gold_reward");
-        if (isnan(kl) || isnan(g) || series_push(s, kl, g)) continue;
+        const int c = json_is_true(json_object_get(v, "collapsed"));
+        const double kl = num(v, "kl"), y = num(v, ykey);
+        series *s = &fp->s[c];
+        if (isnan(kl) || isnan(y) || s->n >= 64 || series_push(s, kl, y)) continue;
+        setting_label(v, fp->lab[c][s->n - 1], sizeof fp->lab[c][0]);
+        fp->labp[c][s->n - 1] = fp->lab[c][s->n - 1];
         *kmax = kl > *kmax ? kl : *kmax;
-        /* insertion into KL order */
-        for (size_t i = s->n - 1; i > 0 && s->x[i - 1] > s->x[i]; i--) {
-            double t = s->x[i];
-            s->x[i] = s->x[i - 1];
-            s->x[i - 1] = t;
-            t = s->y[i];
-            s->y[i] = s->y[i - 1];
-            s->y[i - 1] = t;
-        }
     }
 }
 
-/* gold reward against KL to SFT: one line per family through its runs (ordered by KL), and SFT's
- * gold reward as a flat baseline */
-static void frontier(const report *r, figs *f)
+/* ykey of every run against its KL to SFT: a marker per run (each family its own, hollow when the
+ * run collapsed) labelled with its setting, and SFT's value as a flat baseline */
+static void family_scatter(const report *r, figs *f, const char *file, const char *ykey, const plot_opts *o)
 {
-    series s[MAX_FAMILIES + 1] = {{0}};
-    plot_series ps[MAX_FAMILIES + 1];
-    const int n = r->nfam;
+    family_points *fp = calloc(MAX_FAMILIES, sizeof *fp);
+    plot_series ps[2 * MAX_FAMILIES + 1];
+    plot_style st[2 * MAX_FAMILIES + 1] = {{0}};
+    series base = {0};
+    if (!fp) return;
     double kmax = 0;
-    for (int m = 0; m < n; m++) family_points(r, r->fam[m], &s[m], &kmax);
-    const double g0 = num(r->ref, "gold_reward");
-    series_push(&s[n], 0, g0);
-    series_push(&s[n], kmax > 0 ? kmax : 1, g0);
-    for (int m = 0; m <= n; m++) ps[m] = (plot_series){m < n ? family_label(r->fam[m]) : "SFT", s[m].x, s[m].y, s[m].n};
-    plot_opts o = {"Gold reward vs KL to SFT (held-out prompts)", "KL(policy || SFT), nats per completion",
-                   "gold reward (AFINN-165, normalised)", 0, 0};
-    figure(r, f, "frontier.png", &o, ps, n + 1);
-    for (int i = 0; i <= n; i++) series_free(&s[i]);
+    int n = 0;
+    for (int m = 0; m < r->nfam; m++) {
+        collect_points(r, r->fam[m], ykey, &fp[m], &kmax);
+        const family_style *fs = style_of(r->fam[m]);
+        for (int c = 0; c < 2; c++) {
+            if (!fp[m].s[c].n) continue;
+            ps[n] = (plot_series){c ? "" : family_name(r->fam[m]), fp[m].s[c].x, fp[m].s[c].y, fp[m].s[c].n};
+            st[n++] = (plot_style){c ? fs->hollow : fs->point, 0, fs->color, fp[m].labp[c]};
+        }
+    }
+    series_push(&base, 0, num(r->ref, ykey));
+    series_push(&base, kmax > 0 ? kmax : 1, num(r->ref, ykey));
+    ps[n] = (plot_series){"SFT", base.x, base.y, base.n};
+    st[n++] = (plot_style){0, 0, 8, NULL};
+    char p[PATHN], e[512];
+    snprintf(p, sizeof p, "%s/figures/%s", r->dir, file);
+    if (plot_styled(p, o, ps, st, n, e, sizeof e) == 0) fprintf(f->md, "![%s](figures/%s)\n\n", o->title, file);
+    else figure_failed(f, file, e);
+    for (int m = 0; m < r->nfam; m++) series_free(&fp[m].s[0]), series_free(&fp[m].s[1]);
+    series_free(&base);
+    free(fp);
 }
 
-/* gold against reward-model score of each PPO run's rollouts along training (moving averages):
- * a run whose curve keeps moving right (more reward-model score) while it falls (less gold) is
- * over-optimising the reward model */
-static void gold_vs_rm(const report *r, figs *f)
+/* gold against reward-model score of the rollouts of each run of an RL family along training (its
+ * gold.jsonl; moving averages): a run whose curve keeps moving right (more reward-model score) while
+ * it falls (less gold) is over-optimising the reward model */
+static void gold_vs_rm(const report *r, figs *f, const char *fam)
 {
     series s[64] = {{0}};
     plot_series ps[64];
     int n = 0;
     for (int i = 0; i < r->nst && n < 64; i++) {
-        if (!r->st[i].family || strcmp(r->st[i].family, "ppo") != 0) continue;
+        if (!r->st[i].family || strcmp(r->st[i].family, fam) != 0) continue;
         char p[PATHN];
         series a = {0}, b = {0};
         snprintf(p, sizeof p, "%s/%s/gold.jsonl", r->dir, r->st[i].name);
@@ -405,9 +461,12 @@ static void gold_vs_rm(const report *r, figs *f)
             series_free(&b);
         }
     }
-    plot_opts o = {"PPO rollouts along training: gold vs reward-model score (moving average of 5 iterations)",
-                   "reward-model score (normalised on SFT samples)", "gold reward", 0, 0};
-    if (n) figure(r, f, "ppo_gold_vs_rm.png", &o, ps, n);
+    char title[160], file[64];
+    snprintf(title, sizeof title, "%s rollouts along training: gold vs reward-model score (moving average of 5 steps)",
+             family_name(fam));
+    snprintf(file, sizeof file, "%s_gold_vs_rm.png", fam);
+    plot_opts o = {title, "reward-model score (normalised on SFT samples)", "gold reward", 0, 0};
+    if (n) figure(r, f, file, &o, ps, n);
     for (int i = 0; i < n; i++) series_free(&s[i]);
 }
 
@@ -446,23 +505,36 @@ static void md_cell(FILE *f, const char *s)
     }
 }
 
+/* "+0.1234 [+0.1000, +0.1400]": a run's gain over SFT and its 95% interval */
+static void gain_cell(FILE *f, const json_t *m)
+{
+    const json_t *ci = json_object_get(m, "gain_ci95");
+    fprintf(f, "%+.4f [%+.4f, %+.4f]", num(m, "gain"), json_number_value(json_array_get(ci, 0)),
+            json_number_value(json_array_get(ci, 1)));
+}
+
 static void results_table(const report *r, FILE *f)
 {
-    fputs("| model | gold reward | gain over SFT [95% CI] | reward-model score | KL to SFT (nats) | distinct-2 | |\n"
-          "| --- | ---: | ---: | ---: | ---: | ---: | --- |\n",
-          f);
+    fprintf(f, "| model | method | setting | gold reward | gain over SFT [95%% CI] | reward-model score | KL to SFT (nats) "
+               "| distinct-2 | '%s' share | length | |\n| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
+               "| --- |\n",
+            r->hack_word);
     const double d2 = num(r->ref, "distinct2");
     const char *k;
     json_t *m;
     json_object_foreach(r->models, k, m)
     {
-        fprintf(f, "| %s | %.4f | ", k, num(m, "gold_reward"));
+        char lab[32];
+        setting_label(m, lab, sizeof lab);
+        fprintf(f, "| %s | %s | %s | %.4f | ", k, m == r->ref ? "SFT" : family_name(family(m)), lab, num(m, "gold_reward"));
         const json_t *ci = json_object_get(m, "gain_ci95");
         if (m == r->ref) fputs("— | ", f);
-        else
-            fprintf(f, "%+.4f [%+.4f, %+.4f] | ", num(m, "gain"), json_number_value(json_array_get(ci, 0)),
-                    json_number_value(json_array_get(ci, 1)));
-        fprintf(f, "%.3f | %.2f | %.3f | ", num(m, "rm_reward"), num(m, "kl"), num(m, "distinct2"));
+        else {
+            gain_cell(f, m);
+            fputs(" | ", f);
+        }
+        fprintf(f, "%.3f | %.2f | %.3f | %.1f%% | %.1f | ", num(m, "rm_reward"), num(m, "kl"), num(m, "distinct2"),
+                100 * num(m, "hack_word_share"), num(m, "completion_length"));
         if (json_is_true(json_object_get(m, "collapsed")))
             fprintf(f, "**collapsed** (distinct-2 < %g × SFT's %.3f)", DEMO_COLLAPSE_RATIO, d2);
         else if (m != r->ref && json_number_value(json_array_get(ci, 0)) > 0)
@@ -544,26 +616,75 @@ static int samples_section(const report *r, FILE *f, int np, char *err, size_t e
     return rc;
 }
 
-/* the best run of each family, and the rule that picked it */
-static void best_runs(const report *r, FILE *f)
+/* the best run of each family side by side, and the rule that picked it */
+static void best_table(const report *r, FILE *f)
 {
-    int n = 0;
+    const double d2 = num(r->ref, "distinct2");
+    fprintf(f, "| method | best run | setting | gain over SFT [95%% CI] | KL to SFT | distinct-2 (× SFT) | '%s' share | "
+               "length | training time |\n| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |\n",
+            r->hack_word);
     for (int i = 0; i < r->nfam; i++) {
         const char *b = best_run(r, r->fam[i]);
         if (!b) continue;
         const json_t *m = json_object_get(r->models, b);
-        char up[32];
-        size_t k = 0;
-        for (; r->fam[i][k] && k + 1 < sizeof up; k++) up[k] = (char)toupper((unsigned char)r->fam[i][k]);
-        up[k] = 0;
-        fprintf(f, "%sBest %s run: **%s** (gold %+.4f over SFT, KL %.2f).", n++ ? " " : "", up, b, num(m, "gain"),
-                num(m, "kl"));
+        char lab[32];
+        setting_label(m, lab, sizeof lab);
+        fprintf(f, "| %s | %s | %s | ", family_name(r->fam[i]), b, lab);
+        gain_cell(f, m);
+        fprintf(f, " | %.2f | %.3f (%.2f×) | %.1f%% | %.1f | %.0f s |\n", num(m, "kl"), num(m, "distinct2"),
+                num(m, "distinct2") / d2, 100 * num(m, "hack_word_share"), num(m, "completion_length"),
+                json_number_value(stage_section(r, b, "seconds")));
     }
-    if (n)
-        fprintf(f, " (The best run of a method has the highest gold reward among its runs whose distinct-2 is at least "
-                   "%g × SFT's, a margin over the collapse line; failing that, among those that did not collapse.)",
-                DEMO_BEST_MARGIN);
+    fprintf(f, "| SFT | sft | | — | 0 | %.3f (1×) | %.1f%% | %.1f | |\n", d2, 100 * num(r->ref, "hack_word_share"),
+            num(r->ref, "completion_length"));
+    fprintf(f, "\nThe best run of a method has the highest gold reward among its runs whose distinct-2 is at least %g × "
+               "SFT's, a margin over the collapse line; failing that, among those that did not collapse. Training "
+               "time is the wall time of the run's own stage (SFT, the preference pairs and the reward model are "
+               "shared by every method: see the stage table).\n",
+            DEMO_BEST_MARGIN);
 }
+
+/* the word the reward model pays most for, and how far each run went after it */
+static void hacking_section(const report *r, figs *fg)
+{
+    FILE *f = fg->md;
+    const json_t *top = json_object_get(r->words, "top");
+    fprintf(f, "The reward model's favourite word is **'%s'**: every whole-word token of the vocabulary was scored by "
+               "the reward model alone after %lld training prompts (`rm-words/words.json`: the completion is the word "
+               "and <|endoftext|>, the score the mean over the prompts), and '%s' scored highest. Its top words:",
+            r->hack_word, (long long)num(r->words, "prompts"), r->hack_word);
+    for (size_t i = 0; i < json_array_size(top) && i < 10; i++)
+        fprintf(f, "%s %s (%.2f)", i ? "," : "", json_string_value(json_object_get(json_array_get(top, i), "word")),
+                num(json_array_get(top, i), "score"));
+    fprintf(f, ". A policy that games the reward model puts that word everywhere: the share of held-out completions "
+               "containing it (as a whole word) rises far above SFT's %.1f%%, while distinct-2 falls and completions "
+               "change length (SFT: %.1f tokens). The results table has every run's share and length.\n\n",
+            100 * num(r->ref, "hack_word_share"), num(r->ref, "completion_length"));
+    char t[160];
+    snprintf(t, sizeof t, "Share of completions containing '%s' vs KL to SFT (hollow: collapsed run)", r->hack_word);
+    const plot_opts o = {t, "KL(policy || SFT), nats per completion", "share of held-out completions", 0, 0};
+    family_scatter(r, fg, "hack_word.png", "hack_word_share", &o);
+}
+
+/* the learning curves of each family: metric key of every run's metrics.jsonl against the step */
+static const struct {
+    const char *family, *file, *key;
+    int smooth;                  /* moving average over this many steps (1: none) */
+    plot_opts o;
+} curves[] = {
+    {"ppo", "ppo_score.png", "objective/scores", 1, {"PPO: reward-model score of the rollouts", "iteration", "objective/scores", 0, 0}},
+    {"ppo", "ppo_kl.png", "objective/kl", 1, {"PPO: KL to SFT of the rollouts", "iteration", "objective/kl (nats per completion)", 0, 0}},
+    {"ppo", "ppo_kl_coef.png", "objective/kl_coef", 1, {"PPO: KL coefficient β (adaptive runs move it towards their target KL)", "iteration", "objective/kl_coef", 0, 0}},
+    {"ppo", "ppo_entropy.png", "policy/entropy", 1, {"PPO: policy entropy", "iteration", "policy/entropy (nats per token)", 0, 0}},
+    {"dpo", "dpo_margins.png", "rewards/margins", SMOOTH,
+     {"DPO: reward margin chosen - rejected (training batches, moving average of 5 steps)", "step", "rewards/margins", 0, 0}},
+    {"dpo", "dpo_accuracy.png", "rewards/accuracies", SMOOTH,
+     {"DPO: preference accuracy (training batches, moving average of 5 steps)", "step", "rewards/accuracies", 0, 0}},
+    {"grpo", "grpo_reward.png", "reward", SMOOTH, {"GRPO: reward-model score of the rollouts (moving average of 5 steps)", "step", "reward", 0, 0}},
+    {"grpo", "grpo_kl.png", "kl", SMOOTH, {"GRPO: k3 KL to SFT per token (moving average of 5 steps)", "step", "kl", 0, 0}},
+    {"rloo", "rloo_reward.png", "reward", SMOOTH, {"RLOO: reward-model score of the rollouts (moving average of 5 steps)", "step", "reward", 0, 0}},
+    {"rloo", "rloo_kl.png", "kl", SMOOTH, {"RLOO: KL to SFT per token (moving average of 5 steps)", "step", "kl", 0, 0}},
+};
 
 static int write_md(const report *r, figs *fg, char *err, size_t errlen)
 {
@@ -575,9 +696,11 @@ static int write_md(const report *r, figs *fg, char *err, size_t errlen)
     const json_t *rm = summary(r, "rm"), *pf = summary(r, "prefs");
     fputs("# rlhf.c demo report\n\n", f);
     fputs("A tiny GPT-2 pretrained on Debian's English fortunes, fine-tuned on prompt/completion splits (SFT), then "
-          "tuned toward positive sentiment two ways: PPO against a Bradley–Terry reward model learned from preference "
-          "pairs, and DPO on the same pairs. The gold judge (AFINN-165, scored in C: `rlhf judge --explain`) plays the "
-          "human: it labelled the pairs (with Bradley–Terry noise) and it measures the outcome here.\n\n",
+          "tuned toward positive sentiment by each method of the sweeps: the RL methods (PPO with a value function, "
+          "GRPO with group-normalised advantages, RLOO with a leave-one-out baseline) against a Bradley–Terry reward "
+          "model learned from preference pairs, and DPO on the same pairs. The gold judge (AFINN-165, scored in C: "
+          "`rlhf judge --explain`) plays the human: it labelled the pairs (with Bradley–Terry noise) and it measures "
+          "the outcome here.\n\n",
           f);
     fprintf(f, "## Results on %lld held-out prompts (%lld completion%s each, temperature %g, up to %lld new tokens)\n\n",
             (long long)num(r->res, "prompts"), (long long)num(r->res, "samples_per_prompt"),
@@ -589,28 +712,24 @@ static int write_md(const report *r, figs *fg, char *err, size_t errlen)
             "valences / max(words, 8)); **gain** is the mean per-prompt difference from SFT on the same prompts, "
             "sampled with the same random numbers, with a 95%% normal interval; **reward-model score** is what PPO was "
             "paid (normalised so SFT's samples score mean 0, std 1); **KL** is Σ log π − log π_SFT over the "
-            "completion tokens on the model's own samples; **distinct-2** is distinct token bigrams / all bigrams. A "
-            "run is flagged **collapsed** when its distinct-2 falls below %g × SFT's: it found a repetitive text the "
-            "judge likes (reward hacking), not better writing.\n\n",
-            DEMO_COLLAPSE_RATIO);
-    best_runs(r, f);
-    fputs("\n\n## Figures\n\n", f);
-    frontier(r, fg);
-    static const plot_opts ppo_o[3] = {
-        {"PPO: reward-model score of the rollouts", "iteration", "objective/scores", 0, 0},
-        {"PPO: KL to SFT of the rollouts", "iteration", "objective/kl (nats per completion)", 0, 0},
-        {"PPO: policy entropy", "iteration", "policy/entropy (nats per token)", 0, 0}};
-    runs_figure(r, fg, "ppo", "ppo_score.png", "metrics.jsonl", "objective/scores", 1, &ppo_o[0]);
-    runs_figure(r, fg, "ppo", "ppo_kl.png", "metrics.jsonl", "objective/kl", 1, &ppo_o[1]);
-    runs_figure(r, fg, "ppo", "ppo_entropy.png", "metrics.jsonl", "policy/entropy", 1, &ppo_o[2]);
-    gold_vs_rm(r, fg);
-    static const plot_opts dpo_o[2] = {
-        {"DPO: reward margin chosen - rejected (training batches, moving average of 5 steps)", "step",
-         "rewards/margins", 0, 0},
-        {"DPO: preference accuracy (training batches, moving average of 5 steps)", "step", "rewards/accuracies", 0,
-         0}};
-    runs_figure(r, fg, "dpo", "dpo_margins.png", "metrics.jsonl", "rewards/margins", SMOOTH, &dpo_o[0]);
-    runs_figure(r, fg, "dpo", "dpo_accuracy.png", "metrics.jsonl", "rewards/accuracies", SMOOTH, &dpo_o[1]);
+            "completion tokens on the model's own samples; **distinct-2** is distinct token bigrams / all bigrams; "
+            "**'%s' share** is the share of completions containing the word the reward model pays most for (see "
+            "Reward hacking); **length** is the mean completion length in tokens (EOS included). A run is flagged "
+            "**collapsed** when its distinct-2 falls below %g × SFT's: it found a repetitive text the judge likes "
+            "(reward hacking), not better writing.\n\n",
+            r->hack_word, DEMO_COLLAPSE_RATIO);
+    fputs("## The best run of each method\n\n", f);
+    best_table(r, f);
+    fputs("\n## Reward hacking\n\n", f);
+    hacking_section(r, fg);
+    fputs("## Figures\n\n", f);
+    static const plot_opts front = {"Gold reward vs KL to SFT, held-out prompts (hollow: collapsed run)",
+                                    "KL(policy || SFT), nats per completion", "gold reward (AFINN-165, normalised)", 0, 0};
+    family_scatter(r, fg, "frontier.png", "gold_reward", &front);
+    for (size_t i = 0; i < sizeof curves / sizeof *curves; i++)
+        runs_figure(r, fg, curves[i].family, curves[i].file, "metrics.jsonl", curves[i].key, curves[i].smooth,
+                    &curves[i].o);
+    for (int i = 0; i < r->nfam; i++) gold_vs_rm(r, fg, r->fam[i]);
     rm_figure(r, fg);
 
     fputs("## Preference data and reward model\n\n", f);
@@ -683,9 +802,13 @@ int report_write(const char *dir, char *plot_err, size_t plot_errlen, char *err,
     char p[PATHN];
     snprintf(p, sizeof p, "%s/eval/results.json", dir);
     if (!(r.res = load_json(p, err, errlen))) return -1;
-    static const char *const head[] = {"corpus", "tokenizer", "pretrain", "sft", "prefs", "rm"};
+    static const char *const head[] = {"corpus", "tokenizer", "pretrain", "sft", "prefs", "rm", "rm-words"};
     for (size_t i = 0; i < sizeof head / sizeof *head; i++) add_stage(&r, head[i], NULL);
     int rc = read_models(&r, p, err, errlen);
+    r.hack_word = json_string_value(json_object_get(r.res, "hack_word"));
+    if (!r.hack_word) r.hack_word = "?";
+    snprintf(p, sizeof p, "%s/rm-words/words.json", dir);
+    r.words = fio_exists(p) ? json_load_file(p, 0, NULL) : NULL;
     add_stage(&r, "eval", NULL);
     figs fg = {NULL, plot_err, plot_errlen};
     if (rc == 0) rc = fio_mkdirs(fio_join(p, sizeof p, dir, "figures"), err, errlen);
@@ -693,6 +816,7 @@ int report_write(const char *dir, char *plot_err, size_t plot_errlen, char *err,
     if (rc == 0) rc = write_samples(&r, err, errlen);
     if (rc == 0) rc = write_md(&r, &fg, err, errlen);
     for (int i = 0; i < r.nst; i++) json_decref(r.st[i].stage);
+    json_decref(r.words);
     json_decref(r.res);
     return rc;
 }
