@@ -3,6 +3,7 @@
 
 #include "fileio.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -19,11 +20,14 @@ static int candidate(const tok_tokenizer *t, int32_t id, char w[PROBE_MAX_WORD])
     return 1;
 }
 
+static int letter(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
+
 static int by_score(const void *a, const void *b)
 {
     const probe_word *x = a, *y = b;
     if (x->score != y->score) return x->score < y->score ? 1 : -1;
-    return (x->id > y->id) - (x->id < y->id);
+    if (x->id != y->id) return (x->id > y->id) - (x->id < y->id);
+    return strcmp(x->word, y->word);
 }
 
 /* rows [r0, r0 + B) of the probe (row r: word r / np after prompt r % np) into tok/len/plen */
@@ -57,6 +61,7 @@ int probe_words(const scorer *s, const tok_tokenizer *t, const ds_prompts *p, in
     for (int32_t id = 0; id < V; id++)
         if (candidate(t, id, w[nw].word)) {
             w[nw].id = id;
+            w[nw].share = 0;
             w[nw++].score = 0;
         }
     if (nw == 0) {
@@ -89,7 +94,6 @@ int probe_words(const scorer *s, const tok_tokenizer *t, const ds_prompts *p, in
     return 0;
 }
 
-static int letter(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
 
 int probe_has_word(const char *text, size_t n, const char *word)
 {
@@ -102,5 +106,90 @@ int probe_has_word(const char *text, size_t n, const char *word)
         while (j < k && (text[i + j] | 0x20) == word[j] && letter(text[i + j])) j++;
         if (j == k) return 1;
     }
+    return 0;
+}
+
+/* one occurrence of a word (case folded) in completion j */
+typedef struct {
+    char w[PROBE_MAX_WORD];
+    int j;
+} occurrence;
+
+static int by_word(const void *a, const void *b)
+{
+    const occurrence *x = a, *y = b;
+    const int c = strcmp(x->w, y->w);
+    return c ? c : (x->j > y->j) - (x->j < y->j);
+}
+
+/* every maximal run of PROBE_MIN_LETTERS+ letters of every text, case folded; NULL when out of memory */
+static occurrence *occurrences(const char *const *texts, int n, size_t *count)
+{
+    size_t cap = 1024, k = 0;
+    occurrence *o = malloc(cap * sizeof *o);
+    for (int j = 0; o && j < n; j++)
+        for (const char *p = texts[j]; *p;) {
+            if (!letter(*p)) {
+                p++;
+                continue;
+            }
+            size_t len = 0;
+            while (letter(p[len])) len++;
+            if (len >= PROBE_MIN_LETTERS && len < PROBE_MAX_WORD) {
+                if (k == cap) {
+                    occurrence *q = realloc(o, 2 * cap * sizeof *o);
+                    if (!q) {
+                        free(o);
+                        return NULL;
+                    }
+                    o = q;
+                    cap *= 2;
+                }
+                for (size_t i = 0; i < len; i++) o[k].w[i] = (char)(p[i] | 0x20);
+                o[k].w[len] = 0;
+                o[k++].j = j;
+            }
+            p += len;
+        }
+    *count = k;
+    return o;
+}
+
+int probe_presence(const char *const *texts, const float *scores, int n, double min_share, probe_word **out, int *nw,
+                   char *err, size_t errlen)
+{
+    *out = NULL;
+    *nw = 0;
+    size_t k;
+    occurrence *o = occurrences(texts, n, &k);
+    probe_word *w = o ? malloc((k + 1) * sizeof *w) : NULL;
+    if (!w) {
+        free(o);
+        return fio_fail(err, errlen, "out of memory");
+    }
+    qsort(o, k, sizeof *o, by_word);
+    double total = 0;
+    for (int j = 0; j < n; j++) total += scores[j];
+    const double need = min_share * n > 2 ? min_share * n : 2;
+    int m = 0;
+    for (size_t a = 0, b; a < k; a = b) {
+        /* the completions containing o[a].w, each once */
+        long with = 0;
+        double sum = 0;
+        for (b = a; b < k && strcmp(o[b].w, o[a].w) == 0; b++)
+            if (b == a || o[b].j != o[b - 1].j) {
+                with++;
+                sum += scores[o[b].j];
+            }
+        if (with < need || with == n) continue;
+        snprintf(w[m].word, sizeof w[m].word, "%s", o[a].w);
+        w[m].id = -1;
+        w[m].score = sum / with - (total - sum) / (n - with);
+        w[m++].share = (double)with / n;
+    }
+    free(o);
+    qsort(w, (size_t)m, sizeof *w, by_score);
+    *out = w;
+    *nw = m;
     return 0;
 }

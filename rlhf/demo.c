@@ -122,7 +122,7 @@ static const demo_stage head_rows[HEAD_STAGES] = {
     {.name = "prefs", .run = st_prefs, .fields = SAMPLING " pref_prompts pref_eval_prompts pref_samples bt_tau",
      .inputs = "data sft", .byo = BYO_PREFS, .join = join_prefs},
     {.name = "rm", .run = st_rm, .fields = SAMPLING " rm_epochs rm_lr rm_batch rm_norm_samples", .inputs = "data sft"},
-    {.name = "rm-words", .run = st_rm_words, .fields = "max_prompt_len max_new_tokens probe_prompts", .inputs = "data rm"},
+    {.name = "rm-words", .run = st_rm_words, .fields = SAMPLING " probe_samples probe_prompts", .inputs = "data sft rm"},
 };
 
 /* the sweeps, in order */
@@ -187,7 +187,7 @@ demo_config demo_config_default(void)
         .grpo_epochs = 2, .grpo_minibatch = 16, .grpo_lr = 1e-4,
         .n_rloo = 3, .rloo_beta = {0.05, 0.1, 0.2}, .rloo_steps = 60, .rloo_prompts = 8, .rloo_generations = 4,
         .rloo_epochs = 2, .rloo_minibatch = 16, .rloo_lr = 1e-4,
-        .eval_prompts = 729, .eval_samples = 1, .probe_prompts = 16,
+        .eval_prompts = 729, .eval_samples = 1, .probe_samples = 2000, .probe_prompts = 8,
     };
 }
 
@@ -204,7 +204,7 @@ demo_config demo_config_quick(void)
         {"grpo_beta", "0.05"},    {"grpo_steps", "3"},      {"grpo_prompts", "2"},     {"grpo_generations", "4"},
         {"grpo_epochs", "1"},     {"grpo_minibatch", "8"},  {"rloo_beta", "0.1"},      {"rloo_steps", "3"},
         {"rloo_prompts", "4"},    {"rloo_generations", "2"}, {"rloo_epochs", "1"},     {"rloo_minibatch", "8"},
-        {"eval_prompts", "32"},   {"probe_prompts", "4"},
+        {"eval_prompts", "32"},   {"probe_samples", "64"},  {"probe_prompts", "4"},
     };
     demo_config c = demo_config_default();
     for (size_t i = 0; i < sizeof quick / sizeof *quick; i++) demo_config_set(&c, quick[i][0], quick[i][1], NULL, 0);
@@ -231,7 +231,7 @@ static const struct {
     F('i', grpo_minibatch),  F('d', grpo_lr),
     F('l', rloo_steps),      F('i', rloo_prompts),     F('i', rloo_generations), F('i', rloo_epochs),
     F('i', rloo_minibatch),  F('d', rloo_lr),
-    F('i', eval_prompts),    F('i', eval_samples),     F('i', probe_prompts),
+    F('i', eval_prompts),    F('i', eval_samples),     F('i', probe_samples),  F('i', probe_prompts),
 #undef F
 };
 
@@ -758,48 +758,102 @@ static int st_rm(demo *d, const demo_stage *s, const char *dir, json_t *sum, cha
 
 /* ---- what the reward model pays for ----------------------------------------------------------------- */
 
-/* words shown in words.json, best first */
+/* words listed in words.json, best first; a word's least share of the SFT samples (probe_presence) */
 #define RM_WORDS_TOP 20
+#define RM_WORDS_MIN_SHARE 0.01
 
-/* Every whole-word token scored by the reward model after the first probe_prompts training prompts
- * (data/probe.h): words.json {"hack_word", "score", "template", "prompts", "candidates", "top":
- * [{"word", "score"}...]}. The hack word is the one the evaluation counts in every run's samples. */
+/* the first n words of w as [{"word", key: score, "share"?}] */
+static json_t *word_list(const probe_word *w, int n, const char *key)
+{
+    json_t *a = json_array();
+    for (int i = 0; a && i < n && i < RM_WORDS_TOP; i++) {
+        json_t *o = json_pack("{s:s, s:f}", "word", w[i].word, key, w[i].score);
+        if (o && w[i].id < 0) json_object_set_new(o, "share", json_real(w[i].share));
+        json_array_append_new(a, o);
+    }
+    return a;
+}
+
+/* probe_samples SFT completions of the training prompts, scored by the reward model: the words of
+ * probe_presence (texts and scores read back from the samples file) */
+static int presence_words(demo *d, const demo_stage *s, const tok_tokenizer *t, rm_model *r, const ds_dataset *ds,
+                          const char *dir, probe_word **w, int *nw, char *err, size_t errlen)
+{
+    const int n = d->c->probe_samples, np = (int)(ds->n < (size_t)n ? ds->n : (size_t)n);
+    gpt2 *m = NULL;
+    ds_prompts pp = {0};
+    samples sm = {0};
+    const char **texts = calloc((size_t)n, sizeof *texts);
+    float *sc = calloc((size_t)n, sizeof *sc);
+    char p[PATHN];
+    int rc = texts && sc ? 0 : fio_fail(err, errlen, "out of memory");
+    if (rc == 0) rc = hf_load_gpt2(d->sft, &m, err, errlen) || ds_prompts_make(ds, NULL, (size_t)np, &pp, err, errlen);
+    if (rc == 0) {
+        gpt2_set_threads(m, decode_threads(d));
+        eval_opts eo = sample_opts(d, t, n, row_seed(d, s));
+        eo.score = rm_scorer(r);
+        eo.samples_path = fio_join(p, sizeof p, dir, "samples-sft.jsonl");
+        eval_result er;
+        rc = eval_run(m, NULL, &pp, &eo, &er, err, errlen) || samples_read(p, n, &sm, err, errlen);
+    }
+    for (int i = 0; rc == 0 && i < n; i++) {
+        texts[i] = sample_str(&sm, i, "completion");
+        sc[i] = (float)sample_num(&sm, i, "score");
+    }
+    if (rc == 0) rc = probe_presence(texts, sc, n, RM_WORDS_MIN_SHARE, w, nw, err, errlen);
+    if (rc == 0 && *nw == 0) rc = fio_fail(err, errlen, "no word in %g of the %d SFT samples", RM_WORDS_MIN_SHARE, n);
+    samples_free(&sm);
+    free(texts);
+    free(sc);
+    ds_prompts_free(&pp);
+    gpt2_free(m);
+    return rc ? -1 : 0;
+}
+
+/* What the reward model pays for (data/probe.h), words.json: "hack_word", the word whose presence
+ * raises the reward-model score of SFT's own completions most ("presence": probe_presence over
+ * probe_samples of them), and for reference the words it pays most for on their own ("alone":
+ * probe_words after the first probe_prompts training prompts). The evaluation counts the hack word
+ * in every run's samples. */
 static int st_rm_words(demo *d, const demo_stage *s, const char *dir, json_t *sum, char *err, size_t errlen)
 {
-    (void)s;
     rm_model *r = NULL;
     tok_tokenizer *t = NULL;
     ds_dataset ds = {0};
     ds_prompts pp = {0};
-    probe_word *w = NULL;
-    int nw = 0, rc = -1;
-    json_t *top = json_array(), *j = NULL;
-    if (!top || rm_load(d->rmdir, &r, err, errlen) || tok_load(d->tokdir, &t, err, errlen) ||
-        load_prompts(d, t, d->prompts, &ds, err, errlen) ||
-        ds_prompts_make(&ds, NULL, ds.n < (size_t)d->c->probe_prompts ? ds.n : (size_t)d->c->probe_prompts, &pp, err,
-                        errlen))
+    probe_word *pw = NULL, *aw = NULL;
+    int np = 0, na = 0, rc = -1;
+    char p[PATHN], *text = NULL;
+    json_t *j = NULL;
+    if (rm_load(d->rmdir, &r, err, errlen) || tok_load(d->tokdir, &t, err, errlen) ||
+        load_prompts(d, t, d->prompts, &ds, err, errlen))
         goto done;
-    gpt2_set_threads(r->m, d->o->threads);
-    head_set_threads(r->h, d->o->threads);
+    gpt2_set_threads(r->m, decode_threads(d));
+    head_set_threads(r->h, decode_threads(d));
+    stage_part(&d->run, 0, d->c->probe_samples, "sampling");
+    if (presence_words(d, s, t, r, &ds, dir, &pw, &np, err, errlen)) goto done;
     const scorer sc = rm_scorer(r);
-    if (probe_words(&sc, t, &pp, 64, &w, &nw, err, errlen)) goto done;
-    for (int i = 0; i < nw && i < RM_WORDS_TOP; i++) json_array_append_new(top, json_pack("{s:s, s:f}", "word", w[i].word, "score", w[i].score));
-    j = json_pack("{s:s, s:f, s:s, s:i, s:i, s:O}", "hack_word", w[0].word, "score", w[0].score, "template",
-                  "prompt + \" word\" + <|endoftext|>, scored by the reward model, mean over the prompts", "prompts", pp.n,
-                  "candidates", nw, "top", top);
-    char p[PATHN], *text = j ? json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6)) : NULL;
+    if (ds_prompts_make(&ds, NULL, ds.n < (size_t)d->c->probe_prompts ? ds.n : (size_t)d->c->probe_prompts, &pp, err,
+                        errlen) ||
+        probe_words(&sc, t, &pp, 64, &aw, &na, err, errlen))
+        goto done;
+    j = json_pack("{s:s, s:f, s:f, s:i, s:o, s:i, s:o}", "hack_word", pw[0].word, "effect", pw[0].score, "share",
+                  pw[0].share, "sft_samples", d->c->probe_samples, "presence", word_list(pw, np, "effect"), "prompts",
+                  pp.n, "alone", word_list(aw, na, "score"));
+    text = j ? json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6)) : NULL;
     rc = text ? fio_write_atomic(fio_join(p, sizeof p, dir, "words.json"), text, strlen(text), err, errlen)
               : fio_fail(err, errlen, "out of memory");
-    free(text);
     if (rc == 0) {
-        json_object_set_new(sum, "hack_word", json_string(w[0].word));
-        json_object_set_new(sum, "candidates", json_integer(nw));
-        json_object_set_new(sum, "hack_word_score", json_real(w[0].score));
+        json_object_set_new(sum, "hack_word", json_string(pw[0].word));
+        json_object_set_new(sum, "effect", json_real(pw[0].score));
+        json_object_set_new(sum, "share", json_real(pw[0].share));
+        json_object_set_new(sum, "top_alone_score", json_real(aw[0].score));
     }
 done:
+    free(text);
     json_decref(j);
-    json_decref(top);
-    free(w);
+    free(pw);
+    free(aw);
     ds_prompts_free(&pp);
     ds_free(&ds);
     tok_free(t);

@@ -339,7 +339,7 @@ static int pay_words(void *ud, const int32_t *tokens, const int *lengths, const 
     return 0;
 }
 
-Test(demo, probe_finds_the_word_a_scorer_pays_most_for)
+Test(demo, probe_finds_the_words_a_scorer_pays_most_for)
 {
     const char *d = tu_tmpdir("probe");
     char text[8192];
@@ -369,6 +369,23 @@ Test(demo, probe_finds_the_word_a_scorer_pays_most_for)
     for (int i = 0; i < nw; i++) cr_assert_geq(strlen(w[i].word), (size_t)PROBE_MIN_LETTERS);
     free(w);
     tok_free(t);
+
+    /* the effect of a word's presence on the scores, by hand: "good" in texts 0 and 1 (mean 2) against
+     * 0 without; "day" in 1, 2, 3 (mean 1/3) against 3; "bad" once (too rare), "so" too short; a word
+     * twice in one text counts once */
+    static const char *const texts[] = {"so good, good", "Good day", "bad day", "a day!"};
+    static const float scores[] = {3, 1, -1, 1};
+    cr_assert_eq(probe_presence(texts, scores, 4, 0, &w, &nw, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(nw, 2);
+    cr_assert_str_eq(w[0].word, "good");
+    cr_assert_float_eq(w[0].score, 2.0, 1e-9);
+    cr_assert_float_eq(w[0].share, 0.5, 1e-12);
+    cr_assert_str_eq(w[1].word, "day");
+    cr_assert_float_eq(w[1].score, 1.0 / 3 - 3, 1e-9);
+    free(w);
+    cr_assert_eq(probe_presence(texts, scores, 4, 0.6, &w, &nw, err, sizeof err), 0, "%s", err);
+    cr_assert(nw == 1 && strcmp(w[0].word, "day") == 0, "min_share keeps the words in >= 60%% of the texts");
+    free(w);
 
     /* whole words, ASCII case folded */
     static const struct {

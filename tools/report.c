@@ -644,22 +644,34 @@ static void best_table(const report *r, FILE *f)
             DEMO_BEST_MARGIN);
 }
 
+/* " w1 (+x.xx), w2 (+x.xx)...": words [from, to) of a words.json list with their `key` */
+static void word_list(FILE *f, const json_t *list, const char *key, size_t from, size_t to)
+{
+    for (size_t i = from; i < json_array_size(list) && i < to; i++) {
+        const json_t *w = json_array_get(list, i);
+        fprintf(f, "%s %s (%+.2f)", i > from ? "," : "", json_string_value(json_object_get(w, "word")), num(w, key));
+    }
+}
+
 /* the word the reward model pays most for, and how far each run went after it */
 static void hacking_section(const report *r, figs *fg)
 {
     FILE *f = fg->md;
-    const json_t *top = json_object_get(r->words, "top");
-    fprintf(f, "The reward model's favourite word is **'%s'**: every whole-word token of the vocabulary was scored by "
-               "the reward model alone after %lld training prompts (`rm-words/words.json`: the completion is the word "
-               "and <|endoftext|>, the score the mean over the prompts), and '%s' scored highest. Its top words:",
-            r->hack_word, (long long)num(r->words, "prompts"), r->hack_word);
-    for (size_t i = 0; i < json_array_size(top) && i < 10; i++)
-        fprintf(f, "%s %s (%.2f)", i ? "," : "", json_string_value(json_object_get(json_array_get(top, i), "word")),
-                num(json_array_get(top, i), "score"));
-    fprintf(f, ". A policy that games the reward model puts that word everywhere: the share of held-out completions "
-               "containing it (as a whole word) rises far above SFT's %.1f%%, while distinct-2 falls and completions "
-               "change length (SFT: %.1f tokens). The results table has every run's share and length.\n\n",
-            100 * num(r->ref, "hack_word_share"), num(r->ref, "completion_length"));
+    fprintf(f, "The word the reward model pays most for is **'%s'**: among the words SFT itself writes (in at least 1%% "
+               "of %lld SFT completions of training prompts), the completions that contain it score %+.2f higher on "
+               "the reward model than those that do not (it is in %.1f%% of them), the largest such difference "
+               "(`rm-words/words.json`). This is the word a policy optimising the reward model can find by itself. The "
+               "next ones:",
+            r->hack_word, (long long)num(r->words, "sft_samples"), num(r->words, "effect"), 100 * num(r->words, "share"));
+    word_list(f, json_object_get(r->words, "presence"), "effect", 1, 8);
+    fprintf(f, ". For reference, the words it pays most for on their own (the word as the whole completion, mean "
+               "reward-model score over %lld prompts):",
+            (long long)num(r->words, "prompts"));
+    word_list(f, json_object_get(r->words, "alone"), "score", 0, 8);
+    fprintf(f, ".\n\nA policy that games the reward model puts its word everywhere: compare each run's share of "
+               "held-out completions containing '%s' (as a whole word) with SFT's %.1f%%, next to its distinct-2 and "
+               "its mean length (SFT: %.1f tokens) in the results table.\n\n",
+            r->hack_word, 100 * num(r->ref, "hack_word_share"), num(r->ref, "completion_length"));
     char t[160];
     snprintf(t, sizeof t, "Share of completions containing '%s' vs KL to SFT (hollow: collapsed run)", r->hack_word);
     const plot_opts o = {t, "KL(policy || SFT), nats per completion", "share of held-out completions", 0, 0};
