@@ -54,7 +54,7 @@
  * A stage is a pure function of its settings: the demo's options that it reads plus the hashes of
  * the stages it reads from (rlhf/stage.h runs it). Its hash is FNV-1a-64 of those settings as
  * canonical JSON (sorted keys). A stage runs into OUT/.<stage>.tmp/, writes stage.json there last
- * ({"stage","hash","settings","summary","seconds"}), and the folder is renamed to OUT/<stage>; so a
+ * ({"stage","hash","settings","summary","seconds","cpu_seconds"}), and the folder is renamed to OUT/<stage>; so a
  * stage is either complete or absent, and a rerun skips every stage whose stage.json has the same
  * hash (changing one setting reruns that stage and everything downstream). Trainers' step-N
  * checkpoints are removed once their stage is complete (the final model and metrics stay).

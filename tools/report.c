@@ -545,13 +545,14 @@ static void results_table(const report *r, FILE *f)
 
 static void stage_table(const report *r, FILE *f)
 {
-    fputs("| stage | wall time | summary |\n| --- | ---: | --- |\n", f);
-    double total = 0;
+    fputs("| stage | wall time | CPU time | summary |\n| --- | ---: | ---: | --- |\n", f);
+    double total = 0, cpu = 0;
     for (int i = 0; i < r->nst; i++) {
         if (!r->st[i].stage) continue;
-        const double s = num(r->st[i].stage, "seconds");
+        const double s = num(r->st[i].stage, "seconds"), c = num(r->st[i].stage, "cpu_seconds");
         total += s;
-        fprintf(f, "| %s | %.1f s | ", r->st[i].name, s);
+        cpu += isnan(c) ? 0 : c;
+        fprintf(f, "| %s | %.1f s | %.1f s | ", r->st[i].name, s, c);
         const char *k;
         json_t *v;
         int first = 1;
@@ -564,7 +565,7 @@ static void stage_table(const report *r, FILE *f)
         }
         fputs(" |\n", f);
     }
-    fprintf(f, "| **total** | **%.1f s** (%.1f min) | |\n", total, total / 60);
+    fprintf(f, "| **total** | **%.1f s** (%.1f min) | %.1f s | |\n", total, total / 60, cpu);
 }
 
 static void settings_block(const report *r, FILE *f)
