@@ -148,7 +148,7 @@ typedef struct {
     int probe_prompts;         /* training prompts of the word-alone probe (data/probe.h) */
 } demo_config;
 
-/* The default demo (about 8-10 minutes on 2 cores) and the quick one (seconds: tests, smoke runs). */
+/* The default demo (about 8 minutes on 2 idle cores) and the quick one (seconds: tests, smoke runs). */
 demo_config demo_config_default(void);
 demo_config demo_config_quick(void);
 
