@@ -723,7 +723,7 @@ static int write_md(const report *r, figs *fg, char *err, size_t errlen)
     fprintf(f,
             "\nHow to read it: **gold reward** is the judge's mean normalised score of the completions (sum of AFINN "
             "valences / max(words, 8)); **gain** is the mean per-prompt difference from SFT on the same prompts, "
-            "sampled with the same random numbers, with a 95%% normal interval; **reward-model score** is what PPO was "
+            "sampled with the same random numbers, with a 95%% normal interval; **reward-model score** is what the RL runs were "
             "paid (normalised so SFT's samples score mean 0, std 1); **KL** is Σ log π − log π_SFT over the "
             "completion tokens on the model's own samples; **distinct-2** is distinct token bigrams / all bigrams; "
             "**'%s' share** is the share of completions containing the word the reward model pays most for (see "
