@@ -9,6 +9,7 @@
 #include "eval.h"
 #include "fileio.h"
 #include "hf.h"
+#include "probe.h"
 #include "stats.h"
 #include "tok.h"
 
@@ -357,23 +358,31 @@ static json_t *eval_settings(const compare_opts *o, int mi, const json_t *ref, c
                      o->score_id ? o->score_id : json_null(), "version", COMPARE_VERSION);
 }
 
-/* gold per prompt: the mean over its samples (sample q belongs to prompt q % np) */
-static int gold_per_prompt(const char *dir, int np, int k, double *out, char *err, size_t errlen)
+/* gold per prompt: the mean over its samples (sample q belongs to prompt q % np); *share: the share
+ * of the samples whose completion contains `word` (data/probe.h's whole-word rule; NaN: no word) */
+static int gold_per_prompt(const char *dir, int np, int k, const char *word, double *out, double *share, char *err,
+                           size_t errlen)
 {
     char p[PATHN];
     compare_samples s;
     if (compare_samples_read(fio_join(p, sizeof p, dir, "samples.jsonl"), (long)np * k, &s, err, errlen)) return -1;
+    long with = 0;
     for (int i = 0; i < np; i++) {
         out[i] = 0;
-        for (int j = 0; j < k; j++) out[i] += compare_sample_num(&s, i + (long)j * np, "extra") / k;
+        for (int j = 0; j < k; j++) {
+            out[i] += compare_sample_num(&s, i + (long)j * np, "extra") / k;
+            const char *c = compare_sample_str(&s, i + (long)j * np, "completion");
+            if (word) with += probe_has_word(c, strlen(c), word);
+        }
     }
+    *share = word ? (double)with / ((double)np * k) : NAN;
     compare_samples_free(&s);
     return 0;
 }
 
 /* a model's results.json entry: its family, then its measures; diff holds its per-prompt gain */
 static json_t *entry(const compare_opts *o, const char *family, const eval_result *er, const double *diff, int np,
-                     int is_ref, double d2_ref)
+                     int is_ref, double d2_ref, double share)
 {
     const double gain = stats_mean(diff, np), half = 1.96 * stats_sd(diff, np, 1) / sqrt((double)np);
     json_t *m = json_pack("{s:s, s:o, s:o, s:o, s:o}", "family", family, "gold_reward", jreal(er->extra), "rm_reward",
@@ -386,6 +395,7 @@ static json_t *entry(const compare_opts *o, const char *family, const eval_resul
     json_object_set_new(m, "completion_length", jreal(er->completion_length));
     json_object_set_new(m, "eos_rate", jreal(er->eos_rate));
     json_object_set_new(m, "collapsed", json_boolean(er->distinct2 < o->collapse_ratio * d2_ref));
+    if (o->hack_word) json_object_set_new(m, "hack_word_share", jreal(share));
     return m;
 }
 
@@ -393,7 +403,7 @@ static json_t *entry(const compare_opts *o, const char *family, const eval_resul
 static int collect(const compare_opts *o, json_t *models, int *np_out, char *err, size_t errlen)
 {
     const int k = o->samples_per_prompt;
-    double *g = NULL, *gref = NULL, *diff = NULL, d2_ref = NAN;
+    double *g = NULL, *gref = NULL, *diff = NULL, d2_ref = NAN, share = NAN;
     int np = 0, rc = 0;
     for (int i = 0; rc == 0 && i < o->n_models; i++) {
         char dir[PATHN];
@@ -409,9 +419,9 @@ static int collect(const compare_opts *o, json_t *models, int *np_out, char *err
             if (!g || !gref || !diff) rc = fio_fail(err, errlen, "out of memory");
         }
         if (rc == 0 && er.n != (long)np * k) rc = fio_fail(err, errlen, "%s: %ld samples, expected %d", dir, er.n, np * k);
-        if (rc == 0) rc = gold_per_prompt(dir, np, k, i == 0 ? gref : g, err, errlen);
+        if (rc == 0) rc = gold_per_prompt(dir, np, k, o->hack_word, i == 0 ? gref : g, &share, err, errlen);
         for (int p = 0; rc == 0 && p < np; p++) diff[p] = (i == 0 ? gref[p] : g[p]) - gref[p];
-        json_t *m = rc == 0 ? entry(o, o->models[i].family, &er, diff, np, i == 0, d2_ref) : NULL;
+        json_t *m = rc == 0 ? entry(o, o->models[i].family, &er, diff, np, i == 0, d2_ref, share) : NULL;
         if (rc == 0 && (!m || json_object_set_new(models, o->models[i].name, m))) rc = fio_fail(err, errlen, "out of memory");
     }
     free(g);
@@ -429,6 +439,7 @@ static int write_results(const compare_opts *o, json_t *models, int np, char *er
                             o->samples_per_prompt, "temperature", o->temperature, "max_new_tokens", o->max_new_tokens,
                             "max_prompt_len", o->max_prompt_len, "batch", o->batch, "sampling_seed", seed, "reference",
                             o->models[0].name, "models", models);
+    if (res && o->hack_word) json_object_set_new(res, "hack_word", json_string(o->hack_word));
     char *text = res ? json_dumps(res, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10)) : NULL;
     json_decref(res);
     int rc = text ? fio_write_atomic(fio_join(p, sizeof p, o->out, "results.json"), text, strlen(text), err, errlen)

@@ -18,7 +18,8 @@
  *                        "max_prompt_len", "batch", "sampling_seed" (decimal string), "reference",
  *                        "models": {"<name>": {"family", "gold_reward", "rm_reward", "kl", "distinct2",
  *                        "gold_std", "gain", "gain_ci95", "distinct1", "completion_length",
- *                        "eos_rate", "collapsed"}}}, the models in the order given (the reference,
+ *                        "eos_rate", "collapsed", "hack_word_share" (with hack_word)}},
+ *                        "hack_word" (with hack_word)}, the models in the order given (the reference,
  *                        models[0], first).
  * "gold_reward" is the measured reward (the `gold` scorer: the gold judge by default); "rm_reward" the
  * second scorer's (the reward model's), NaN without one. The gain of a model is the mean over
@@ -65,6 +66,9 @@ typedef struct {
     uint64_t seed;               /* sampling seed, the same for every model: 1234 */
     int threads;                 /* decoding threads (results do not depend on them): 1 */
     double collapse_ratio;       /* 0.7 */
+    const char *hack_word;       /* NULL, or a lower-case word: each model's "hack_word_share" (the share
+                                    of its completions containing it, data/probe.h) and results.json's
+                                    "hack_word" (read from the samples: no part of the cache key) */
     scorer gold;                 /* the measured reward (required) */
     json_t *gold_id;             /* what identifies it in the cache key (the caller's) */
     scorer score;                /* a second reward, e.g. the reward model (fn NULL: none) */

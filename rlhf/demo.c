@@ -20,7 +20,10 @@
 #include "fileio.h"
 #include "hf.h"
 #include "judge.h"
+#include "grpo.h"
 #include "ppo_lm.h"
+#include "probe.h"
+#include "rloo.h"
 #include "pretrain.h"
 #include "rm.h"
 #include "rng.h"
@@ -95,8 +98,12 @@ static int st_pretrain(demo *, const demo_stage *, const char *, json_t *, char 
 static int st_sft(demo *, const demo_stage *, const char *, json_t *, char *, size_t);
 static int st_prefs(demo *, const demo_stage *, const char *, json_t *, char *, size_t);
 static int st_rm(demo *, const demo_stage *, const char *, json_t *, char *, size_t);
+static int st_rm_words(demo *, const demo_stage *, const char *, json_t *, char *, size_t);
 static int st_ppo(demo *, const demo_stage *, const char *, json_t *, char *, size_t);
+static int st_ppo_target(demo *, const demo_stage *, const char *, json_t *, char *, size_t);
 static int st_dpo(demo *, const demo_stage *, const char *, json_t *, char *, size_t);
+static int st_grpo(demo *, const demo_stage *, const char *, json_t *, char *, size_t);
+static int st_rloo(demo *, const demo_stage *, const char *, json_t *, char *, size_t);
 static int st_eval(demo *, const demo_stage *, const char *, json_t *, char *, size_t);
 static int join_corpus(demo *, const demo_stage *, int, char *, size_t);
 static int join_pretrain(demo *, const demo_stage *, int, char *, size_t);
@@ -106,7 +113,7 @@ static int join_prefs(demo *, const demo_stage *, int, char *, size_t);
 #define SAMPLING "max_prompt_len max_new_tokens temperature"
 
 /* the stages before the sweeps */
-#define HEAD_STAGES 6 /* corpus tokenizer pretrain sft prefs rm */
+#define HEAD_STAGES 7 /* corpus tokenizer pretrain sft prefs rm rm-words */
 static const demo_stage head_rows[HEAD_STAGES] = {
     {.name = "corpus", .run = st_corpus, .fields = "", .inputs = "fortunes", .join = join_corpus,
      .byo = BYO_MODEL | BYO_SFT_DATA | BYO_PROMPTS | BYO_EVAL_PROMPTS, .seedless = 1},
@@ -118,22 +125,36 @@ static const demo_stage head_rows[HEAD_STAGES] = {
     {.name = "prefs", .run = st_prefs, .fields = SAMPLING " pref_prompts pref_eval_prompts pref_samples bt_tau",
      .inputs = "data sft", .byo = BYO_PREFS, .join = join_prefs},
     {.name = "rm", .run = st_rm, .fields = SAMPLING " rm_epochs rm_lr rm_batch rm_norm_samples", .inputs = "data sft"},
+    {.name = "rm-words", .run = st_rm_words, .fields = SAMPLING " probe_samples probe_prompts", .inputs = "data sft rm"},
 };
 
 /* the sweeps, in order */
+#define PPO_FIELDS SAMPLING " ppo_steps ppo_batch ppo_epochs ppo_minibatch ppo_lr"
+#define SWEEP(list, n) #list, offsetof(demo_config, list), offsetof(demo_config, n)
 static const demo_sweep sweeps[] = {
-    {"ppo_kl", offsetof(demo_config, ppo_kl), offsetof(demo_config, n_ppo), "ppo-kl",
-     {.family = "ppo", .run = st_ppo, .fields = SAMPLING " ppo_steps ppo_batch ppo_epochs ppo_minibatch ppo_lr",
-      .inputs = "data sft rm", .param = "kl_coef"}},
-    {"dpo_beta", offsetof(demo_config, dpo_beta), offsetof(demo_config, n_dpo), "dpo-b",
+    {SWEEP(ppo_kl, n_ppo), "ppo-kl",
+     {.family = "ppo", .run = st_ppo, .fields = PPO_FIELDS, .inputs = "data sft rm", .param = "kl_coef"}},
+    {SWEEP(ppo_target_kl, n_ppo_target), "ppo-t",
+     {.family = "ppo", .run = st_ppo_target, .fields = PPO_FIELDS " ppo_kl_init ppo_kl_horizon", .inputs = "data sft rm",
+      .param = "target_kl"}},
+    {SWEEP(dpo_beta, n_dpo), "dpo-b",
      {.family = "dpo", .run = st_dpo, .fields = "max_prompt_len max_new_tokens dpo_epochs dpo_lr dpo_batch",
       .inputs = "data sft", .param = "beta"}},
+    {SWEEP(grpo_beta, n_grpo), "grpo-b",
+     {.family = "grpo", .run = st_grpo,
+      .fields = SAMPLING " grpo_steps grpo_prompts grpo_generations grpo_epochs grpo_minibatch grpo_lr",
+      .inputs = "data sft rm", .param = "beta"}},
+    {SWEEP(rloo_beta, n_rloo), "rloo-b",
+     {.family = "rloo", .run = st_rloo,
+      .fields = SAMPLING " rloo_steps rloo_prompts rloo_generations rloo_epochs rloo_minibatch rloo_lr",
+      .inputs = "data sft rm", .param = "beta"}},
 };
+#undef SWEEP
 #define N_SWEEPS (sizeof sweeps / sizeof *sweeps)
 
 /* the last stage: every model of a family, on the held-out prompts */
 static const demo_stage eval_row = {.name = "eval", .run = st_eval, .fields = SAMPLING " eval_prompts eval_samples",
-                                    .inputs = "data rm models"};
+                                    .inputs = "data rm rm-words models"};
 
 struct demo {
     const demo_opts *o;
@@ -150,7 +171,16 @@ struct demo {
 
 /* ---- the config --------------------------------------------------------------------------------- */
 
-/* the defaults, tuned to fit ~6-7 minutes on 2 idle cores (README: "The main job") */
+/* The defaults, tuned to fit ~8 minutes on 2 idle cores (README: "The main job"). The sweeps span
+ * from a run that collapses (reward hacking) to one that barely moves; measured on seed 1 (fp32):
+ *   PPO  fixed β is fragile (0.1 collapsed on one seed at KL 14, 0.2 barely moved on it), so the
+ *        sweep is over the adaptive controller's target KL. It starts from β = 1 and moves β by up to
+ *        ±10% per iteration (horizon 64 rollouts): slower, it cannot catch the jump in KL when the
+ *        policy finds the reward model's favourite phrase; its KL still lags, so runs overshoot and
+ *        come back, landing within ~1.5x of the target (targets 2, 4, 7 -> KL 2.8, 5.1, 10.1).
+ *   GRPO (lr 1e-4) β 0.02 collapses (k3 3.4 nats per token), 0.1 KL 14 (collapsed), 0.3 KL 3.3,
+ *        1 KL 0.5: most of the range lies between 0.1 and 0.4.
+ *   RLOO β 0.05 KL 10.7 (collapsed), 0.1 KL 7.3, 0.2 KL 4.2. */
 demo_config demo_config_default(void)
 {
     return (demo_config){
@@ -162,10 +192,14 @@ demo_config demo_config_default(void)
         .sft_steps = 150, .sft_batch = 32, .sft_max_completion = 48, .sft_lr = 5e-4,
         .pref_prompts = 4000, .pref_eval_prompts = 200, .pref_samples = 4, .bt_tau = JUDGE_BT_TAU,
         .rm_epochs = 1, .rm_lr = 1e-3, .rm_batch = 32, .rm_norm_samples = 256,
-        .n_ppo = 5, .ppo_kl = {0.01, 0.05, 0.1, 0.2, 0.4},
+        .n_ppo = 0, .n_ppo_target = 3, .ppo_target_kl = {2, 4, 7}, .ppo_kl_init = 1, .ppo_kl_horizon = 64,
         .ppo_steps = 60, .ppo_batch = 32, .ppo_epochs = 2, .ppo_minibatch = 16, .ppo_lr = 1e-4,
         .n_dpo = 3, .dpo_beta = {0.1, 0.3, 1.0}, .dpo_epochs = 1, .dpo_lr = 5e-4, .dpo_batch = 32,
-        .eval_prompts = 729, .eval_samples = 1,
+        .n_grpo = 3, .grpo_beta = {0.1, 0.2, 0.4}, .grpo_steps = 60, .grpo_prompts = 4, .grpo_generations = 8,
+        .grpo_epochs = 2, .grpo_minibatch = 16, .grpo_lr = 1e-4,
+        .n_rloo = 3, .rloo_beta = {0.05, 0.1, 0.2}, .rloo_steps = 60, .rloo_prompts = 8, .rloo_generations = 4,
+        .rloo_epochs = 2, .rloo_minibatch = 16, .rloo_lr = 1e-4,
+        .eval_prompts = 729, .eval_samples = 1, .probe_samples = 2000, .probe_prompts = 8,
     };
 }
 
@@ -177,8 +211,12 @@ demo_config demo_config_quick(void)
         {"n_positions", "64"},    {"pt_steps", "20"},       {"pt_batch", "8"},         {"pt_seq", "64"},
         {"max_new_tokens", "12"}, {"sft_steps", "10"},      {"sft_batch", "8"},        {"sft_max_completion", "24"},
         {"pref_prompts", "96"},   {"pref_eval_prompts", "32"}, {"rm_batch", "8"},      {"rm_norm_samples", "32"},
-        {"ppo_kl", "0.01,0.1"},   {"ppo_steps", "3"},       {"ppo_batch", "8"},        {"ppo_epochs", "1"},
-        {"ppo_minibatch", "8"},   {"dpo_beta", "0.1,0.5"},  {"dpo_batch", "8"},        {"eval_prompts", "32"},
+        {"ppo_kl", "0.01"},       {"ppo_target_kl", "4"},   {"ppo_steps", "3"},        {"ppo_batch", "8"},
+        {"ppo_epochs", "1"},      {"ppo_minibatch", "8"},   {"dpo_beta", "0.1,0.5"},   {"dpo_batch", "8"},
+        {"grpo_beta", "0.05"},    {"grpo_steps", "3"},      {"grpo_prompts", "2"},     {"grpo_generations", "4"},
+        {"grpo_epochs", "1"},     {"grpo_minibatch", "8"},  {"rloo_beta", "0.1"},      {"rloo_steps", "3"},
+        {"rloo_prompts", "4"},    {"rloo_generations", "2"}, {"rloo_epochs", "1"},     {"rloo_minibatch", "8"},
+        {"eval_prompts", "32"},   {"probe_samples", "64"},  {"probe_prompts", "4"},
     };
     demo_config c = demo_config_default();
     for (size_t i = 0; i < sizeof quick / sizeof *quick; i++) demo_config_set(&c, quick[i][0], quick[i][1], NULL, 0);
@@ -198,21 +236,27 @@ static const struct {
     F('l', sft_steps),       F('i', sft_batch),        F('i', sft_max_completion), F('d', sft_lr),
     F('i', pref_prompts),    F('i', pref_eval_prompts), F('i', pref_samples),  F('d', bt_tau),
     F('d', rm_epochs),       F('d', rm_lr),            F('i', rm_batch),       F('i', rm_norm_samples),
+    F('d', ppo_kl_init),     F('d', ppo_kl_horizon),
     F('l', ppo_steps),       F('i', ppo_batch),        F('i', ppo_epochs),     F('i', ppo_minibatch),
     F('d', ppo_lr),          F('d', dpo_epochs),       F('d', dpo_lr),         F('i', dpo_batch),
-    F('i', eval_prompts),    F('i', eval_samples),
+    F('l', grpo_steps),      F('i', grpo_prompts),     F('i', grpo_generations), F('i', grpo_epochs),
+    F('i', grpo_minibatch),  F('d', grpo_lr),
+    F('l', rloo_steps),      F('i', rloo_prompts),     F('i', rloo_generations), F('i', rloo_epochs),
+    F('i', rloo_minibatch),  F('d', rloo_lr),
+    F('i', eval_prompts),    F('i', eval_samples),     F('i', probe_samples),  F('i', probe_prompts),
 #undef F
 };
 
-/* "0.01,0.1" -> v (at most DEMO_MAX_RUNS positive numbers); the count, or -1 */
+/* "0.01,0.1" -> v (at most DEMO_MAX_RUNS numbers >= 0), "none" -> no run; the count, or -1 */
 static int parse_runs(const char *s, double *v)
 {
+    if (strcmp(s, "none") == 0) return 0;
     int n = 0;
     while (*s) {
         char *end;
         if (n == DEMO_MAX_RUNS) return -1;
         v[n] = strtod(s, &end);
-        if (end == s || !(v[n] > 0) || (*end && *end != ',')) return -1;
+        if (end == s || !(v[n] >= 0) || !isfinite(v[n]) || (*end && *end != ',')) return -1;
         n++;
         s = *end ? end + 1 : end;
     }
@@ -226,8 +270,8 @@ int demo_config_set(demo_config *c, const char *key, const char *value, char *er
         double v[DEMO_MAX_RUNS];
         const int n = parse_runs(value, v);
         if (n < 0)
-            return fio_fail(err, errlen, "%s '%s': expected 1 to %d positive numbers separated by commas", key, value,
-                            DEMO_MAX_RUNS);
+            return fio_fail(err, errlen, "%s '%s': expected 1 to %d numbers >= 0 separated by commas, or none", key,
+                            value, DEMO_MAX_RUNS);
         memcpy((char *)c + sweeps[i].values, v, (size_t)n * sizeof *v);
         *(int *)((char *)c + sweeps[i].count) = n;
         return 0;
@@ -674,10 +718,115 @@ static int st_rm(demo *d, const demo_stage *s, const char *dir, json_t *sum, cha
     return 0;
 }
 
-/* ---- PPO ------------------------------------------------------------------------------------------ */
+/* ---- what the reward model pays for ----------------------------------------------------------------- */
 
-/* The reward model as PPO's scorer, also logging the gold judge's mean on the same rollouts (the
- * over-optimisation figure: what the policy is paid vs what it is worth). */
+/* words listed in words.json, best first; a word's least share of the SFT samples (probe_presence) */
+#define RM_WORDS_TOP 20
+#define RM_WORDS_MIN_SHARE 0.01
+
+/* the first n words of w as [{"word", key: score, "share"?}] */
+static json_t *word_list(const probe_word *w, int n, const char *key)
+{
+    json_t *a = json_array();
+    for (int i = 0; a && i < n && i < RM_WORDS_TOP; i++) {
+        json_t *o = json_pack("{s:s, s:f}", "word", w[i].word, key, w[i].score);
+        if (o && w[i].id < 0) json_object_set_new(o, "share", json_real(w[i].share));
+        json_array_append_new(a, o);
+    }
+    return a;
+}
+
+/* probe_samples SFT completions of the training prompts, scored by the reward model: the words of
+ * probe_presence (texts and scores read back from the samples file) */
+static int presence_words(demo *d, const demo_stage *s, const tok_tokenizer *t, rm_model *r, const ds_dataset *ds,
+                          const char *dir, probe_word **w, int *nw, char *err, size_t errlen)
+{
+    const int n = d->c->probe_samples, np = (int)(ds->n < (size_t)n ? ds->n : (size_t)n);
+    gpt2 *m = NULL;
+    ds_prompts pp = {0};
+    compare_samples sm = {0};
+    const char **texts = calloc((size_t)n, sizeof *texts);
+    float *sc = calloc((size_t)n, sizeof *sc);
+    char p[PATHN];
+    int rc = texts && sc ? 0 : fio_fail(err, errlen, "out of memory");
+    if (rc == 0) rc = hf_load_gpt2(d->sft, &m, err, errlen) || ds_prompts_make(ds, NULL, (size_t)np, &pp, err, errlen);
+    if (rc == 0) {
+        gpt2_set_threads(m, decode_threads(d));
+        eval_opts eo = sample_opts(d, t, n, row_seed(d, s));
+        eo.score = rm_scorer(r);
+        eo.samples_path = fio_join(p, sizeof p, dir, "samples-sft.jsonl");
+        eval_result er;
+        rc = eval_run(m, NULL, &pp, &eo, &er, err, errlen) || compare_samples_read(p, n, &sm, err, errlen);
+    }
+    for (int i = 0; rc == 0 && i < n; i++) {
+        texts[i] = compare_sample_str(&sm, i, "completion");
+        sc[i] = (float)compare_sample_num(&sm, i, "score");
+    }
+    if (rc == 0) rc = probe_presence(texts, sc, n, RM_WORDS_MIN_SHARE, w, nw, err, errlen);
+    if (rc == 0 && *nw == 0) rc = fio_fail(err, errlen, "no word in %g of the %d SFT samples", RM_WORDS_MIN_SHARE, n);
+    compare_samples_free(&sm);
+    free(texts);
+    free(sc);
+    ds_prompts_free(&pp);
+    gpt2_free(m);
+    return rc ? -1 : 0;
+}
+
+/* What the reward model pays for (data/probe.h), words.json: "hack_word", the word whose presence
+ * raises the reward-model score of SFT's own completions most ("presence": probe_presence over
+ * probe_samples of them), and for reference the words it pays most for on their own ("alone":
+ * probe_words after the first probe_prompts training prompts). The evaluation counts the hack word
+ * in every run's samples. */
+static int st_rm_words(demo *d, const demo_stage *s, const char *dir, json_t *sum, char *err, size_t errlen)
+{
+    rm_model *r = NULL;
+    tok_tokenizer *t = NULL;
+    ds_dataset ds = {0};
+    ds_prompts pp = {0};
+    probe_word *pw = NULL, *aw = NULL;
+    int np = 0, na = 0, rc = -1;
+    char p[PATHN], *text = NULL;
+    json_t *j = NULL;
+    if (rm_load(d->rmdir, &r, err, errlen) || tok_load(d->tokdir, &t, err, errlen) ||
+        load_prompts(d, t, d->prompts, &ds, err, errlen))
+        goto done;
+    gpt2_set_threads(r->m, decode_threads(d));
+    head_set_threads(r->h, decode_threads(d));
+    stage_part(&d->run, 0, d->c->probe_samples, "sampling");
+    if (presence_words(d, s, t, r, &ds, dir, &pw, &np, err, errlen)) goto done;
+    const scorer sc = rm_scorer(r);
+    if (ds_prompts_make(&ds, NULL, ds.n < (size_t)d->c->probe_prompts ? ds.n : (size_t)d->c->probe_prompts, &pp, err,
+                        errlen) ||
+        probe_words(&sc, t, &pp, 64, &aw, &na, err, errlen))
+        goto done;
+    j = json_pack("{s:s, s:f, s:f, s:i, s:o, s:i, s:o}", "hack_word", pw[0].word, "effect", pw[0].score, "share",
+                  pw[0].share, "sft_samples", d->c->probe_samples, "presence", word_list(pw, np, "effect"), "prompts",
+                  pp.n, "alone", word_list(aw, na, "score"));
+    text = j ? json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6)) : NULL;
+    rc = text ? fio_write_atomic(fio_join(p, sizeof p, dir, "words.json"), text, strlen(text), err, errlen)
+              : fio_fail(err, errlen, "out of memory");
+    if (rc == 0) {
+        json_object_set_new(sum, "hack_word", json_string(pw[0].word));
+        json_object_set_new(sum, "effect", json_real(pw[0].score));
+        json_object_set_new(sum, "share", json_real(pw[0].share));
+        json_object_set_new(sum, "top_alone_score", json_real(aw[0].score));
+    }
+done:
+    free(text);
+    json_decref(j);
+    free(pw);
+    free(aw);
+    ds_prompts_free(&pp);
+    ds_free(&ds);
+    tok_free(t);
+    rm_free(r);
+    return rc;
+}
+
+/* ---- RL: PPO, GRPO, RLOO -------------------------------------------------------------------------- */
+
+/* The reward model as the RL stages' scorer, also logging the gold judge's mean on the same rollouts
+ * (the over-optimisation figure: what the policy is paid vs what it is worth). */
 typedef struct {
     rm_model *rm;
     scorer_judge gold;
@@ -686,12 +835,12 @@ typedef struct {
     tok_bytes log;               /* gold.jsonl lines */
     long calls;
     dp *dp;                      /* data parallel: each rank scores its rows; the lines are of all */
-} ppo_scorer;
+} gold_scorer;
 
-static int ppo_score(void *ud, const int32_t *tokens, const int *lengths, const int *prompt_lengths, int B, int T,
-                     float *scores, char *err, size_t errlen)
+static int gold_score(void *ud, const int32_t *tokens, const int *lengths, const int *prompt_lengths, int B, int T,
+                      float *scores, char *err, size_t errlen)
 {
-    ppo_scorer *s = ud;
+    gold_scorer *s = ud;
     if (rm_forward(s->rm, tokens, lengths, B, T, scores, err, errlen)) return -1;
     if (B > s->cap) {
         float *g = realloc(s->g, (size_t)B * sizeof *g);
@@ -713,65 +862,143 @@ static int ppo_score(void *ud, const int32_t *tokens, const int *lengths, const 
     return append_line(&s->log, line, (size_t)n) ? fio_fail(err, errlen, "out of memory") : 0;
 }
 
-static int st_ppo(demo *d, const demo_stage *s, const char *dir, json_t *sum, char *err, size_t errlen)
+/* what every RL stage shares: the scorer above, and the settings of rl_opts and trainer_run that
+ * do not depend on the method (SFT as policy and reference, the training prompts, the sampling
+ * shape, the stage's folder, seed, threads and progress, one checkpoint at the end) */
+typedef struct {
+    gold_scorer sc;
+    tok_tokenizer *t;
+    judge *j;
+} rl_stage;
+
+/* a method's size of run (demo_config's <method>_steps, _prompts, ...) */
+typedef struct {
+    long steps;
+    int prompts, generations, epochs, minibatch; /* per step; completions per prompt; passes; rows per update */
+    double lr;                   /* constant: no warm-up, no decay */
+} rl_shape;
+
+static int rl_stage_open(demo *d, const demo_stage *s, const char *dir, const rl_shape *sh, rl_stage *e, rl_opts *rl,
+                         trainer_run *run, trainer_optim *optim, char *err, size_t errlen)
 {
     const demo_config *c = d->c;
-    ppo_scorer sc = {0};
-    tok_tokenizer *t = NULL;
-    judge *j = NULL;
-    int rc = -1;
-    if (rm_load(d->rmdir, &sc.rm, err, errlen) || tok_load(d->tokdir, &t, err, errlen) ||
-        judge_create(&j, d->lexicon, err, errlen))
-        goto done;
+    if (rm_load(d->rmdir, &e->sc.rm, err, errlen) || tok_load(d->tokdir, &e->t, err, errlen) ||
+        judge_create(&e->j, d->lexicon, err, errlen))
+        return -1;
     const int nt = decode_threads(d);
-    gpt2_set_threads(sc.rm->m, nt);
-    head_set_threads(sc.rm->h, nt);
-    sc.gold = (scorer_judge){j, t, tok_eot_id(t)};
-    ppo_lm_opts o = ppo_lm_defaults();
-    o.rl.policy = d->sft;
-    o.rl.ref = d->sft;
-    o.rl.prompts = d->prompts;
-    o.rl.tokenizer = d->tokdir;
-    o.run.out = dir;
-    o.rl.temperature = (float)c->temperature;
-    o.rl.max_new_tokens = c->max_new_tokens;
-    o.h.kl_coef = s->value;
-    o.h.target_kl = 0;
-    o.rl.epochs = c->ppo_epochs;
-    o.rl.minibatch = c->ppo_minibatch;
-    o.optim.lr = (float)c->ppo_lr;
-    o.optim.min_lr = 0;
-    o.run.seed = row_seed(d, s);
-    o.run.batch = c->ppo_batch;
-    o.run.steps = c->ppo_steps;
-    o.rl.max_prompt_len = c->max_prompt_len;
-    o.run.ckpt_every = c->ppo_steps;
-    o.run.keep = 1;
-    o.run.threads = nt;
-    o.run.precision = d->o->precision;
-    o.run.dp = d->o->dp;
-    sc.dp = d->o->dp;
-    o.rl.score = (scorer){ppo_score, &sc};
-    o.run.on_step = stage_on_trainer_step;
-    o.run.ud = &d->run;
-    ppo_lm_result r;
-    if (ppo_lm_run(&o, &r, err, errlen)) goto done;
+    gpt2_set_threads(e->sc.rm->m, nt);
+    head_set_threads(e->sc.rm->h, nt);
+    e->sc.gold = (scorer_judge){e->j, e->t, tok_eot_id(e->t)};
+    rl->policy = d->sft;
+    rl->ref = d->sft;
+    rl->prompts = d->prompts;
+    rl->tokenizer = d->tokdir;
+    rl->temperature = (float)c->temperature;
+    rl->max_new_tokens = c->max_new_tokens;
+    rl->max_prompt_len = c->max_prompt_len;
+    rl->score = (scorer){gold_score, &e->sc};
+    rl->num_generations = sh->generations;
+    rl->epochs = sh->epochs;
+    rl->minibatch = sh->minibatch;
+    optim->lr = (float)sh->lr;
+    optim->min_lr = 0;
+    run->out = dir;
+    run->seed = row_seed(d, s);
+    run->batch = sh->prompts;
+    run->steps = sh->steps;
+    run->ckpt_every = sh->steps;
+    run->keep = 1;
+    run->threads = nt;
+    run->precision = d->o->precision;
+    run->dp = d->o->dp;
+    e->sc.dp = d->o->dp;
+    run->on_step = stage_on_trainer_step;
+    run->ud = &d->run;
+    return 0;
+}
+
+/* write gold.jsonl (when rc is 0) and free e; returns rc, or -1 when the write fails */
+static int rl_stage_close(rl_stage *e, const char *dir, int rc, char *err, size_t errlen)
+{
     char p[PATHN];
-    if (fio_write_atomic(fio_join(p, sizeof p, dir, "gold.jsonl"), sc.log.data ? (const void *)sc.log.data : "", sc.log.n,
-                         err, errlen))
-        goto done;
-    json_object_set_new(sum, "iterations", json_integer(r.steps));
-    json_object_set_new(sum, "scores", json_real(r.last.scores));
-    json_object_set_new(sum, "kl", json_real(r.last.kl));
-    json_object_set_new(sum, "entropy", json_real(r.last.policy_entropy));
-    rc = 0;
-done:
-    tok_bytes_free(&sc.log);
-    free(sc.g);
-    rm_free(sc.rm);
-    judge_free(j);
-    tok_free(t);
+    if (rc == 0)
+        rc = fio_write_atomic(fio_join(p, sizeof p, dir, "gold.jsonl"), e->sc.log.data ? (const void *)e->sc.log.data : "",
+                              e->sc.log.n, err, errlen);
+    tok_bytes_free(&e->sc.log);
+    free(e->sc.g);
+    rm_free(e->sc.rm);
+    judge_free(e->j);
+    tok_free(e->t);
     return rc;
+}
+
+/* a PPO run: fixed β = kl_coef, or the adaptive controller towards target_kl (> 0) from β = kl_coef */
+static int ppo_stage(demo *d, const demo_stage *s, const char *dir, double kl_coef, double target_kl, json_t *sum,
+                     char *err, size_t errlen)
+{
+    const demo_config *c = d->c;
+    ppo_lm_opts o = ppo_lm_defaults();
+    rl_stage e = {0};
+    const rl_shape sh = {c->ppo_steps, c->ppo_batch, 1, c->ppo_epochs, c->ppo_minibatch, c->ppo_lr};
+    int rc = rl_stage_open(d, s, dir, &sh, &e, &o.rl, &o.run, &o.optim, err, errlen);
+    o.h.kl_coef = kl_coef;
+    o.h.target_kl = target_kl;
+    o.h.kl_horizon = target_kl > 0 ? c->ppo_kl_horizon : o.h.kl_horizon;
+    ppo_lm_result r;
+    if (rc == 0) rc = ppo_lm_run(&o, &r, err, errlen);
+    if (rc == 0) {
+        json_object_set_new(sum, "iterations", json_integer(r.steps));
+        json_object_set_new(sum, "scores", json_real(r.last.scores));
+        json_object_set_new(sum, "kl", json_real(r.last.kl));
+        json_object_set_new(sum, "kl_coef", json_real(r.last.kl_coef));
+        json_object_set_new(sum, "entropy", json_real(r.last.policy_entropy));
+    }
+    return rl_stage_close(&e, dir, rc, err, errlen);
+}
+
+static int st_ppo(demo *d, const demo_stage *s, const char *dir, json_t *sum, char *err, size_t errlen)
+{
+    return ppo_stage(d, s, dir, s->value, 0, sum, err, errlen);
+}
+
+static int st_ppo_target(demo *d, const demo_stage *s, const char *dir, json_t *sum, char *err, size_t errlen)
+{
+    return ppo_stage(d, s, dir, d->c->ppo_kl_init, s->value, sum, err, errlen);
+}
+
+/* the last step's numbers of a GRPO or RLOO run (TRL's names) */
+static void rl_summary(json_t *sum, const rl_result *r)
+{
+    json_object_set_new(sum, "iterations", json_integer(r->steps));
+    json_object_set_new(sum, "reward", json_real(r->last.reward));
+    json_object_set_new(sum, "kl", json_real(r->last.kl));
+    json_object_set_new(sum, "entropy", json_real(r->last.entropy));
+}
+
+static int st_grpo(demo *d, const demo_stage *s, const char *dir, json_t *sum, char *err, size_t errlen)
+{
+    const demo_config *c = d->c;
+    grpo_opts o = grpo_defaults();
+    rl_stage e = {0};
+    const rl_shape sh = {c->grpo_steps, c->grpo_prompts, c->grpo_generations, c->grpo_epochs, c->grpo_minibatch, c->grpo_lr};
+    int rc = rl_stage_open(d, s, dir, &sh, &e, &o.rl, &o.run, &o.optim, err, errlen);
+    o.beta = s->value;
+    rl_result r;
+    if (rc == 0 && (rc = grpo_run(&o, &r, err, errlen)) == 0) rl_summary(sum, &r);
+    return rl_stage_close(&e, dir, rc, err, errlen);
+}
+
+static int st_rloo(demo *d, const demo_stage *s, const char *dir, json_t *sum, char *err, size_t errlen)
+{
+    const demo_config *c = d->c;
+    rloo_opts o = rloo_defaults();
+    rl_stage e = {0};
+    const rl_shape sh = {c->rloo_steps, c->rloo_prompts, c->rloo_generations, c->rloo_epochs, c->rloo_minibatch, c->rloo_lr};
+    int rc = rl_stage_open(d, s, dir, &sh, &e, &o.rl, &o.run, &o.optim, err, errlen);
+    o.beta = s->value;
+    rl_result r;
+    if (rc == 0 && (rc = rloo_run(&o, &r, err, errlen)) == 0) rl_summary(sum, &r);
+    return rl_stage_close(&e, dir, rc, err, errlen);
 }
 
 /* ---- DPO ------------------------------------------------------------------------------------------ */
@@ -795,8 +1022,20 @@ static int st_dpo(demo *d, const demo_stage *s, const char *dir, json_t *sum, ch
 
 /* ---- evaluation ------------------------------------------------------------------------------------ */
 
+/* the word the reward model pays most for (the rm-words stage's words.json) */
+static int read_hack_word(const demo *d, char word[PROBE_MAX_WORD], char *err, size_t errlen)
+{
+    char p[PATHN];
+    json_error_t je;
+    json_t *w = json_load_file(fio_join(p, sizeof p, d->o->out, "rm-words/words.json"), 0, &je);
+    const char *hw = json_string_value(json_object_get(w, "hack_word"));
+    if (hw) snprintf(word, PROBE_MAX_WORD, "%s", hw);
+    json_decref(w);
+    return hw ? 0 : fio_fail(err, errlen, "%s: no \"hack_word\" (%s)", p, je.text);
+}
+
 /* every row with a family, on the same held-out prompts with the same seed (rlhf/compare.h):
- * results.json, and each model's samples in dir/<model>/ */
+ * results.json (with each model's hack-word share), and each model's samples in dir/<model>/ */
 static int st_eval(demo *d, const demo_stage *s, const char *dir, json_t *sum, char *err, size_t errlen)
 {
     compare_model m[HEAD_STAGES + N_SWEEPS * DEMO_MAX_RUNS];
@@ -809,11 +1048,12 @@ static int st_eval(demo *d, const demo_stage *s, const char *dir, json_t *sum, c
         m[nm] = (compare_model){d->st[i].name, d->st[i].family, paths[nm]};
         nm++;
     }
+    char hack[PROBE_MAX_WORD];
     tok_tokenizer *t = NULL;
     judge *j = NULL;
     rm_model *rm = NULL;
     int rc = -1;
-    if (tok_load(d->tokdir, &t, err, errlen) || judge_create(&j, d->lexicon, err, errlen) ||
+    if (read_hack_word(d, hack, err, errlen) || tok_load(d->tokdir, &t, err, errlen) || judge_create(&j, d->lexicon, err, errlen) ||
         rm_load(d->rmdir, &rm, err, errlen))
         goto done;
     gpt2_set_threads(rm->m, decode_threads(d));
@@ -834,6 +1074,7 @@ static int st_eval(demo *d, const demo_stage *s, const char *dir, json_t *sum, c
     o.seed = row_seed(d, s);
     o.threads = decode_threads(d);
     o.collapse_ratio = DEMO_COLLAPSE_RATIO;
+    o.hack_word = hack;
     o.gold = scorer_judge_make(&g);
     o.gold_id = json_pack("{s:s}", "judge", d->lexicon);
     o.score = rm_scorer(rm);
@@ -852,6 +1093,16 @@ done:
 
 /* ---- the pipeline ---------------------------------------------------------------------------------- */
 
+/* a stage that trains (under mpirun every rank runs it, data parallel; the others run on rank 0) */
+static int is_trainer(const demo_stage *s)
+{
+    static int (*const trainers[])(demo *, const demo_stage *, const char *, json_t *, char *, size_t) = {
+        st_pretrain, st_sft, st_rm, st_ppo, st_ppo_target, st_dpo, st_grpo, st_rloo};
+    for (size_t i = 0; i < sizeof trainers / sizeof *trainers; i++)
+        if (s->run == trainers[i]) return 1;
+    return 0;
+}
+
 /* a sweep's list in c, and its length */
 static const double *sweep_values(const demo_config *c, const demo_sweep *w) { return (const void *)((const char *)c + w->values); }
 static const int *sweep_count(const demo_config *c, const demo_sweep *w) { return (const void *)((const char *)c + w->count); }
@@ -864,6 +1115,8 @@ static int check_config(const demo_opts *o, char *err, size_t errlen)
     for (size_t i = 0; i < N_SWEEPS; i++)
         if (*sweep_count(c, &sweeps[i]) < 0 || *sweep_count(c, &sweeps[i]) > DEMO_MAX_RUNS)
             return fio_fail(err, errlen, "%s: at most %d runs", sweeps[i].list, DEMO_MAX_RUNS);
+    for (int i = 0; i < c->n_ppo_target; i++)
+        if (!(c->ppo_target_kl[i] > 0)) return fio_fail(err, errlen, "ppo_target_kl: a target KL must be positive");
     if (c->max_new_tokens < 1 || c->max_prompt_len < 1)
         return fio_fail(err, errlen, "max_prompt_len and max_new_tokens must be positive");
     if (c->pref_samples < 2) return fio_fail(err, errlen, "pref_samples must be at least 2 (a pair)");
@@ -1086,7 +1339,7 @@ static int run_row(demo *d, demo_stage *s, char *err, size_t errlen)
         row_call a = {d, s};
         d->run.out = s->seedless ? shared_dir(o) : o->out;
         /* the trainers run on every rank (data parallel), the other stages on rank 0 */
-        d->run.collective = s->run == st_pretrain || s->run == st_sft || s->run == st_rm || s->run == st_ppo || s->run == st_dpo;
+        d->run.collective = is_trainer(s);
         if (!settings || stage_run(&d->run, s->name, settings, call_row, &a, s->hash, err, errlen)) return -1;
     }
     return s->join ? s->join(d, s, ran, err, errlen) : 0;

@@ -1,6 +1,6 @@
-/* demo.h — the main job as one library call: tune a tiny GPT-2 toward positive sentiment with PPO
- * and with DPO, judged by the AFINN-165 gold judge, every stage cached on disk. `rlhf demo` is a
- * thin wrapper; tools/report.c turns the folder into report.md / report.json / plots.
+/* demo.h — the main job as one library call: tune a tiny GPT-2 toward positive sentiment with four
+ * methods (PPO, DPO, GRPO, RLOO), judged by the AFINN-165 gold judge, every stage cached on disk.
+ * `rlhf demo` is a thin wrapper; tools/report.c turns the folder into report.md / report.json / plots.
  *
  * ---- Stages (each a folder OUT/<stage>/) --------------------------------------------------------
  *   corpus      the fortunes corpus (data/corpus.h): train/held-out text, SFT and prompt files
@@ -17,28 +17,44 @@
  *               prefs_heldout.jsonl from held-out prompts (the reward model's held-out accuracy).
  *   rm          a Bradley–Terry reward model from the SFT model, normalised on SFT samples (mean 0,
  *               std 1); its held-out accuracy against the noisy labels and against the gold order
- *   ppo-kl<β>   PPO against the reward model, one run per fixed KL coefficient β (the smallest is
- *               meant to reward-hack); gold.jsonl logs the gold judge's mean on every iteration's
- *               rollouts
+ *   rm-words    what the reward model pays for (data/probe.h), words.json: the "hack word" is the
+ *               word whose presence raises the reward-model score of SFT's own completions most
+ *               (probe_samples of them on training prompts; words in >= 1% of them): the reward's
+ *               favourite among the words the policy already writes, the one RL can find. For
+ *               reference, every whole-word token scored alone (the whole completion) after
+ *               probe_prompts training prompts.
+ *   ppo-t<K>    PPO against the reward model, one run per target KL K of the adaptive KL controller
+ *               (lm-human-preferences' practice: β adapts so the run's KL lands near K whatever the
+ *               seed; a fixed β can collapse on one seed and barely move on another)
+ *   ppo-kl<β>   PPO with a fixed KL coefficient β (none by default; --ppo-kl adds them)
  *   dpo-b<β>    DPO on prefs_train.jsonl, one run per β
- *   eval        every model (sft, ppo-*, dpo-*) on the same held-out prompts with the same sampling
+ *   grpo-b<β>   GRPO against the reward model (DAPO loss, group-normalised advantages), one run per β
+ *               of the k3 KL to SFT in the loss
+ *   rloo-b<β>   RLOO against the reward model (leave-one-out baseline), one run per β of the KL
+ *               folded into the sequence reward
+ *               (every RL run's gold.jsonl logs the gold judge's mean on each step's rollouts)
+ *   eval        every model (sft and every run) on the same held-out prompts with the same sampling
  *               seed (common random numbers: the gain over SFT is measured per sample, pairwise):
- *               gold reward, reward-model score, KL to SFT, distinct-1/2, "collapsed" (distinct-2 below
- *               DEMO_COLLAPSE_RATIO x SFT's); <model>/samples.jsonl and results.json — through
- *               rlhf/compare.h, the code `rlhf compare` runs on any runs
+ *               gold reward, gain over SFT and its 95% interval, reward-model score, KL to SFT,
+ *               distinct-1/2, "collapsed" (distinct-2 below DEMO_COLLAPSE_RATIO x SFT's), the share of
+ *               completions containing the hack word, mean completion length; <model>/samples.jsonl
+ *               and results.json — through rlhf/compare.h, the code `rlhf compare` runs on any runs
  *
  * ---- Families ---------------------------------------------------------------------------------
  * Every model carries its family as data: results.json (and the report's report.json) hold
- * {"models": {"<name>": {"family": "sft" | "ppo" | "dpo", "gold_reward", ...}}}, in the order the
- * stages ran (sft first: the reference of every gain and KL). Readers take a run's method from
- * "family", never from its name. The demo is a table of stages in rlhf/demo.c; the PPO and DPO
- * sweeps are rows generated from ppo_kl and dpo_beta, and another method is another sweep row.
+ * {"hack_word": "...", "models": {"<name>": {"family": "sft" | "ppo" | "dpo" | "grpo" | "rloo",
+ * "setting": {"<param>": value}, "gold_reward", "gain", "gain_ci95", "kl", "distinct2",
+ * "hack_word_share", "completion_length", "collapsed", ...}}}, in the order the stages ran (sft
+ * first: the reference of every gain and KL; it has no "setting"). Readers take a run's method from
+ * "family", never from its name, and its sweep value from "setting" (kl_coef, target_kl or beta).
+ * The demo is a table of stages in rlhf/demo.c; each sweep is rows generated from one list
+ * (ppo_kl, ppo_target_kl, dpo_beta, grpo_beta, rloo_beta), and another method is another sweep row.
  *
  * ---- Caching ----------------------------------------------------------------------------------
  * A stage is a pure function of its settings: the demo's options that it reads plus the hashes of
  * the stages it reads from (rlhf/stage.h runs it). Its hash is FNV-1a-64 of those settings as
  * canonical JSON (sorted keys). A stage runs into OUT/.<stage>.tmp/, writes stage.json there last
- * ({"stage","hash","settings","summary","seconds"}), and the folder is renamed to OUT/<stage>; so a
+ * ({"stage","hash","settings","summary","seconds","cpu_seconds"}), and the folder is renamed to OUT/<stage>; so a
  * stage is either complete or absent, and a rerun skips every stage whose stage.json has the same
  * hash (changing one setting reruns that stage and everything downstream). Trainers' step-N
  * checkpoints are removed once their stage is complete (the final model and metrics stay).
@@ -106,9 +122,14 @@ typedef struct {
     /* reward model */
     double rm_epochs, rm_lr;
     int rm_batch, rm_norm_samples;
-    /* PPO: one run per KL coefficient */
+    /* PPO: one run per fixed KL coefficient β (ppo_kl) and one per target KL of the adaptive
+     * controller (ppo_target_kl: β starts at ppo_kl_init and follows rlhf/ppo_lm.h's controller with
+     * horizon ppo_kl_horizon completions, so the run's KL lands near the target whatever the seed) */
     int n_ppo;
     double ppo_kl[DEMO_MAX_RUNS];
+    int n_ppo_target;
+    double ppo_target_kl[DEMO_MAX_RUNS];
+    double ppo_kl_init, ppo_kl_horizon;
     long ppo_steps;
     int ppo_batch, ppo_epochs, ppo_minibatch;
     double ppo_lr;
@@ -117,11 +138,27 @@ typedef struct {
     double dpo_beta[DEMO_MAX_RUNS];
     double dpo_epochs, dpo_lr;
     int dpo_batch;
+    /* GRPO (rlhf/grpo.h, DAPO loss): one run per beta (k3 KL to SFT in the loss); grpo_prompts
+     * prompts x grpo_generations completions per step, grpo_epochs passes (μ) in mini-batches of
+     * grpo_minibatch completions */
+    int n_grpo;
+    double grpo_beta[DEMO_MAX_RUNS];
+    long grpo_steps;
+    int grpo_prompts, grpo_generations, grpo_epochs, grpo_minibatch;
+    double grpo_lr;
+    /* RLOO (rlhf/rloo.h): one run per beta (the KL to SFT folded into the sequence reward) */
+    int n_rloo;
+    double rloo_beta[DEMO_MAX_RUNS];
+    long rloo_steps;
+    int rloo_prompts, rloo_generations, rloo_epochs, rloo_minibatch;
+    double rloo_lr;
     /* evaluation */
     int eval_prompts, eval_samples; /* held-out prompts; completions per prompt */
+    int probe_samples;         /* SFT completions whose words' effect on the reward model picks the hack word */
+    int probe_prompts;         /* training prompts of the word-alone probe (data/probe.h) */
 } demo_config;
 
-/* The default demo (about 8-10 minutes on 2 cores) and the quick one (seconds: tests, smoke runs). */
+/* The default demo (about 8 minutes on 2 idle cores) and the quick one (seconds: tests, smoke runs). */
 demo_config demo_config_default(void);
 demo_config demo_config_quick(void);
 

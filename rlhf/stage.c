@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #define PATHN 4096
@@ -128,14 +129,23 @@ static int cached(const stage_runner *r, const char *dir, const char *hash)
     return same;
 }
 
+/* CPU seconds (user + system) of the process so far, all threads */
+static double cpu_now(void)
+{
+    struct rusage u;
+    if (getrusage(RUSAGE_SELF, &u)) return NAN;
+    return (double)u.ru_utime.tv_sec + 1e-6 * (double)u.ru_utime.tv_usec + (double)u.ru_stime.tv_sec +
+           1e-6 * (double)u.ru_stime.tv_usec;
+}
+
 /* tmp holds the stage's outputs: prune them, write stage.json last, move the folder to dir */
 static int finish(const stage_runner *r, const char *tmp, const char *dir, const json_t *settings, const char *hash,
-                  json_t *summary, double secs, char *err, size_t errlen)
+                  json_t *summary, double secs, double cpu, char *err, size_t errlen)
 {
     char marker[PATHN];
     if (prune_checkpoints(tmp, err, errlen)) return -1;
-    json_t *m = json_pack("{s:s, s:s, s:O, s:O, s:f}", "stage", r->stage, "hash", hash, "settings", settings, "summary",
-                          summary, "seconds", secs);
+    json_t *m = json_pack("{s:s, s:s, s:O, s:O, s:f, s:f}", "stage", r->stage, "hash", hash, "settings", settings,
+                          "summary", summary, "seconds", secs, "cpu_seconds", cpu);
     char *s = m ? json_dumps(m, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10)) : NULL;
     json_decref(m);
     int rc = s ? fio_write_atomic(fio_join(marker, sizeof marker, tmp, "stage.json"), s, strlen(s), err, errlen)
@@ -157,13 +167,13 @@ static int run_fresh(const stage_runner *r, const char *dir, const json_t *setti
     if (lead && (fio_remove_tree(tmp, err, errlen) || fio_mkdirs(tmp, err, errlen))) return -1;
     if (dp_barrier(r->dp, err, errlen)) return -1;
     emit(r, STAGE_BEGIN, 0, 0, 0, "");
-    const double t0 = clk_now();
+    const double t0 = clk_now(), c0 = cpu_now();
     json_t *summary = json_object();
     int rc = !summary ? fio_fail(err, errlen, "out of memory") : runs ? fn(arg, tmp, summary, err, errlen) : 0;
-    const double secs = clk_now() - t0;
+    const double secs = clk_now() - t0, cpu = cpu_now() - c0;
     /* every rank is done with the folder before rank 0 moves it, and sees it moved before it goes on */
     if (rc == 0) rc = dp_barrier(r->dp, err, errlen);
-    if (rc == 0 && lead) rc = finish(r, tmp, dir, settings, hash, summary, secs, err, errlen);
+    if (rc == 0 && lead) rc = finish(r, tmp, dir, settings, hash, summary, secs, cpu, err, errlen);
     if (rc == 0) rc = dp_barrier(r->dp, err, errlen);
     if (rc == 0) {
         summary_text(summary, text, sizeof text);

@@ -8,7 +8,8 @@
  *   - OUT/sft/stage.json holds the same hash: the stage is skipped (a STAGE_CACHED event);
  *   - otherwise fn(arg, "OUT/.sft.tmp", summary, ...) runs into a fresh OUT/.sft.tmp/, the trainers'
  *     resumable checkpoints (step-N/, latest) are pruned, stage.json
- *     ({"stage","hash","settings","summary","seconds"}) is written last, and the folder is renamed to
+ *     ({"stage","hash","settings","summary","seconds","cpu_seconds"}: wall time, and the CPU time of
+ *     every thread of the process, which a shared machine inflates less) is written last, and the folder is renamed to
  *     OUT/sft — so a stage folder is either complete or absent;
  *   - an error names the stage ("sft: ...").
  *

@@ -64,7 +64,7 @@ static char *results_table(const char *dir)
 {
     size_t n;
     char *md = tu_read(dir, "report.md", &n);
-    char *a = strstr(md, "| model | gold reward |");
+    char *a = strstr(md, "| model | method |");
     cr_assert(a, "%s/report.md has no results table", dir);
     char *b = strstr(a, "\n\n");
     cr_assert(b);
@@ -97,7 +97,7 @@ static int count(const char *s, const char *needle)
     return n;
 }
 
-/* `rlhf compare` of the demo's five models in d with its evaluation settings, into out */
+/* `rlhf compare` of the quick demo's seven models in d with its evaluation settings, into out */
 static int compare_demo(const char *d, const char *out, char **err)
 {
     json_t *res = load(d, "eval/results.json");
@@ -105,10 +105,10 @@ static int compare_demo(const char *d, const char *out, char **err)
     cr_assert(seed, "results.json has no sampling_seed");
     const int rc =
         run(err,
-            "compare '%s/sft' '%s/ppo-kl0.01' '%s/ppo-kl0.1' '%s/dpo-b0.1' '%s/dpo-b0.5' --prompts '%s/corpus/prompts_heldout.jsonl' "
-            "--rm '%s/rm/model' --out '%s' --n-prompts %lld --max-new-tokens %lld --max-prompt-len %lld --batch %lld "
-            "--temperature %.17g --seed %s --threads 1",
-            d, d, d, d, d, d, d, out, (long long)json_integer_value(json_object_get(res, "prompts")),
+            "compare '%s/sft' '%s/ppo-kl0.01' '%s/ppo-t4' '%s/dpo-b0.1' '%s/dpo-b0.5' '%s/grpo-b0.05' '%s/rloo-b0.1' "
+            "--prompts '%s/corpus/prompts_heldout.jsonl' --rm '%s/rm/model' --out '%s' --hack-word '%s' --n-prompts %lld "
+            "--max-new-tokens %lld --max-prompt-len %lld --batch %lld --temperature %.17g --seed %s --threads 1",
+            d, d, d, d, d, d, d, d, d, out, json_string_value(json_object_get(res, "hack_word")), (long long)json_integer_value(json_object_get(res, "prompts")),
             (long long)json_integer_value(json_object_get(res, "max_new_tokens")),
             (long long)json_integer_value(json_object_get(res, "max_prompt_len")),
             (long long)json_integer_value(json_object_get(res, "batch")),
@@ -138,14 +138,14 @@ Test(compare, reproduces_the_demo_table_and_caches, .timeout = 300)
     cr_assert_geq(check_figures(c), 5);
     /* the same settings again: every evaluation is found done */
     cr_assert_eq(compare_demo(d, c, &err), 0, "%s", err);
-    cr_assert_eq(count(err, "cached evaluation"), 5, "%s", err);
+    cr_assert_eq(count(err, "cached evaluation"), 7, "%s", err);
     free(err);
     /* a run folder without a trainer's state says so in one line */
     char p[4096];
-    snprintf(p, sizeof p, "%s/ppo-kl0.1/trainer_state.json", d);
+    snprintf(p, sizeof p, "%s/ppo-t4/trainer_state.json", d);
     cr_assert_eq(remove(p), 0);
     cr_assert_neq(compare_demo(d, c, &err), 0);
-    cr_assert(strstr(err, "ppo-kl0.1") && strstr(err, "trainer_state.json") && tu_lines(err) == 1, "%s", err);
+    cr_assert(strstr(err, "ppo-t4") && strstr(err, "trainer_state.json") && tu_lines(err) == 1, "%s", err);
     free(err);
     char rm[8400];
     snprintf(rm, sizeof rm, "rm -rf '%s' '%s'", d, c);
@@ -262,7 +262,7 @@ Test(seeds, demo_three_seeds_aggregated_and_reproducible, .timeout = 600)
         cr_assert_leq(json_number_value(json_array_get(ci, 0)), mean + 1e-6);
         cr_assert_geq(json_number_value(json_array_get(ci, 1)), mean - 1e-6);
     }
-    cr_assert_eq(nm, 4, "the quick demo's 2 PPO and 2 DPO runs");
+    cr_assert_eq(nm, 6, "the quick demo's 2 PPO, 2 DPO, 1 GRPO and 1 RLOO runs");
     const json_t *c = json_array_get(json_object_get(r, "comparisons"), 0);
     cr_assert(c && strstr(json_string_value(json_object_get(c, "text")), "of 3 seeds; mean difference"),
               "no comparison in words");
@@ -286,9 +286,9 @@ Test(seeds, demo_three_seeds_aggregated_and_reproducible, .timeout = 600)
      * each against its own sft, aggregated by name */
     char args[8192], out[4200];
     size_t at = 0;
-    static const char *const names[] = {"sft", "ppo-kl0.01", "ppo-kl0.1", "dpo-b0.1", "dpo-b0.5"};
+    static const char *const names[] = {"sft", "ppo-kl0.01", "ppo-t4", "dpo-b0.1", "dpo-b0.5", "grpo-b0.05", "rloo-b0.1"};
     for (int s = 1; s <= 3; s++)
-        for (int i = 0; i < 5; i++) at += (size_t)snprintf(args + at, sizeof args - at, " '%s/seed-%d/%s'", a, s, names[i]);
+        for (int i = 0; i < 7; i++) at += (size_t)snprintf(args + at, sizeof args - at, " '%s/seed-%d/%s'", a, s, names[i]);
     snprintf(out, sizeof out, "%s/cmp", b);
     cr_assert_eq(run(&err, "compare%s --prompts '%s/corpus/prompts_heldout.jsonl' --out '%s' --n-prompts 8 --max-new-tokens 12 "
                            "--threads 1",
@@ -296,7 +296,7 @@ Test(seeds, demo_three_seeds_aggregated_and_reproducible, .timeout = 600)
                  0, "%s", err);
     free(err);
     r = load(out, "report.json");
-    cr_assert_eq(json_object_size(json_object_get(r, "methods")), 4);
+    cr_assert_eq(json_object_size(json_object_get(r, "methods")), 6);
     cr_assert_eq(json_integer_value(json_object_get(json_object_get(json_object_get(r, "methods"), "dpo-b0.5"), "seeds")), 3);
     json_decref(r);
     cr_assert(fio_exists(fio_join(p, sizeof p, out, "seed-3/report.md")));
@@ -316,7 +316,7 @@ Test(plot, runs_on_shared_axes_and_errors, .timeout = 300)
     cr_assert_eq(run(&err, "demo --quick --threads 1 --seed 8 --out '%s'", d), 0, "%s", err);
     free(err);
     /* default metrics of the PPO family, both runs on each figure */
-    cr_assert_eq(run(&err, "plot '%s/ppo-kl0.01' 'b=%s/ppo-kl0.1' --out '%s'", d, d, o), 0, "%s", err);
+    cr_assert_eq(run(&err, "plot '%s/ppo-kl0.01' 'b=%s/ppo-t4' --out '%s'", d, d, o), 0, "%s", err);
     free(err);
     char p[4200];
     cr_assert(fio_exists(fio_join(p, sizeof p, o, "objective_scores.png")));
@@ -326,7 +326,7 @@ Test(plot, runs_on_shared_axes_and_errors, .timeout = 300)
     cr_assert(strstr(md, "- b: ") && strstr(md, "(family ppo)") && strstr(md, "](objective_kl.png)"), "%s", md);
     free(md);
     /* chosen metrics across families */
-    cr_assert_eq(run(&err, "plot '%s/ppo-kl0.1' '%s/dpo-b0.1' --metrics loss/policy,learning_rate --out '%s/x'", d, d, o), 0,
+    cr_assert_eq(run(&err, "plot '%s/ppo-t4' '%s/dpo-b0.1' --metrics loss/policy,learning_rate --out '%s/x'", d, d, o), 0,
                  "%s", err);
     free(err);
     snprintf(p, sizeof p, "%s/x/loss_policy.png", o);

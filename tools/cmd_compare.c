@@ -220,6 +220,8 @@ int cmd_compare(int argc, char **argv)
         {"--temperature", OPT_DOUBLE, &o.temperature, "T", "sampling temperature (the KL is taken at it)", 0},
         {"--batch", OPT_INT, &o.batch, "B", "sequences sampled together (it picks the random streams)", 0},
         {"--seed", OPT_U64, &o.seed, "S", "sampling seed, the same for every model (results.json's sampling_seed repeats a demo's)", 0},
+        {"--hack-word", OPT_STR, &o.hack_word, "WORD", "report each model's share of completions containing WORD (a demo's: "
+         "its eval/results.json's hack_word)", 0},
         {"--threads", OPT_INT, &o.threads, "N", "decoding threads (the results do not depend on them)", 0},
         {0}};
     const int lead = cli_leading(argc, argv, &runs);
@@ -229,6 +231,8 @@ int cmd_compare(int argc, char **argv)
               "seeds (one NAME per method) are aggregated across seeds.",
               argc - lead, argv + lead, opts);
     if (runs.n == 0) cli_die(CMD, "no run folders (rlhf compare RUN_DIR... --prompts FILE --out DIR)");
+    for (const char *c = o.hack_word; c && *c; c++)
+        if (!(*c >= 'a' && *c <= 'z')) cli_die(CMD, "--hack-word '%s': lower-case letters only (a whole word)", o.hack_word);
     cli_threads(o.threads);
     const int n = (int)(runs.n + refs.n);
     run_arg *r = calloc((size_t)n, sizeof *r);

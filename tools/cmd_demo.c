@@ -101,7 +101,12 @@ static void run_seeds(demo_opts *o, const char *out, const char *list)
 int cmd_demo(int argc, char **argv)
 {
     demo_opts o = demo_defaults();
-    const char *out = "out/demo", *ppo_kl = NULL, *dpo_beta = NULL, *seeds = NULL;
+    const char *out = "out/demo", *seeds = NULL;
+    /* the sweeps' lists (demo_config_set names), each bound to an option below */
+    static const char *const lists[][2] = {{"--ppo-kl", "ppo_kl"},     {"--ppo-target-kl", "ppo_target_kl"},
+                                           {"--dpo-beta", "dpo_beta"}, {"--grpo-beta", "grpo_beta"},
+                                           {"--rloo-beta", "rloo_beta"}};
+    const char *list[5] = {0};
     int quick = 0;
     cli_enum prec = {&o.precision, trainer_precision_names};
     cli_list set = {0};
@@ -120,13 +125,16 @@ int cmd_demo(int argc, char **argv)
         {"--eval-prompts", OPT_STR, &o.eval_prompts, "FILE", "your held-out prompts ({\"prompt\"} JSONL)", 0},
         {"--prefs", OPT_STR, &o.prefs, "FILE", "your preference pairs ({\"prompt\",\"chosen\",\"rejected\"} JSONL)", 0},
         {"--eval-prefs", OPT_STR, &o.eval_prefs, "FILE", "your held-out preference pairs (default: --prefs)", 0},
-        {"--ppo-kl", OPT_STR, &ppo_kl, "B1,B2,...", "PPO KL coefficients, one run each (default: the preset's)", 0},
-        {"--dpo-beta", OPT_STR, &dpo_beta, "B1,B2,...", "DPO betas, one run each (default: the preset's)", 0},
+        {"--ppo-kl", OPT_STR, &list[0], "B1,B2,...", "PPO fixed KL coefficients, one run each, or none (default: the preset's)", 0},
+        {"--ppo-target-kl", OPT_STR, &list[1], "K1,K2,...", "PPO target KLs of the adaptive KL controller, one run each, or none", 0},
+        {"--dpo-beta", OPT_STR, &list[2], "B1,B2,...", "DPO betas, one run each, or none", 0},
+        {"--grpo-beta", OPT_STR, &list[3], "B1,B2,...", "GRPO betas (k3 KL in the loss), one run each, or none", 0},
+        {"--rloo-beta", OPT_STR, &list[4], "B1,B2,...", "RLOO betas (KL in the reward), one run each, or none", 0},
         {"--set", OPT_MULTI, &set, "KEY=VALUE", "any field of demo_config in rlhf/demo.h, e.g. pt_steps=800 ppo_lr=1e-4", 0},
         {0}};
     cli_parse("demo",
               "The main job: pretrain a tiny GPT-2 on fortunes, SFT, preference pairs labelled by the AFINN-165 gold "
-              "judge, a reward model, PPO and DPO sweeps, held-out evaluation and a report. Finished stages are "
+              "judge, a reward model, PPO, DPO, GRPO and RLOO sweeps, held-out evaluation and a report. Finished stages are "
               "reused when the command is run again.",
               argc, argv, opts);
     cli_model_path("demo", "--model", &o.model);
@@ -134,8 +142,8 @@ int cmd_demo(int argc, char **argv)
     o.out = out;
     cli_threads(o.threads);
     char err[1024], perr[512];
-    if (ppo_kl && demo_config_set(&o.cfg, "ppo_kl", ppo_kl, err, sizeof err)) cli_die("demo", "--ppo-kl: %s", err);
-    if (dpo_beta && demo_config_set(&o.cfg, "dpo_beta", dpo_beta, err, sizeof err)) cli_die("demo", "--dpo-beta: %s", err);
+    for (size_t i = 0; i < sizeof lists / sizeof *lists; i++)
+        if (list[i] && demo_config_set(&o.cfg, lists[i][1], list[i], err, sizeof err)) cli_die("demo", "%s: %s", lists[i][0], err);
     for (size_t i = 0; i < set.n; i++) {
         char key[64];
         const char *eq = strchr(set.v[i], '=');

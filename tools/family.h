@@ -28,6 +28,8 @@ typedef struct {
     const char *symbol;      /* how it is written ("β") */
     const char *frontier;    /* its line on the frontier ("DPO (one point per beta)") */
     family_curve curves[FAMILY_MAX_CURVES]; /* key NULL ends the list */
+    int point, hollow, color; /* its markers on scatter figures (gnuplot point types: filled, and
+                                 hollow for a collapsed run) and its colour (tools/plot.h's plot_style) */
 } family_info;
 
 /* the row of a family; NULL for one the table does not know (shown by its name, without curves) */
@@ -35,6 +37,9 @@ const family_info *family_get(const char *name);
 
 /* its display name ("DPO"), or the name itself for an unknown family */
 const char *family_display(const char *name);
+
+/* its markers and colour; a family the table does not know gets a style of its own */
+void family_style(const char *name, int *point, int *hollow, int *color);
 
 /* its line on the frontier, or the name itself */
 const char *family_frontier(const char *name);

@@ -1,4 +1,4 @@
-/* plot.c — gnuplot line plots written atomically. See plot.h. */
+/* plot.c — gnuplot line and marker plots written atomically. See plot.h. */
 #include "plot.h"
 
 #include "fileio.h"
@@ -26,7 +26,42 @@ static void put_quoted(FILE *f, const char *s)
     fputc('\'', f);
 }
 
-static int write_files(const char *tmp, const plot_opts *o, const plot_series *s, const char *const *styles, int ns,
+/* a label as a double-quoted data-file column (a double quote inside becomes a single one) */
+static void put_label(FILE *f, const char *s)
+{
+    fputs(" \"", f);
+    for (; s && *s; s++) fputc(*s == '"' ? '\'' : *s == '\n' ? ' ' : *s, f);
+    fputc('"', f);
+}
+
+/* series k of data file `data` in the plot command: a line, or markers (joined or not) and labels */
+static void put_series(FILE *g, const char *data, int k, const plot_series *s, const plot_style *st)
+{
+    static const plot_style line = {0};
+    if (!st) st = &line;
+    put_quoted(g, data);
+    fprintf(g, " index %d using 1:2", k);
+    if (st->point > 0)
+        fprintf(g, " with %s pointtype %d pointsize 1.8", st->join ? "linespoints linewidth 1 dashtype 2" : "points",
+                st->point);
+    else
+        fputs(" with lines linewidth 2", g);
+    if (st->color > 0) fprintf(g, " linecolor %d", st->color);
+    if (s->title && *s->title) {
+        fputs(" title ", g);
+        put_quoted(g, s->title);
+    } else
+        fputs(" notitle", g);
+    if (st->point > 0 && st->labels) {
+        fputs(", ", g);
+        put_quoted(g, data);
+        fprintf(g, " index %d using 1:2:3 with labels offset character 0.9,0.7 left font ',9'", k);
+        if (st->color > 0) fprintf(g, " textcolor lt %d", st->color);
+        fputs(" notitle", g);
+    }
+}
+
+static int write_files(const char *tmp, const plot_opts *o, const plot_series *s, const plot_style *st, int ns,
                        char *err, size_t errlen)
 {
     char path[4096];
@@ -37,10 +72,12 @@ static int write_files(const char *tmp, const plot_opts *o, const plot_series *s
         int any = 0;
         for (size_t i = 0; i < s[k].n; i++)
             if (isfinite(s[k].y[i]) && isfinite(s[k].x[i])) {
-                fprintf(d, "%.17g %.17g\n", s[k].x[i], s[k].y[i]);
+                fprintf(d, "%.17g %.17g", s[k].x[i], s[k].y[i]);
+                if (st && st[k].labels) put_label(d, st[k].labels[i]);
+                fputc('\n', d);
                 any = 1;
             }
-        if (!any) fputs("nan nan\n", d); /* an empty data set would be an error in gnuplot */
+        if (!any) fputs(st && st[k].labels ? "nan nan \"\"\n" : "nan nan\n", d); /* an empty data set would be an error in gnuplot */
     }
     if (fclose(d)) return fio_fail(err, errlen, "%s: write failed", path);
 
@@ -60,11 +97,10 @@ static int write_files(const char *tmp, const plot_opts *o, const plot_series *s
     fputs("\nset ylabel ", g);
     put_quoted(g, o->ylabel);
     fputs("\nset grid\nset key bottom right\nset datafile missing 'nan'\nplot ", g);
+    fio_join(path, sizeof path, tmp, "data.txt");
     for (int k = 0; k < ns; k++) {
         if (k) fputs(", ", g);
-        put_quoted(g, fio_join(path, sizeof path, tmp, "data.txt"));
-        fprintf(g, " index %d using 1:2 with %s title ", k, styles && styles[k] ? styles[k] : "lines linewidth 2");
-        put_quoted(g, s[k].title);
+        put_series(g, path, k, &s[k], st ? &st[k] : NULL);
     }
     fputs("\nset output\n", g);
     if (fclose(g)) return fio_fail(err, errlen, "%s: write failed", path);
@@ -111,8 +147,8 @@ int plot_lines(const char *png_path, const plot_opts *o, const plot_series *s, i
     return plot_styled(png_path, o, s, NULL, ns, err, errlen);
 }
 
-int plot_styled(const char *png_path, const plot_opts *o, const plot_series *s, const char *const *styles, int ns,
-                char *err, size_t errlen)
+int plot_styled(const char *png_path, const plot_opts *o, const plot_series *s, const plot_style *st, int ns, char *err,
+                size_t errlen)
 {
     /* the temporary folder sits beside the target, so the final rename stays on one file system */
     char tmp[4096], path[4096];
@@ -122,7 +158,7 @@ int plot_styled(const char *png_path, const plot_opts *o, const plot_series *s, 
     else
         snprintf(tmp, sizeof tmp, ".plot-XXXXXX");
     if (!mkdtemp(tmp)) return fio_fail(err, errlen, "%s: %s", tmp, strerror(errno));
-    int rc = write_files(tmp, o, s, styles, ns, err, errlen);
+    int rc = write_files(tmp, o, s, st, ns, err, errlen);
     if (!rc) rc = run_gnuplot(tmp, err, errlen);
     if (!rc && rename(fio_join(path, sizeof path, tmp, "plot.png"), png_path))
         rc = fio_fail(err, errlen, "%s: %s", png_path, strerror(errno));

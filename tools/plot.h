@@ -1,4 +1,5 @@
-/* plot.h — line plots as PNG through gnuplot, for the learning curves the trainers draw.
+/* plot.h — line plots as PNG through gnuplot, for the learning curves the trainers draw, and
+ * marker plots with labels (the demo's frontier: one marker style per family, a label per run).
  *
  * Why gnuplot through a process: it is the project's one plotting dependency (gnuplot-nox), and a
  * data file plus a script in a private temporary folder keeps the call simple to inspect. The PNG
@@ -24,9 +25,17 @@ typedef struct {
  * fails (its first error line quoted), or a file cannot be written. */
 int plot_lines(const char *png_path, const plot_opts *o, const plot_series *s, int ns, char *err, size_t errlen);
 
-/* plot_lines with gnuplot's "with" clause per series (styles[k], e.g. "points pointtype 7"; styles
- * NULL or styles[k] NULL: lines of width 2) */
-int plot_styled(const char *png_path, const plot_opts *o, const plot_series *s, const char *const *styles, int ns,
-                char *err, size_t errlen);
+/* How plot_styled draws one series (all 0: as plot_lines does). */
+typedef struct {
+    int point;             /* > 0: gnuplot point type (e.g. 7 a filled circle, 6 the same hollow): markers */
+    int join;              /* with point: a thin dashed line through the markers as well */
+    int color;             /* > 0: gnuplot line-type colour index (the series of one family share it) */
+    const char *const *labels; /* with point: a label beside each of the series' n points (NULL: none) */
+} plot_style;
+
+/* plot_lines with a style per series (st[k] for s[k]; st NULL: lines). A series whose title is ""
+ * has no legend entry. */
+int plot_styled(const char *png_path, const plot_opts *o, const plot_series *s, const plot_style *st, int ns, char *err,
+                size_t errlen);
 
 #endif

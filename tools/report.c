@@ -11,7 +11,6 @@
 #include "plot.h"
 #include "series.h"
 
-#include <ctype.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
@@ -43,6 +42,7 @@ typedef struct {
     char name[64];
     const char *family;          /* a trained run's family ("ppo", "dpo", ...); NULL for other stages */
     char dir[PATHN];             /* its folder ("": none) */
+    json_t *state;               /* its trainer_state.json (a trained run's settings), or NULL */
     json_t *stage;               /* stage.json, NULL when the stage did not run (bring your own, a run
                                     trained by hand) */
 } stage_ref;
@@ -59,6 +59,8 @@ typedef struct {
     int nfam;
     stage_ref st[64];            /* the pipeline's stages and the runs, in order */
     int nst;
+    json_t *words;               /* rm-words/words.json (NULL when absent) */
+    const char *hack_word;       /* the word the reward model pays most for (NULL: results.json names none) */
 } report;
 
 /* the family of a results.json model entry */
@@ -73,6 +75,7 @@ static void add_stage(report *r, const char *name, const char *family, const cha
     snprintf(s->dir, sizeof s->dir, "%s", dir ? dir : "");
     char p[PATHN];
     s->stage = dir && fio_exists(fio_join(p, sizeof p, dir, "stage.json")) ? json_load_file(p, 0, NULL) : NULL;
+    s->state = dir && fio_exists(fio_join(p, sizeof p, dir, "trainer_state.json")) ? json_load_file(p, 0, NULL) : NULL;
 }
 
 /* part ("summary" or "settings") of a stage's stage.json; NULL when the stage did not run */
@@ -134,6 +137,7 @@ static int write_report_json(const report *r, char *err, size_t errlen)
         if (b) json_object_set_new(best, r->fam[i], json_string(b));
     }
     json_object_set_new(j, "best", best);
+    if (r->hack_word) json_object_set_new(j, "hack_word", json_string(r->hack_word));
     json_object_set_new(j, "eval", json_pack("{s:O, s:O, s:O, s:O}", "prompts", json_object_get(r->res, "prompts"),
                                               "samples_per_prompt", json_object_get(r->res, "samples_per_prompt"),
                                               "temperature", json_object_get(r->res, "temperature"), "max_new_tokens",
@@ -237,6 +241,13 @@ typedef struct {
     size_t plot_errlen;
 } figs;
 
+/* a figure gnuplot could not draw: noted in report.md, not fatal */
+static void figure_failed(figs *f, const char *file, const char *e)
+{
+    fprintf(f->md, "*(figure %s not drawn: %s)*\n\n", file, e);
+    if (f->plot_err && !f->plot_err[0]) snprintf(f->plot_err, f->plot_errlen, "%s", e);
+}
+
 /* draw figures/<file> and link it from report.md; a gnuplot failure is noted, not fatal */
 static void figure(const report *r, figs *f, const char *file, const plot_opts *o, const plot_series *s, int ns)
 {
@@ -246,8 +257,7 @@ static void figure(const report *r, figs *f, const char *file, const plot_opts *
         fprintf(f->md, "![%s](figures/%s)\n\n", o->title, file);
         return;
     }
-    fprintf(f->md, "*(figure %s not drawn: %s)*\n\n", file, e);
-    if (f->plot_err && !f->plot_err[0]) snprintf(f->plot_err, f->plot_errlen, "%s", e);
+    figure_failed(f, file, e);
 }
 
 /* one figure with one series per run of a family, metric `key` of <run>/metrics.jsonl (or another
@@ -273,61 +283,104 @@ static void runs_figure(const report *r, figs *f, const char *fam, const char *f
     for (int i = 0; i < n; i++) series_free(&s[i]);
 }
 
-/* the (KL, gold) points of a family's runs, in KL order; kmax grows to the largest KL */
-static void family_points(const report *r, const char *fam, series *s, double *kmax)
+/* What tells a run apart from its family's others, from its trainer settings (tools/family.h's
+ * parameter; a PPO run with an adaptive KL controller: its target): {"beta": 0.1}, {"target_kl": 4};
+ * NULL when unknown (the reference, a model folder) */
+static json_t *run_setting(const report *r, const char *name)
+{
+    const json_t *set = NULL;
+    for (int i = 0; i < r->nst && !set; i++)
+        if (strcmp(r->st[i].name, name) == 0) set = json_object_get(r->st[i].state, "settings");
+    const char *fam = json_string_value(json_object_get(set, "family"));
+    const family_info *fi = family_get(fam);
+    const json_t *tk = json_object_get(set, "target_kl"), *v = fi && fi->param ? json_object_get(set, fi->param) : NULL;
+    if (fam && strcmp(fam, "ppo") == 0 && json_number_value(tk) > 0) return json_pack("{s:f}", "target_kl", json_number_value(tk));
+    return json_is_number(v) ? json_pack("{s:f}", fi->param, json_number_value(v)) : NULL;
+}
+
+/* a model's "setting" (add_settings) as a short label: "β=0.1", "KL→4"; "" without one */
+static void setting_label(const json_t *m, char *buf, size_t n)
+{
+    const char *k;
+    json_t *v;
+    buf[0] = 0;
+    json_object_foreach(json_object_get(m, "setting"), k, v)
+    {
+        const family_info *fi = family_get(family(m));
+        if (strcmp(k, "target_kl") == 0) snprintf(buf, n, "KL→%g", json_number_value(v));
+        else snprintf(buf, n, "%s=%g", fi && fi->symbol ? fi->symbol : k, json_number_value(v));
+    }
+}
+
+/* The (KL, ykey) points of a family's runs into s[0] (not collapsed) and s[1] (collapsed), with their
+ * labels; *kmax grows to the largest KL. */
+typedef struct {
+    series s[2];
+    char lab[2][64][32];
+    const char *labp[2][64];
+} family_points;
+
+static void collect_points(const report *r, const char *fam, const char *ykey, family_points *fp, double *kmax)
 {
     const char *k;
     json_t *v;
     json_object_foreach(r->models, k, v)
     {
         if (strcmp(family(v), fam) != 0) continue;
-        const double kl = num(v, "kl"), g = num(v, "gold_reward");
-        if (isnan(kl) || isnan(g) || series_push(s, kl, g)) continue;
+        const int c = json_is_true(json_object_get(v, "collapsed"));
+        const double kl = num(v, "kl"), y = num(v, ykey);
+        series *s = &fp->s[c];
+        if (isnan(kl) || isnan(y) || s->n >= 64 || series_push(s, kl, y)) continue;
+        setting_label(v, fp->lab[c][s->n - 1], sizeof fp->lab[c][0]);
+        fp->labp[c][s->n - 1] = fp->lab[c][s->n - 1];
         *kmax = kl > *kmax ? kl : *kmax;
-        /* insertion into KL order */
-        for (size_t i = s->n - 1; i > 0 && s->x[i - 1] > s->x[i]; i--) {
-            double t = s->x[i];
-            s->x[i] = s->x[i - 1];
-            s->x[i - 1] = t;
-            t = s->y[i];
-            s->y[i] = s->y[i - 1];
-            s->y[i - 1] = t;
-        }
     }
 }
 
-/* gold reward against KL to the reference: one line per family through its runs (ordered by KL),
- * and the reference's gold reward as a flat baseline */
-static void frontier(const report *r, figs *f)
+/* ykey of every run against its KL to the reference: a marker per run (each family its own, hollow when the
+ * run collapsed) labelled with its setting, and the reference's value as a flat baseline */
+static void family_scatter(const report *r, figs *f, const char *file, const char *ykey, const plot_opts *o)
 {
-    series s[MAX_FAMILIES + 1] = {{0}};
-    plot_series ps[MAX_FAMILIES + 1];
-    const int n = r->nfam;
+    family_points *fp = calloc(MAX_FAMILIES, sizeof *fp);
+    plot_series ps[2 * MAX_FAMILIES + 1];
+    plot_style st[2 * MAX_FAMILIES + 1] = {{0}};
+    series base = {0};
+    if (!fp) return;
     double kmax = 0;
-    for (int m = 0; m < n; m++) family_points(r, r->fam[m], &s[m], &kmax);
-    const double g0 = num(r->ref, "gold_reward");
-    series_push(&s[n], 0, g0);
-    series_push(&s[n], kmax > 0 ? kmax : 1, g0);
-    for (int m = 0; m <= n; m++)
-        ps[m] = (plot_series){m < n ? family_frontier(r->fam[m]) : r->ref_label, s[m].x, s[m].y, s[m].n};
-    char title[128], xl[128];
-    snprintf(title, sizeof title, "Gold reward vs KL to %s (held-out prompts)", r->ref_label);
-    snprintf(xl, sizeof xl, "KL(policy || %s), nats per completion", r->ref_label);
-    plot_opts o = {title, xl, "gold reward (AFINN-165, normalised)", 0, 0};
-    figure(r, f, "frontier.png", &o, ps, n + 1);
-    for (int i = 0; i <= n; i++) series_free(&s[i]);
+    int n = 0;
+    for (int m = 0; m < r->nfam; m++) {
+        collect_points(r, r->fam[m], ykey, &fp[m], &kmax);
+        int point, hollow, color;
+        family_style(r->fam[m], &point, &hollow, &color);
+        for (int c = 0; c < 2; c++) {
+            if (!fp[m].s[c].n) continue;
+            ps[n] = (plot_series){c ? "" : family_display(r->fam[m]), fp[m].s[c].x, fp[m].s[c].y, fp[m].s[c].n};
+            st[n++] = (plot_style){c ? hollow : point, 0, color, fp[m].labp[c]};
+        }
+    }
+    series_push(&base, 0, num(r->ref, ykey));
+    series_push(&base, kmax > 0 ? kmax : 1, num(r->ref, ykey));
+    ps[n] = (plot_series){r->ref_label, base.x, base.y, base.n};
+    st[n++] = (plot_style){0, 0, 8, NULL};
+    char p[PATHN], e[512];
+    snprintf(p, sizeof p, "%s/figures/%s", r->dir, file);
+    if (plot_styled(p, o, ps, st, n, e, sizeof e) == 0) fprintf(f->md, "![%s](figures/%s)\n\n", o->title, file);
+    else figure_failed(f, file, e);
+    for (int m = 0; m < r->nfam; m++) series_free(&fp[m].s[0]), series_free(&fp[m].s[1]);
+    series_free(&base);
+    free(fp);
 }
 
-/* gold against reward-model score of each RL run's rollouts along training (moving averages; the
- * runs that logged them in gold.jsonl, as the demo's do): a run whose curve keeps moving right (more
- * reward-model score) while it falls (less gold) is over-optimising the reward model */
-static void gold_vs_rm(const report *r, figs *f)
+/* gold against reward-model score of the rollouts of each run of an RL family along training (its
+ * gold.jsonl; moving averages): a run whose curve keeps moving right (more reward-model score) while
+ * it falls (less gold) is over-optimising the reward model */
+static void gold_vs_rm(const report *r, figs *f, const char *fam)
 {
     series s[64] = {{0}};
     plot_series ps[64];
     int n = 0;
     for (int i = 0; i < r->nst && n < 64; i++) {
-        if (!r->st[i].family || !r->st[i].dir[0]) continue;
+        if (!r->st[i].family || !r->st[i].dir[0] || strcmp(r->st[i].family, fam) != 0) continue;
         char p[PATHN];
         series a = {0}, b = {0};
         fio_join(p, sizeof p, r->st[i].dir, "gold.jsonl");
@@ -344,9 +397,12 @@ static void gold_vs_rm(const report *r, figs *f)
             series_free(&b);
         }
     }
-    plot_opts o = {"Rollouts along training: gold vs reward-model score (moving average of 5 iterations)",
-                   "reward-model score (normalised on SFT samples)", "gold reward", 0, 0};
-    if (n) figure(r, f, "ppo_gold_vs_rm.png", &o, ps, n);
+    char title[160], file[64];
+    snprintf(title, sizeof title, "%s rollouts along training: gold vs reward-model score (moving average of 5 steps)",
+             family_display(fam));
+    snprintf(file, sizeof file, "%s_gold_vs_rm.png", fam);
+    plot_opts o = {title, "reward-model score (normalised on SFT samples)", "gold reward", 0, 0};
+    if (n) figure(r, f, file, &o, ps, n);
     for (int i = 0; i < n; i++) series_free(&s[i]);
 }
 
@@ -386,26 +442,40 @@ static void md_cell(FILE *f, const char *s)
     }
 }
 
+/* "+0.1234 [+0.1000, +0.1400]": a run's gain over SFT and its 95% interval */
+static void gain_cell(FILE *f, const json_t *m)
+{
+    const json_t *ci = json_object_get(m, "gain_ci95");
+    fprintf(f, "%+.4f [%+.4f, %+.4f]", num(m, "gain"), json_number_value(json_array_get(ci, 0)),
+            json_number_value(json_array_get(ci, 1)));
+}
+
 static void results_table(const report *r, FILE *f)
 {
-    fprintf(f,
-            "| model | gold reward | gain over %s [95%% CI] | reward-model score | KL to %s (nats) | distinct-2 | |\n"
-            "| --- | ---: | ---: | ---: | ---: | ---: | --- |\n",
+    fprintf(f, "| model | method | setting | gold reward | gain over %s [95%% CI] | reward-model score | KL to %s (nats) "
+               "| distinct-2 | ",
             r->ref_label, r->ref_label);
+    if (r->hack_word) fprintf(f, "'%s' share | ", r->hack_word);
+    fprintf(f, "length | |\n| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | %s---: | --- |\n", r->hack_word ? "---: | " : "");
     const double d2 = num(r->ref, "distinct2");
     const char *k;
     json_t *m;
     json_object_foreach(r->models, k, m)
     {
-        fprintf(f, "| %s | %.4f | ", k, num(m, "gold_reward"));
+        char lab[32];
+        setting_label(m, lab, sizeof lab);
+        fprintf(f, "| %s | %s | %s | %.4f | ", k, family_display(family(m)), lab, num(m, "gold_reward"));
         const json_t *ci = json_object_get(m, "gain_ci95");
         if (m == r->ref) fputs("— | ", f);
-        else
-            fprintf(f, "%+.4f [%+.4f, %+.4f] | ", num(m, "gain"), json_number_value(json_array_get(ci, 0)),
-                    json_number_value(json_array_get(ci, 1)));
+        else {
+            gain_cell(f, m);
+            fputs(" | ", f);
+        }
         if (isnan(num(m, "rm_reward"))) fputs("— | ", f); /* no reward model given */
         else fprintf(f, "%.3f | ", num(m, "rm_reward"));
         fprintf(f, "%.2f | %.3f | ", num(m, "kl"), num(m, "distinct2"));
+        if (r->hack_word) fprintf(f, "%.1f%% | ", 100 * num(m, "hack_word_share"));
+        fprintf(f, "%.1f | ", num(m, "completion_length"));
         if (json_is_true(json_object_get(m, "collapsed")))
             fprintf(f, "**collapsed** (distinct-2 < %g × %s's %.3f)", DEMO_COLLAPSE_RATIO, r->ref_label, d2);
         else if (m != r->ref && json_number_value(json_array_get(ci, 0)) > 0)
@@ -416,13 +486,14 @@ static void results_table(const report *r, FILE *f)
 
 static void stage_table(const report *r, FILE *f)
 {
-    fputs("| stage | wall time | summary |\n| --- | ---: | --- |\n", f);
-    double total = 0;
+    fputs("| stage | wall time | CPU time | summary |\n| --- | ---: | ---: | --- |\n", f);
+    double total = 0, cpu = 0;
     for (int i = 0; i < r->nst; i++) {
         if (!r->st[i].stage) continue;
-        const double s = num(r->st[i].stage, "seconds");
+        const double s = num(r->st[i].stage, "seconds"), c = num(r->st[i].stage, "cpu_seconds");
         total += s;
-        fprintf(f, "| %s | %.1f s | ", r->st[i].name, s);
+        cpu += isnan(c) ? 0 : c;
+        fprintf(f, "| %s | %.1f s | %.1f s | ", r->st[i].name, s, c);
         const char *k;
         json_t *v;
         int first = 1;
@@ -435,7 +506,7 @@ static void stage_table(const report *r, FILE *f)
         }
         fputs(" |\n", f);
     }
-    fprintf(f, "| **total** | **%.1f s** (%.1f min) | |\n", total, total / 60);
+    fprintf(f, "| **total** | **%.1f s** (%.1f min) | %.1f s | |\n", total, total / 60, cpu);
 }
 
 static void settings_block(const report *r, FILE *f)
@@ -487,32 +558,83 @@ static int samples_section(const report *r, FILE *f, int np, char *err, size_t e
     return rc;
 }
 
-/* the best run of each family, and the rule that picked it */
-static void best_runs(const report *r, FILE *f)
+/* the best run of each family side by side, and the rule that picked it */
+static void best_table(const report *r, FILE *f)
 {
-    int n = 0;
+    const double d2 = num(r->ref, "distinct2");
+    fprintf(f, "| method | best run | setting | gain over SFT [95%% CI] | KL to SFT | distinct-2 (× SFT) | '%s' share | "
+               "length | training time |\n| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |\n",
+            r->hack_word);
     for (int i = 0; i < r->nfam; i++) {
         const char *b = best_run(r, r->fam[i]);
         if (!b) continue;
         const json_t *m = json_object_get(r->models, b);
-        fprintf(f, "%sBest %s run: **%s** (gold %+.4f over %s, KL %.2f).", n++ ? " " : "", family_display(r->fam[i]), b,
-                num(m, "gain"), r->ref_label, num(m, "kl"));
+        char lab[32];
+        setting_label(m, lab, sizeof lab);
+        fprintf(f, "| %s | %s | %s | ", family_display(r->fam[i]), b, lab);
+        gain_cell(f, m);
+        fprintf(f, " | %.2f | %.3f (%.2f×) | ", num(m, "kl"), num(m, "distinct2"), num(m, "distinct2") / d2);
+        if (r->hack_word) fprintf(f, "%.1f%% | ", 100 * num(m, "hack_word_share"));
+        const json_t *secs = stage_section(r, b, "seconds");
+        fprintf(f, "%.1f | ", num(m, "completion_length"));
+        if (json_is_number(secs)) fprintf(f, "%.0f s |\n", json_number_value(secs));
+        else fputs("— |\n", f);
     }
-    if (n)
-        fprintf(f, " (The best run of a method has the highest gold reward among its runs whose distinct-2 is at least "
-                   "%g × %s's, a margin over the collapse line; failing that, among those that did not collapse.)",
-                DEMO_BEST_MARGIN, r->ref_label);
+    fprintf(f, "| %s | %s | | — | 0 | %.3f (1×) | ", r->ref_label, r->ref_name, d2);
+    if (r->hack_word) fprintf(f, "%.1f%% | ", 100 * num(r->ref, "hack_word_share"));
+    fprintf(f, "%.1f | |\n", num(r->ref, "completion_length"));
+    fprintf(f, "\nThe best run of a method has the highest gold reward among its runs whose distinct-2 is at least %g × "
+               "%s's, a margin over the collapse line; failing that, among those that did not collapse. Training "
+               "time is the wall time of the run's own stage (in a demo, SFT, the preference pairs and the reward model "
+               "are shared by every method: see the stage table).\n",
+            DEMO_BEST_MARGIN, r->ref_label);
+}
+
+/* " w1 (+x.xx), w2 (+x.xx)...": words [from, to) of a words.json list with their `key` */
+static void word_list(FILE *f, const json_t *list, const char *key, size_t from, size_t to)
+{
+    for (size_t i = from; i < json_array_size(list) && i < to; i++) {
+        const json_t *w = json_array_get(list, i);
+        fprintf(f, "%s %s (%+.2f)", i > from ? "," : "", json_string_value(json_object_get(w, "word")), num(w, key));
+    }
+}
+
+/* the word the reward model pays most for, and how far each run went after it */
+static void hacking_section(const report *r, figs *fg)
+{
+    FILE *f = fg->md;
+    fprintf(f, "The word the reward model pays most for is **'%s'**: among the words SFT itself writes (in at least 1%% "
+               "of %lld SFT completions of training prompts), the completions that contain it score %+.2f higher on "
+               "the reward model than those that do not (it is in %.1f%% of them), the largest such difference "
+               "(`rm-words/words.json`). This is the word a policy optimising the reward model can find by itself. The "
+               "next ones:",
+            r->hack_word, (long long)num(r->words, "sft_samples"), num(r->words, "effect"), 100 * num(r->words, "share"));
+    word_list(f, json_object_get(r->words, "presence"), "effect", 1, 8);
+    fprintf(f, ". For reference, the words it pays most for on their own (the word as the whole completion, mean "
+               "reward-model score over %lld prompts):",
+            (long long)num(r->words, "prompts"));
+    word_list(f, json_object_get(r->words, "alone"), "score", 0, 8);
+    fprintf(f, ".\n\nA policy that games the reward model puts its word everywhere: compare each run's share of "
+               "held-out completions containing '%s' (as a whole word) with SFT's %.1f%%, next to its distinct-2 and "
+               "its mean length (SFT: %.1f tokens) in the results table.\n\n",
+            r->hack_word, 100 * num(r->ref, "hack_word_share"), num(r->ref, "completion_length"));
+    char t[160];
+    snprintf(t, sizeof t, "Share of completions containing '%s' vs KL to SFT (hollow: collapsed run)", r->hack_word);
+    const plot_opts o = {t, "KL(policy || SFT), nats per completion", "share of held-out completions", 0, 0};
+    family_scatter(r, fg, "hack_word.png", "hack_word_share", &o);
 }
 
 /* the heading, what was compared, and how to read the table */
-static void md_head(const report *r, FILE *f)
+static void md_head(const report *r, figs *fg)
 {
+    FILE *f = fg->md;
     if (r->in->pipeline)
         fputs("# rlhf.c demo report\n\nA tiny GPT-2 pretrained on Debian's English fortunes, fine-tuned on "
-              "prompt/completion splits (SFT), then tuned toward positive sentiment two ways: PPO against a "
-              "Bradley–Terry reward model learned from preference pairs, and DPO on the same pairs. The gold judge "
-              "(AFINN-165, scored in C: `rlhf judge --explain`) plays the human: it labelled the pairs (with "
-              "Bradley–Terry noise) and it measures the outcome here.\n\n",
+              "prompt/completion splits (SFT), then tuned toward positive sentiment by each method of the sweeps: the "
+              "RL methods (PPO with a value function, GRPO with group-normalised advantages, RLOO with a leave-one-out "
+              "baseline) against a Bradley–Terry reward model learned from preference pairs, and DPO on the same "
+              "pairs. The gold judge (AFINN-165, scored in C: `rlhf judge --explain`) plays the human: it labelled the "
+              "pairs (with Bradley–Terry noise) and it measures the outcome here.\n\n",
               f);
     else
         fprintf(f, "# rlhf.c comparison report\n\n%zu models evaluated by `rlhf compare` on the same held-out prompts "
@@ -527,21 +649,35 @@ static void md_head(const report *r, FILE *f)
     fprintf(f,
             "\nHow to read it: **gold reward** is the judge's mean normalised score of the completions (sum of AFINN "
             "valences / max(words, 8)); **gain** is the mean per-prompt difference from %s on the same prompts, "
-            "sampled with the same random numbers, with a 95%% normal interval; **reward-model score** is what PPO was "
-            "paid (normalised so %s's samples score mean 0, std 1); **KL** is Σ log π − log π_%s over the "
-            "completion tokens on the model's own samples; **distinct-2** is distinct token bigrams / all bigrams. A "
-            "run is flagged **collapsed** when its distinct-2 falls below %g × %s's: it found a repetitive text the "
-            "judge likes (reward hacking), not better writing.\n\n",
+            "sampled with the same random numbers, with a 95%% normal interval; **reward-model score** is what the RL "
+            "runs were paid (normalised so %s's samples score mean 0, std 1); **KL** is Σ log π − log π_%s over the "
+            "completion tokens on the model's own samples; **distinct-2** is distinct token bigrams / all bigrams; "
+            "**length** is the mean completion length in tokens (EOS included). A run is flagged **collapsed** when "
+            "its distinct-2 falls below %g × %s's: it found a repetitive text the judge likes (reward hacking), not "
+            "better writing.",
             R, R, R, DEMO_COLLAPSE_RATIO, R);
-    best_runs(r, f);
+    if (r->hack_word)
+        fprintf(f, " **'%s' share** is the share of completions containing the word the reward model pays most for "
+                   "(see Reward hacking).",
+                r->hack_word);
+    fputs("\n\n## The best run of each method\n\n", f);
+    best_table(r, f);
+    if (r->hack_word && r->words) {
+        fputs("\n## Reward hacking\n\n", f);
+        hacking_section(r, fg);
+    }
 }
 
 /* the frontier, every family's training curves (tools/family.h: the reference's family first), gold
  * vs reward-model score, the reward model's accuracy */
 static void md_figures(const report *r, figs *fg)
 {
-    fputs("\n\n## Figures\n\n", fg->md);
-    frontier(r, fg);
+    fputs("\n## Figures\n\n", fg->md);
+    char t[128], xl[128];
+    snprintf(t, sizeof t, "Gold reward vs KL to %s, held-out prompts (hollow: collapsed run)", r->ref_label);
+    snprintf(xl, sizeof xl, "KL(policy || %s), nats per completion", r->ref_label);
+    const plot_opts front = {t, xl, "gold reward (AFINN-165, normalised)", 0, 0};
+    family_scatter(r, fg, "frontier.png", "gold_reward", &front);
     const char *fams[MAX_FAMILIES + 1] = {family(r->ref)};
     int n = 1;
     for (int i = 0; i < r->nfam; i++)
@@ -556,7 +692,7 @@ static void md_figures(const report *r, figs *fg)
             runs_figure(r, fg, fi->name, file, "metrics.jsonl", cv->key, cv->smooth, &o);
         }
     }
-    gold_vs_rm(r, fg);
+    for (int i = 0; i < r->nfam; i++) gold_vs_rm(r, fg, r->fam[i]);
     rm_figure(r, fg);
 }
 
@@ -615,7 +751,7 @@ static int write_md(const report *r, figs *fg, char *err, size_t errlen)
     FILE *f = open_memstream(&buf, &len);
     if (!f) return fio_fail(err, errlen, "out of memory");
     fg->md = f;
-    md_head(r, f);
+    md_head(r, fg);
     md_figures(r, fg);
     if (r->in->pipeline) md_pipeline(r, f);
     int timed = 0;
@@ -679,7 +815,7 @@ static const char *run_dir(const report_input *in, const char *name)
  * run, a demo's eval stage */
 static void add_stages(report *r)
 {
-    static const char *const head[] = {"corpus", "tokenizer", "pretrain", "sft", "prefs", "rm"};
+    static const char *const head[] = {"corpus", "tokenizer", "pretrain", "sft", "prefs", "rm", "rm-words"};
     const char *pl = r->in->pipeline;
     char p[PATHN];
     for (size_t i = 0; pl && i < sizeof head / sizeof *head; i++) {
@@ -709,12 +845,24 @@ int report_build(const report_input *in, char *plot_err, size_t plot_errlen, cha
     if (!(r.res = load_json(fio_join(p, sizeof p, in->eval, "results.json"), err, errlen))) return -1;
     int rc = read_models(&r, p, err, errlen);
     if (rc == 0) add_stages(&r);
+    /* each run's setting beside its measures (report.json, the labels) */
+    const char *k;
+    json_t *m;
+    json_object_foreach(r.models, k, m)
+    {
+        json_t *set = run_setting(&r, k);
+        if (set) json_object_set_new(m, "setting", set);
+    }
+    r.hack_word = json_string_value(json_object_get(r.res, "hack_word"));
+    r.words = in->pipeline && fio_exists(fio_join(p, sizeof p, in->pipeline, "rm-words/words.json")) ? json_load_file(p, 0, NULL)
+                                                                                                     : NULL;
     figs fg = {NULL, plot_err, plot_errlen};
     if (rc == 0) rc = fio_mkdirs(fio_join(p, sizeof p, in->out, "figures"), err, errlen);
     if (rc == 0) rc = write_report_json(&r, err, errlen);
     if (rc == 0) rc = write_samples(&r, err, errlen);
     if (rc == 0) rc = write_md(&r, &fg, err, errlen);
-    for (int i = 0; i < r.nst; i++) json_decref(r.st[i].stage);
+    for (int i = 0; i < r.nst; i++) json_decref(r.st[i].stage), json_decref(r.st[i].state);
+    json_decref(r.words);
     json_decref(r.res);
     return rc;
 }

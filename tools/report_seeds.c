@@ -234,8 +234,8 @@ static int frontier(const seeds *s, FILE *md, char *plot_err, size_t plot_errlen
 {
     series sv[2 * MAX_FAMILIES + 1] = {{0}};
     plot_series ps[2 * MAX_FAMILIES + 1];
-    const char *styles[2 * MAX_FAMILIES + 1] = {0};
-    char names[2 * MAX_FAMILIES][96], style[2 * MAX_FAMILIES][64];
+    plot_style styles[2 * MAX_FAMILIES + 1] = {{0}};
+    char names[2 * MAX_FAMILIES][96];
     int k = 0;
     double kmax = 0, g0 = 0;
     for (int f = 0; f < s->nfam; f++, k += 2) {
@@ -259,10 +259,8 @@ static int frontier(const seeds *s, FILE *md, char *plot_err, size_t plot_errlen
         ps[k] = (plot_series){names[k], sv[k].x, sv[k].y, sv[k].n};
         ps[k + 1] = (plot_series){names[k + 1], sv[k + 1].x, sv[k + 1].y, sv[k + 1].n};
         /* a family's points in its line's colour */
-        snprintf(style[k], sizeof style[k], "lines linewidth 2 linecolor %d", f + 1);
-        snprintf(style[k + 1], sizeof style[k + 1], "points pointtype 7 pointsize 1.2 linecolor %d", f + 1);
-        styles[k] = style[k];
-        styles[k + 1] = style[k + 1];
+        styles[k] = (plot_style){.color = f + 1};
+        styles[k + 1] = (plot_style){.point = 7, .color = f + 1};
     }
     for (int r = 0; r < s->n; r++) g0 += num(json_object_get(json_object_get(s->res[r], "models"), s->ref), "gold_reward") / s->n;
     series_push(&sv[k], 0, g0);
