@@ -104,6 +104,7 @@
 #include "corpus.h"
 #include "dataset.h"
 #include "judge.h"
+#include "probe.h"
 #include "reward.h"
 #include "scorer.h"
 #include "tokens.h"
