@@ -5,8 +5,9 @@
 # per seed the success score (the deterministic evaluation of the final policy, mean return over its
 # evaluation episodes — 100 by default), the mean return of the last 100 training episodes, whether
 # the run succeeded (score >= the env's success threshold, see `rlhf control --help`) and its wall
-# time; per env, the success rate and the median wall time. Runs go to OUT (default
-# out/control_seeds). Flags after `--` go to every run (for tuning, e.g. `-- --lr 5e-4`).
+# time; per env, the success rate (for an env without a threshold, the median score) and the median
+# wall time. Runs go to OUT (default out/control_seeds). Flags after `--` go to every run (for
+# tuning, e.g. `-- --lr 5e-4`).
 # Examples: bash tools/control_seeds.sh;  SEEDS="21-40" bash tools/control_seeds.sh CartPole-v1
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -39,11 +40,16 @@ for env in "${envs[@]}"; do
     xargs -0 -n 2 -P "$JOBS" bash -c 'run_one "${@: -2}" "${@:1:$#-2}"' _ "$@" 2>&1 | sed 's/^/  /' || true
 done
 
+# the median of whitespace-separated numbers ("?" when there are none)
+median() {
+  echo "$1" | tr ' ' '\n' | sed '/^$/d' | sort -g |
+    awk '{a[NR] = $1} END {if (NR) printf "%.1f\n", (NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2); else print "?"}'
+}
 field() { sed -n "s/.*\"$2\": *\([^,}]*\).*/\1/p" "$1" | head -1; }
 for env in "${envs[@]}"; do
   echo "== $env (seeds $SEEDS)"
   printf '%6s %12s %14s %8s %9s\n' seed score train_last100 success wall_s
-  ok=0 n=0 walls=""
+  ok=0 n=0 walls="" scores=""
   for s in $seeds; do
     f="$OUT/$env-s$s/summary.json"
     n=$((n + 1))
@@ -51,9 +57,10 @@ for env in "${envs[@]}"; do
     score=$(field "$f" eval_mean_return) last=$(field "$f" train_last100_return)
     succ=$(field "$f" success) wall=$(field "$f" wall_seconds) thr=$(field "$f" success_threshold)
     [ "$succ" = true ] && ok=$((ok + 1))
-    walls="$walls $wall"
+    walls="$walls $wall" scores="$scores $score"
     printf '%6s %12.1f %14.1f %8s %9.1f\n' "$s" "$score" "$last" "$succ" "$wall"
   done
-  med=$(echo "$walls" | tr ' ' '\n' | sed '/^$/d' | sort -g | awk '{a[NR] = $1} END {if (NR) print (NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2)}')
-  echo "$env: success $ok/$n (score >= ${thr:-?}); median wall ${med:-?} s"
+  verdict="success $ok/$n (score >= ${thr:-?})"
+  [ "${thr:-}" = null ] && verdict="no success threshold; median score $(median "$scores")"
+  echo "$env: $verdict; median wall $(median "$walls") s"
 done
