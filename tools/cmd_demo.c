@@ -75,7 +75,7 @@ static void run_seeds(demo_opts *o, const char *out, const char *list)
         s = *end ? end + 1 : end;
     }
     if (n == 0) cli_die("demo", "--seeds: no seeds");
-    char dirs[MAX_SEEDS][4096], links[MAX_SEEDS][64], evs[MAX_SEEDS][4096], err[1024], perr[512];
+    char dirs[MAX_SEEDS][4096], links[MAX_SEEDS][64], evs[MAX_SEEDS][4200], err[1024], perr[512];
     report_runs runs[MAX_SEEDS];
     report_replicate rep[MAX_SEEDS];
     o->shared = out;
