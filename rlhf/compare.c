@@ -28,7 +28,8 @@
 compare_opts compare_defaults(void)
 {
     return (compare_opts){.samples_per_prompt = 1, .max_prompt_len = 16, .max_new_tokens = 24, .batch = 32,
-                          .temperature = 0.8, .seed = 1234, .threads = 1, .collapse_ratio = 0.7};
+                          .temperature = 0.8, .seed = 1234, .threads = 1, .weights = GPT2_W_AUTO,
+                          .collapse_ratio = 0.7};
 }
 
 /* ---- samples files ---------------------------------------------------------------------------------- */
@@ -318,6 +319,7 @@ static int eval_one(void *arg, const char *dir, json_t *sum, char *err, size_t e
     eo.stop_token = tok_eot_id(c->t);
     eo.tok = c->t;
     eo.seed = o->seed;
+    eo.weights = (gpt2_weights)o->weights;
     eo.score = o->score;
     eo.extra = o->gold;
     eo.on_batch = stage_on_eval_batch;
@@ -351,11 +353,12 @@ static json_t *eval_settings(const compare_opts *o, int mi, const json_t *ref, c
         json_decref(prompts);
         return NULL;
     }
-    return json_pack("{s:o, s:O, s:o, s:o, s:i, s:i, s:i, s:i, s:i, s:f, s:s, s:O, s:O, s:i}", "model", model, "reference",
+    return json_pack("{s:o, s:O, s:o, s:o, s:i, s:i, s:i, s:i, s:i, s:f, s:s, s:O, s:O, s:s, s:i}", "model", model, "reference",
                      ref, "tokenizer", tok, "prompts", prompts, "n_prompts", o->n_prompts, "samples_per_prompt",
                      o->samples_per_prompt, "max_prompt_len", o->max_prompt_len, "max_new_tokens", o->max_new_tokens,
                      "batch", o->batch, "temperature", o->temperature, "seed", seed, "gold", o->gold_id, "score",
-                     o->score_id ? o->score_id : json_null(), "version", COMPARE_VERSION);
+                     o->score_id ? o->score_id : json_null(), "weights",
+                     gpt2_weights_name(gpt2_weights_resolve((gpt2_weights)o->weights)), "version", COMPARE_VERSION);
 }
 
 /* gold per prompt: the mean over its samples (sample q belongs to prompt q % np); *share: the share

@@ -65,6 +65,8 @@ typedef struct {
     double temperature;          /* 0.8 */
     uint64_t seed;               /* sampling seed, the same for every model: 1234 */
     int threads;                 /* decoding threads (results do not depend on them): 1 */
+    int weights;                 /* decoding weights (a gpt2_weights, model/kv.h): auto, bf16 where the
+                                    CPU has it; resolved, part of the cache key */
     double collapse_ratio;       /* 0.7 */
     const char *hack_word;       /* NULL, or a lower-case word: each model's "hack_word_share" (the share
                                     of its completions containing it, data/probe.h) and results.json's

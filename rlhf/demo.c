@@ -297,6 +297,7 @@ demo_opts demo_defaults(void)
     demo_opts o = {0};
     o.seed = 1;
     o.threads = 2;
+    o.weights = GPT2_W_AUTO;
     o.cfg = demo_config_default();
     return o;
 }
@@ -502,6 +503,7 @@ static eval_opts sample_opts(demo *d, const tok_tokenizer *t, int n, uint64_t se
     eo.stop_token = tok_eot_id(t);
     eo.tok = t;
     eo.seed = seed;
+    eo.weights = (gpt2_weights)d->o->weights;
     eo.on_batch = stage_on_eval_batch;
     eo.ud = &d->run;
     return eo;
@@ -910,6 +912,7 @@ static int rl_stage_open(demo *d, const demo_stage *s, const char *dir, const rl
     run->keep = 1;
     run->threads = nt;
     run->precision = d->o->precision;
+    rl->rollout_weights = (gpt2_weights)d->o->weights;
     run->dp = d->o->dp;
     e->sc.dp = d->o->dp;
     run->on_step = stage_on_trainer_step;
@@ -1074,6 +1077,7 @@ static int st_eval(demo *d, const demo_stage *s, const char *dir, json_t *sum, c
     o.seed = row_seed(d, s);
     o.threads = decode_threads(d);
     o.collapse_ratio = DEMO_COLLAPSE_RATIO;
+    o.weights = d->o->weights;
     o.hack_word = hack;
     o.gold = scorer_judge_make(&g);
     o.gold_id = json_pack("{s:s}", "judge", d->lexicon);
@@ -1236,8 +1240,9 @@ static json_t *input(const demo *d, const char *name, size_t n)
  * its inputs, the demo's version. NULL and one line in err when an input is missing. */
 static json_t *row_settings(const demo *d, const demo_stage *s, char *err, size_t errlen)
 {
-    json_t *j = json_pack("{s:i, s:s}", "threads", d->o->threads, "precision",
-                          gpt2_precision_name(trainer_precision_resolve(d->o->precision)));
+    json_t *j = json_pack("{s:i, s:s, s:s}", "threads", d->o->threads, "precision",
+                          gpt2_precision_name(trainer_precision_resolve(d->o->precision)), "weights",
+                          gpt2_weights_name(gpt2_weights_resolve((gpt2_weights)d->o->weights)));
     if (j && !s->seedless) json_object_set_new(j, "seed", json_integer((json_int_t)d->o->seed));
     if (j) set_fields(j, d->c, s->fields);
     if (j && s->param) json_object_set_new(j, s->param, json_real(s->value));

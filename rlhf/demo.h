@@ -174,6 +174,9 @@ typedef struct {
     uint64_t seed;
     int threads;               /* fixed thread count (results depend on it): 2 */
     int precision;             /* the trainers' (a trainer_precision): auto, bf16 where the CPU has it */
+    int weights;               /* decoding weights of every stage that samples (a gpt2_weights: the RL
+                                  rollouts, the preference pairs, the evaluation): auto, bf16 where the
+                                  CPU has it; resolved, part of each stage's settings */
     demo_config cfg;
     const char *fortunes;      /* NULL: CORPUS_DEFAULT_SRC */
     const char *lexicon;       /* NULL: judge_default_lexicon() */

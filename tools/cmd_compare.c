@@ -204,6 +204,7 @@ int cmd_compare(int argc, char **argv)
     const char *out = NULL, *rmdir = NULL, *tokdir = NULL;
     compare_opts o = compare_defaults();
     o.collapse_ratio = DEMO_COLLAPSE_RATIO;
+    cli_enum wts = {&o.weights, gpt2_weights_names};
     const cli_opt opts[] = {
         {"--prompts", OPT_STR, &o.prompts, "FILE", "held-out prompts ({\"prompt\"} JSONL)", 1},
         {"--out", OPT_STR, &out, "DIR", "report.md, report.json, figures/, and the evaluations (reused when rerun)", 1},
@@ -222,6 +223,7 @@ int cmd_compare(int argc, char **argv)
         {"--seed", OPT_U64, &o.seed, "S", "sampling seed, the same for every model (results.json's sampling_seed repeats a demo's)", 0},
         {"--hack-word", OPT_STR, &o.hack_word, "WORD", "report each model's share of completions containing WORD (a demo's: "
          "its eval/results.json's hack_word)", 0},
+        {"--weights", OPT_ENUM, &wts, NULL, "decoding weights: auto (bf16 where the CPU has it), fp32 or bf16", 0},
         {"--threads", OPT_INT, &o.threads, "N", "decoding threads (the results do not depend on them)", 0},
         {0}};
     const int lead = cli_leading(argc, argv, &runs);

@@ -3,6 +3,7 @@
 #include "cli.h"
 #include "commands.h"
 #include "demo.h"
+#include "kv.h"
 #include "trainer.h"
 #include "report.h"
 
@@ -108,7 +109,7 @@ int cmd_demo(int argc, char **argv)
                                            {"--rloo-beta", "rloo_beta"}};
     const char *list[5] = {0};
     int quick = 0;
-    cli_enum prec = {&o.precision, trainer_precision_names};
+    cli_enum prec = {&o.precision, trainer_precision_names}, wts = {&o.weights, gpt2_weights_names};
     cli_list set = {0};
     const cli_opt opts[] = {
         {"--out", OPT_STR, &out, "DIR", "demo folder: one subfolder per stage, report.md, report.json", 0},
@@ -116,6 +117,7 @@ int cmd_demo(int argc, char **argv)
         {"--seeds", OPT_STR, &seeds, "S1,S2,...", "several seeds: each in DIR/seed-<S> (corpus and tokenizer shared), then a report across seeds", 0},
         {"--quick", OPT_FLAG, &quick, NULL, "a very small run (seconds): smoke tests", 0},
         {"--precision", OPT_ENUM, &prec, NULL, "the trainers' products: auto (bf16 where the CPU has it), fp32 or bf16", 0},
+        {"--weights", OPT_ENUM, &wts, NULL, "decoding weights of the rollouts, pairs and evaluation: auto (bf16 where the CPU has it), fp32 or bf16", 0},
         {"--threads", OPT_INT, &o.threads, "N", "threads of the training stages (the decoding ones use one); part of each stage's settings", 0},
         {"--fortunes", OPT_STR, &o.fortunes, "DIR", "fortune files (default /usr/share/games/fortunes)", 0},
         {"--lexicon", OPT_STR, &o.lexicon, "FILE", "AFINN-165 as term<TAB>valence (default: tools/get_afinn.sh's)", 0},
