@@ -39,7 +39,7 @@ echo "installed $(basename "$so") (soname $soname), $(ls "$incdir" | wc -l) head
 
 CC="${CC:-cc}"
 san=()
-if readelf -d "$so" | grep -q 'NEEDED.*libasan'; then san=(-fsanitize=address,undefined); fi
+if readelf -d "$so" | grep 'NEEDED.*libasan' >/dev/null; then san=(-fsanitize=address,undefined); fi
 strict=(-std=c11 -Wall -Wextra -Werror -pedantic "${san[@]}")
 
 # 1. the headers, each alone and all together
@@ -65,7 +65,8 @@ for ex in sample dpo; do
         fail "tools/examples/$ex.c does not build with pkg-config"
 done
 export LD_LIBRARY_PATH="$libdir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-ldd "$STAGE/sample" | grep -q "$libdir/librlhf.so.0.1" || fail "sample does not load the installed librlhf"
+# (grep without -q: under pipefail, grep -q quitting early can kill the writer with SIGPIPE and fail the pipe)
+ldd "$STAGE/sample" | grep "$libdir/librlhf.so.0.1" >/dev/null || fail "sample does not load the installed librlhf"
 rlhf="$(find "$STAGE/root" -type f -name rlhf -perm -u+x | head -n 1)"
 [[ -n "$rlhf" ]] || fail "no rlhf binary installed"
 

@@ -16,6 +16,16 @@ W=$(mktemp -d "${TMPDIR:-/tmp}/rlhf-mpi.XXXXXX")
 trap 'rm -rf "$W"' EXIT
 # two ranks on the shared cores, one thread each; root is allowed (CI runs as root)
 MPI=(mpirun --oversubscribe --allow-run-as-root --bind-to none -x OMP_NUM_THREADS=1 -np 2)
+# Under ASan, the ranks run without LeakSanitizer: OpenMPI's start-up allocations come from
+# components it loads and unloads itself, whose frames LSan cannot name (so no suppression can match
+# them); our code's leaks are checked by every other test, which runs the same paths in one process.
+# The bound is 1e-5 (relative); the ASan build (-O0, no -march=native) rounds its sums in another
+# order and lands at ~1e-5 itself, so it gets 3e-5 — the release build runs this test again at 1e-5.
+TOL=1e-5
+if [[ -n "${ASAN_OPTIONS:-}" ]]; then
+    MPI+=(-x "ASAN_OPTIONS=${ASAN_OPTIONS}:detect_leaks=0")
+    TOL=3e-5
+fi
 fail() { echo "FAIL: $*"; exit 1; }
 quiet() { "$@" >"$W/log" 2>&1 || { tail -20 "$W/log"; fail "$*"; }; }
 
@@ -30,14 +40,14 @@ run() {
   quiet "$BIN" "$@" --out "$W/$name.1"
   quiet "${MPI[@]}" "$BIN" "$@" --out "$W/$name.2"
 }
-# same NAME A B KEYS...: metrics and weights of runs A and B within 1e-5 ($NOISE: tensors whose exact
+# same NAME A B KEYS...: metrics and weights of runs A and B within $TOL ($NOISE: tensors whose exact
 # gradient is 0, left out: see tests/dp_compare.c)
 NOISE=()
 same() {
   local name=$1 a=$2 b=$3; shift 3
   echo "== $name"
-  "$CMP" metrics "$W/$a/metrics.jsonl" "$W/$b/metrics.jsonl" 1e-5 "$@" || fail "$name: metrics differ"
-  "$CMP" weights "$W/$a/model/model.safetensors" "$W/$b/model/model.safetensors" 1e-5 "${NOISE[@]}" ||
+  "$CMP" metrics "$W/$a/metrics.jsonl" "$W/$b/metrics.jsonl" "$TOL" "$@" || fail "$name: metrics differ"
+  "$CMP" weights "$W/$a/model/model.safetensors" "$W/$b/model/model.safetensors" "$TOL" "${NOISE[@]}" ||
     fail "$name: weights differ"
 }
 
@@ -128,9 +138,9 @@ quiet "${MPI[@]}" "$BIN" "${LONG[@]}" --out "$W/killed" --resume --stop-at "$sto
 quiet "$BIN" "${LONG[@]}" --out "$W/killed.1" --resume --stop-at "$stop"
 quiet "$BIN" "${LONG[@]}" --out "$W/whole" --stop-at "$stop"
 for d in killed killed.1; do
-  "$CMP" weights "$W/whole/$last/model.safetensors" "$W/$d/$last/model.safetensors" 1e-5 ||
+  "$CMP" weights "$W/whole/$last/model.safetensors" "$W/$d/$last/model.safetensors" "$TOL" ||
     fail "resumed ($d) differs from the uninterrupted run"
-  "$CMP" metrics "$W/whole/metrics.jsonl" "$W/$d/metrics.jsonl" 1e-5 loss || fail "resumed ($d) metrics differ"
+  "$CMP" metrics "$W/whole/metrics.jsonl" "$W/$d/metrics.jsonl" "$TOL" loss || fail "resumed ($d) metrics differ"
 done
 
 # the demo across 2 ranks against one process
