@@ -73,6 +73,8 @@ void family_label(const char *family, const json_t *settings, char *buf, size_t 
 {
     const family_info *f = family_get(family);
     const json_t *v = f && f->param ? json_object_get(settings, f->param) : NULL;
-    if (json_is_number(v)) snprintf(buf, n, "%s %s=%g", f->display, f->symbol, json_number_value(v));
+    const json_t *tk = json_object_get(settings, "target_kl"); /* PPO's adaptive controller: its target */
+    if (f && json_number_value(tk) > 0) snprintf(buf, n, "%s KL→%g", f->display, json_number_value(tk));
+    else if (json_is_number(v)) snprintf(buf, n, "%s %s=%g", f->display, f->symbol, json_number_value(v));
     else snprintf(buf, n, "%s", family_display(family));
 }

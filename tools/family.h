@@ -44,7 +44,8 @@ void family_style(const char *name, int *point, int *hollow, int *color);
 /* its line on the frontier, or the name itself */
 const char *family_frontier(const char *name);
 
-/* "DPO β=0.3" from a family and a run's settings (param missing: the display name only) */
+/* "DPO β=0.3" from a family and a run's settings (param missing: the display name only); a run with
+ * a "target_kl" above 0 (PPO's adaptive KL controller) by its target: "PPO KL→4" */
 void family_label(const char *family, const json_t *settings, char *buf, size_t n);
 
 #endif
