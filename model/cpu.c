@@ -4,6 +4,7 @@
 
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -65,12 +66,22 @@ static void detect(void)
         }
     }
 #endif
+    const char *mask = getenv("RLHF_CPU_MASK");
+    for (const char *m = mask; m && *m;) {
+        const size_t n = strcspn(m, ",");
+        if ((n == 4 && strncmp(m, "bf16", 4) == 0) || (n == 3 && strncmp(m, "amx", 3) == 0)) {
+            c.amx_tile = c.amx_bf16 = c.amx_usable = 0;
+            if (n == 4) c.avx512_bf16 = 0;
+        }
+        m += n + (m[n] == ',');
+    }
     g_info = c;
     snprintf(g_str, sizeof g_str, "%s%s%s%s", c.avx512f ? "avx512f " : "", c.avx512_bf16 ? "avx512_bf16 " : "",
              c.amx_bf16 ? (c.amx_usable ? "amx_bf16(usable) " : "amx_bf16(not granted) ") : "",
              c.avx512f ? "" : "no-avx512");
     size_t n = strlen(g_str);
     if (n && g_str[n - 1] == ' ') g_str[n - 1] = 0;
+    if (mask && *mask) snprintf(g_str + strlen(g_str), sizeof g_str - strlen(g_str), " (RLHF_CPU_MASK=%.24s)", mask);
 }
 
 const cpu_info *cpu_features(void)

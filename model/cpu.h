@@ -5,7 +5,12 @@
  * compiled. Detection runs once per process (thread-safe); afterwards cpu_features() only reads a
  * cached, read-only record. On Linux, AMX tile data must be requested from the kernel once
  * (arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA)) before any thread touches the tiles: the
- * detection does that, and amx_usable says whether the kernel granted it. */
+ * detection does that, and amx_usable says whether the kernel granted it.
+ *
+ * RLHF_CPU_MASK (environment, read once at detection): a comma-separated list of features to treat
+ * as absent — "bf16" (AVX512-BF16 and AMX) or "amx" — so a CPU that has them runs, and the tests
+ * check, the paths of one that does not (oneDNN's ONEDNN_MAX_CPU_ISA plays the same role for it).
+ * An unknown name is ignored. */
 #ifndef RLHF_CPU_H
 #define RLHF_CPU_H
 
