@@ -65,7 +65,7 @@ fi
 echo "== KV-cache sampling, gpt2-small, 64 new tokens (rlhf.c with fp32 and with bf16 decode weights)"
 declare -A ours_s ours_h ours_share torch_s torch_v
 for b in 1 8; do
-  ours_s[$b]=$("$RLHF" bench sample --config gpt2-small --batch "$b" --new-tokens 64 --threads "$THREADS" | tee >(cat >&2) | field tokens_per_s)
+  ours_s[$b]=$("$RLHF" bench sample --config gpt2-small --batch "$b" --new-tokens 64 --weights fp32 --threads "$THREADS" | tee >(cat >&2) | field tokens_per_s)
   out=$("$RLHF" bench sample --config gpt2-small --batch "$b" --new-tokens 64 --weights bf16 --threads "$THREADS" | tee >(cat >&2))
   ours_h[$b]=$(field tokens_per_s <<<"$out")
   ours_share[$b]=$(field bandwidth_share <<<"$out")
